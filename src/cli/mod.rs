@@ -1,0 +1,44 @@
+//! The `mqtt-policy` command line: thin wrappers that parse flags, call the core and print.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod check;
+
+/// Exit code for an allowed decision or a successful command.
+pub const EXIT_OK: u8 = 0;
+/// Exit code for a denied decision.
+pub const EXIT_DENIED: u8 = 1;
+/// Exit code for bad usage or an unreadable or malformed file.
+pub const EXIT_ERROR: u8 = 2;
+
+/// Who may connect to an MQTT broker and what they may read, write and subscribe to — and why.
+#[derive(Debug, Parser)]
+#[command(name = "mqtt-policy", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Would this client be allowed to read, write or subscribe to this topic, and why (not)?
+    Check(check::CheckArgs),
+}
+
+/// Runs the program with the process's arguments.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_ERROR } else { EXIT_OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let code = match cli.command {
+        Command::Check(args) => check::run(&args),
+    };
+    ExitCode::from(code)
+}

@@ -1,0 +1,15 @@
+//! mqtt-policy: one policy engine that decides who may connect to an MQTT broker and which topics they may
+//! read, write and subscribe to — exactly as Mosquitto 2.0 does with its `password_file` and `acl_file` —
+//! and says why.
+//!
+//! Layers (data flows one way, top to bottom):
+//! * [`policy`]: the pure core (no I/O, no FFI, no async).
+//! * [`audit`]: audit records for denials, shared by the plugin and the broker.
+//! * [`load`]: reading the files the core parses.
+//! * [`cli`]: the `mqtt-policy` command line.
+//! * `plugin`: the Mosquitto plugin (the only place with `unsafe`).
+
+pub mod audit;
+pub mod cli;
+pub mod load;
+pub mod policy;

@@ -1,0 +1,16 @@
+//! Mosquitto's `acl_file`: grammar, rules with their source lines, the compiled [`Policy`], and
+//! explanations of its decisions.
+
+mod explain;
+mod parse;
+mod policy;
+pub mod reference;
+mod rule;
+mod trie;
+
+pub use explain::{
+    why_no_match, Explanation, Miss, NearMiss, ReasonDetail, RuleRef, MAX_NEAR_MISSES,
+};
+pub use parse::{parse_acl, AclError, AclErrorKind, AclFile, AclWarning};
+pub use policy::{broker_rules, Policy};
+pub use rule::{substitute, Permission, Rule, RuleList};

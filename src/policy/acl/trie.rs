@@ -1,0 +1,358 @@
+//! The compiled form of the rule lists: topic tries whose `%u`/`%c` levels are bound at check time.
+//!
+//! Every list (the anonymous list, each user's list, the pattern list) is a trie in one shared arena.
+//! A decision walks the topic once through the one or two tries that apply to the client; its cost
+//! depends on the topic's length and on how many filters match it, not on how many rules or users exist.
+//! Walking allocates nothing: levels are slices of the topic and `%u`/`%c` are compared in place.
+
+use std::collections::HashMap;
+
+use crate::policy::decision::{Access, RuleId};
+
+use super::rule::Permission;
+
+/// Index of a node in the arena.
+pub(crate) type NodeId = u32;
+
+/// How many literal children a node keeps in a plain vector before switching to a hash map.
+const FEW: usize = 8;
+
+/// One piece of a pattern level that contains `%u` or `%c`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Piece {
+    /// Literal text.
+    Text(Box<str>),
+    /// `%u`: the username.
+    Username,
+    /// `%c`: the client id.
+    ClientId,
+}
+
+/// The children of a node keyed by a literal level.
+#[derive(Debug, Default)]
+enum Literals {
+    #[default]
+    None,
+    Few(Vec<(Box<str>, NodeId)>),
+    Many(HashMap<Box<str>, NodeId>),
+}
+
+impl Literals {
+    fn get(&self, level: &str) -> Option<NodeId> {
+        match self {
+            Literals::None => None,
+            Literals::Few(v) => v.iter().find(|(k, _)| &**k == level).map(|(_, n)| *n),
+            Literals::Many(m) => m.get(level).copied(),
+        }
+    }
+
+    fn insert(&mut self, level: &str, node: NodeId) {
+        match self {
+            Literals::None => *self = Literals::Few(vec![(level.into(), node)]),
+            Literals::Few(v) if v.len() < FEW => v.push((level.into(), node)),
+            Literals::Few(v) => {
+                let mut m: HashMap<Box<str>, NodeId> = v.drain(..).collect();
+                m.insert(level.into(), node);
+                *self = Literals::Many(m);
+            }
+            Literals::Many(m) => {
+                m.insert(level.into(), node);
+            }
+        }
+    }
+}
+
+/// The rules whose filter ends at a node, reduced to what a decision needs: the first (lowest) rule of
+/// each kind. Order inside a list never changes the verdict (deny entries are checked first), only which
+/// rule is named as the reason, and we name the earliest in the file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Terminal {
+    pub deny: Option<RuleId>,
+    pub read: Option<RuleId>,
+    pub write: Option<RuleId>,
+}
+
+fn min_rule(a: Option<RuleId>, b: Option<RuleId>) -> Option<RuleId> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
+
+impl Terminal {
+    fn add(&mut self, rule: RuleId, permission: Permission) {
+        let slot = |s: &mut Option<RuleId>| *s = min_rule(*s, Some(rule));
+        match permission {
+            Permission::Deny => slot(&mut self.deny),
+            Permission::Read => slot(&mut self.read),
+            Permission::Write => slot(&mut self.write),
+            Permission::ReadWrite => {
+                slot(&mut self.read);
+                slot(&mut self.write);
+            }
+        }
+    }
+
+    fn merge(&mut self, other: &Terminal) {
+        self.deny = min_rule(self.deny, other.deny);
+        self.read = min_rule(self.read, other.read);
+        self.write = min_rule(self.write, other.write);
+    }
+
+    /// The earliest rule granting `access`, if any.
+    pub fn granting(&self, access: Access) -> Option<RuleId> {
+        match access {
+            Access::Read => self.read,
+            Access::Write => self.write,
+            Access::Subscribe | Access::Unsubscribe => None,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    literals: Literals,
+    plus: Option<NodeId>,
+    hash: Option<NodeId>,
+    /// A pattern level that is exactly `%u`.
+    username: Option<NodeId>,
+    /// A pattern level that is exactly `%c`.
+    client_id: Option<NodeId>,
+    /// Other pattern levels containing `%u`/`%c`.
+    templates: Vec<(Box<[Piece]>, NodeId)>,
+    terminal: Terminal,
+}
+
+/// What a level of a rule's filter is, once parsed.
+enum LevelKind<'a> {
+    Literal(&'a str),
+    Plus,
+    Hash,
+    Username,
+    ClientId,
+    Template(Vec<Piece>),
+}
+
+/// Splits a pattern level into pieces exactly as Mosquitto's substitution loop reads it.
+fn pattern_pieces(level: &str) -> Vec<Piece> {
+    let bytes = level.as_bytes();
+    let mut pieces = Vec::new();
+    let mut text_from = 0;
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        if bytes[i] == b'%' && (bytes[i + 1] == b'u' || bytes[i + 1] == b'c') {
+            if text_from < i {
+                pieces.push(Piece::Text(level[text_from..i].into()));
+            }
+            pieces.push(if bytes[i + 1] == b'u' {
+                Piece::Username
+            } else {
+                Piece::ClientId
+            });
+            i += 2;
+            text_from = i;
+        } else {
+            i += 1;
+        }
+    }
+    if text_from < bytes.len() {
+        pieces.push(Piece::Text(level[text_from..].into()));
+    }
+    pieces
+}
+
+fn classify(level: &str, substitute: bool) -> LevelKind<'_> {
+    match level {
+        "+" => LevelKind::Plus,
+        "#" => LevelKind::Hash,
+        _ if !substitute || !(level.contains("%u") || level.contains("%c")) => {
+            LevelKind::Literal(level)
+        }
+        _ => {
+            let pieces = pattern_pieces(level);
+            match pieces.as_slice() {
+                [Piece::Username] => LevelKind::Username,
+                [Piece::ClientId] => LevelKind::ClientId,
+                _ => LevelKind::Template(pieces),
+            }
+        }
+    }
+}
+
+/// Who a walk is for: the values `%u`/`%c` take, and the topic.
+#[derive(Clone, Copy)]
+pub(crate) struct Walk<'a> {
+    pub topic: &'a str,
+    pub username: Option<&'a str>,
+    pub client_id: &'a str,
+}
+
+/// Where the next topic level starts, or `None` when the topic has been fully consumed.
+type Cursor = Option<usize>;
+
+/// If `value` sits at `pos` in `topic` and ends on a level boundary, the cursor after it.
+fn after_value(topic: &str, pos: usize, value: &str) -> Option<Cursor> {
+    let rest = &topic.as_bytes()[pos..];
+    if !rest.starts_with(value.as_bytes()) {
+        return None;
+    }
+    boundary(topic, pos + value.len())
+}
+
+fn boundary(topic: &str, end: usize) -> Option<Cursor> {
+    match topic.as_bytes().get(end) {
+        None => Some(None),
+        Some(b'/') => Some(Some(end + 1)),
+        Some(_) => None,
+    }
+}
+
+fn after_template(w: &Walk<'_>, pos: usize, pieces: &[Piece]) -> Option<Cursor> {
+    let bytes = w.topic.as_bytes();
+    let mut at = pos;
+    for piece in pieces {
+        let value: &str = match piece {
+            Piece::Text(t) => t,
+            Piece::Username => w.username?,
+            Piece::ClientId => w.client_id,
+        };
+        if !bytes[at..].starts_with(value.as_bytes()) {
+            return None;
+        }
+        at += value.len();
+    }
+    boundary(w.topic, at)
+}
+
+/// The arena of all tries of a policy.
+#[derive(Debug, Default)]
+pub(crate) struct Arena {
+    nodes: Vec<Node>,
+}
+
+impl Arena {
+    /// A new, empty trie; returns its root.
+    pub fn new_root(&mut self) -> NodeId {
+        self.push()
+    }
+
+    fn push(&mut self) -> NodeId {
+        let id = NodeId::try_from(self.nodes.len()).expect("fewer than 2^32 trie nodes");
+        self.nodes.push(Node::default());
+        id
+    }
+
+    /// Adds a rule's filter under `root`. With `substitute`, levels containing `%u`/`%c` are pattern
+    /// levels; otherwise they are literal text (as in `topic` lines).
+    pub fn insert(
+        &mut self,
+        root: NodeId,
+        filter: &str,
+        substitute: bool,
+        rule: RuleId,
+        permission: Permission,
+    ) {
+        let mut node = root;
+        for level in filter.split('/') {
+            node = match classify(level, substitute) {
+                LevelKind::Literal(text) => match self.nodes[node as usize].literals.get(text) {
+                    Some(child) => child,
+                    None => {
+                        let child = self.push();
+                        self.nodes[node as usize].literals.insert(text, child);
+                        child
+                    }
+                },
+                LevelKind::Plus => self.child(node, |n| &mut n.plus),
+                LevelKind::Hash => self.child(node, |n| &mut n.hash),
+                LevelKind::Username => self.child(node, |n| &mut n.username),
+                LevelKind::ClientId => self.child(node, |n| &mut n.client_id),
+                LevelKind::Template(pieces) => {
+                    let existing = self.nodes[node as usize]
+                        .templates
+                        .iter()
+                        .find(|(p, _)| **p == *pieces)
+                        .map(|(_, c)| *c);
+                    match existing {
+                        Some(child) => child,
+                        None => {
+                            let child = self.push();
+                            self.nodes[node as usize]
+                                .templates
+                                .push((pieces.into(), child));
+                            child
+                        }
+                    }
+                }
+            };
+        }
+        self.nodes[node as usize].terminal.add(rule, permission);
+    }
+
+    fn child(&mut self, node: NodeId, slot: impl Fn(&mut Node) -> &mut Option<NodeId>) -> NodeId {
+        if let Some(child) = *slot(&mut self.nodes[node as usize]) {
+            return child;
+        }
+        let child = self.push();
+        *slot(&mut self.nodes[node as usize]) = Some(child);
+        child
+    }
+
+    /// Collects, into `acc`, the terminals of every filter under `root` that matches the walk's topic.
+    /// The topic must be valid (non-empty, no wildcards).
+    pub fn matching(&self, root: NodeId, w: &Walk<'_>, acc: &mut Terminal) {
+        self.visit(root, Some(0), true, w, acc);
+    }
+
+    fn visit(&self, id: NodeId, cursor: Cursor, at_root: bool, w: &Walk<'_>, acc: &mut Terminal) {
+        let node = &self.nodes[id as usize];
+        let Some(pos) = cursor else {
+            // The topic is used up: filters ending here match, and so does a trailing `#` (`a/#` matches `a`).
+            acc.merge(&node.terminal);
+            if let Some(hash) = node.hash {
+                acc.merge(&self.nodes[hash as usize].terminal);
+            }
+            return;
+        };
+        // The `$` rule: wildcards in the first level never match a topic starting with `$`.
+        let wildcards = !(at_root && w.topic.as_bytes().first() == Some(&b'$'));
+        if wildcards {
+            if let Some(hash) = node.hash {
+                acc.merge(&self.nodes[hash as usize].terminal);
+            }
+        }
+        let (level, next) = match w.topic[pos..].find('/') {
+            Some(i) => (&w.topic[pos..pos + i], Some(pos + i + 1)),
+            None => (&w.topic[pos..], None),
+        };
+        if let Some(child) = node.literals.get(level) {
+            self.visit(child, next, false, w, acc);
+        }
+        if wildcards {
+            if let Some(child) = node.plus {
+                self.visit(child, next, false, w, acc);
+            }
+        }
+        if let (Some(child), Some(username)) = (node.username, w.username) {
+            if let Some(after) = after_value(w.topic, pos, username) {
+                self.visit(child, after, false, w, acc);
+            }
+        }
+        if let Some(child) = node.client_id {
+            if let Some(after) = after_value(w.topic, pos, w.client_id) {
+                self.visit(child, after, false, w, acc);
+            }
+        }
+        for (pieces, child) in &node.templates {
+            if let Some(after) = after_template(w, pos, pieces) {
+                self.visit(*child, after, false, w, acc);
+            }
+        }
+    }
+
+    /// Number of nodes (for tests and statistics).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+}

@@ -1,0 +1,1 @@
+//! Mosquitto's `password_file`: grammar, hash formats and verification.
