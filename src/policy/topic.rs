@@ -84,10 +84,15 @@ pub fn validate_topic(topic: &str) -> Result<(), TopicError> {
     if topic.len() > MAX_LEN {
         return Err(TopicError::TooLong);
     }
-    if topic.bytes().any(|b| b == b'+' || b == b'#') {
-        return Err(TopicError::Wildcard);
+    let mut slashes = 0usize;
+    for b in topic.bytes() {
+        match b {
+            b'+' | b'#' => return Err(TopicError::Wildcard),
+            b'/' => slashes += 1,
+            _ => {}
+        }
     }
-    if topic.bytes().filter(|&b| b == b'/').count() > MAX_SLASHES {
+    if slashes > MAX_SLASHES {
         return Err(TopicError::TooManyLevels);
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! [`Policy`]: an acl file compiled for fast decisions.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::parse::{parse_acl, AclError, AclFile};
 use super::rule::{Rule, RuleList};
@@ -29,7 +29,7 @@ impl Policy {
     pub fn compile(file: AclFile) -> Policy {
         let mut arena = Arena::default();
         let mut anonymous = None;
-        let mut users: HashMap<Box<str>, NodeId> = HashMap::new();
+        let mut users: HashMap<Box<str>, NodeId> = HashMap::default();
         let mut patterns = None;
         for (index, rule) in file.rules.iter().enumerate() {
             let id = RuleId(u32::try_from(index).expect("fewer than 2^32 rules"));

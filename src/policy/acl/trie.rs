@@ -5,7 +5,9 @@
 //! depends on the topic's length and on how many filters match it, not on how many rules or users exist.
 //! Walking allocates nothing: levels are slices of the topic and `%u`/`%c` are compared in place.
 
-use std::collections::HashMap;
+// A fast, unkeyed hash is safe here: every key comes from the acl file, so a client can only look
+// keys up, never add colliding ones.
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::policy::decision::{Access, RuleId};
 

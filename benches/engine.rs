@@ -1,0 +1,74 @@
+//! Nanoseconds per ACL decision at three sizes: the tutorial's three lines; 10,000 `pattern` lines plus
+//! 10,000 `user` blocks; 100,000 users. Run with `cargo bench --bench engine`.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use mqtt_policy::policy::acl::Policy;
+use mqtt_policy::policy::{Access, ClientRef};
+
+const TUTORIAL: &str = "pattern readwrite +/+/+/%u\nuser admin\ntopic readwrite #\n";
+
+fn large_patterns_and_users() -> String {
+    let mut acl = String::from(TUTORIAL);
+    for i in 0..10_000 {
+        acl.push_str(&format!("pattern readwrite site{i}/+/%u/#\n"));
+    }
+    for i in 0..10_000 {
+        acl.push_str(&format!(
+            "user u{i}\ntopic readwrite home/u{i}/#\ntopic deny home/u{i}/locked\n"
+        ));
+    }
+    acl
+}
+
+fn many_users() -> String {
+    let mut acl = String::from(TUTORIAL);
+    for i in 0..100_000 {
+        acl.push_str(&format!(
+            "user u{i}\ntopic readwrite home/u{i}/#\ntopic read shared/+/status\n"
+        ));
+    }
+    acl
+}
+
+fn bench_policy(c: &mut Criterion, name: &str, acl: &str, user: &str) {
+    let policy = Policy::from_acl("acl.txt", acl.as_bytes()).expect("valid acl");
+    let client = ClientRef {
+        username: Some(user),
+        client_id: "client-1",
+    };
+    let mut group = c.benchmark_group(name);
+    let allowed = format!("colombia/cundinamarca/cajica/{user}");
+    let own = format!("home/{user}/kitchen/temp");
+    group.bench_function("write allowed by pattern +/+/+/%u", |b| {
+        b.iter(|| policy.decide(black_box(client), black_box(&allowed), Access::Write))
+    });
+    group.bench_function("write denied, three levels", |b| {
+        b.iter(|| {
+            policy.decide(
+                black_box(client),
+                black_box("panama/colon/user1"),
+                Access::Write,
+            )
+        })
+    });
+    group.bench_function("read own user block topic", |b| {
+        b.iter(|| policy.decide(black_box(client), black_box(&own), Access::Read))
+    });
+    group.finish();
+}
+
+fn engine(c: &mut Criterion) {
+    bench_policy(c, "tutorial (3 lines)", TUTORIAL, "u5000");
+    bench_policy(
+        c,
+        "10k patterns + 10k users",
+        &large_patterns_and_users(),
+        "u5000",
+    );
+    bench_policy(c, "100k users", &many_users(), "u50000");
+}
+
+criterion_group!(benches, engine);
+criterion_main!(benches);
