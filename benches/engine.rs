@@ -3,7 +3,7 @@
 
 use std::hint::black_box;
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_main, Criterion};
 use mqtt_policy::policy::acl::Policy;
 use mqtt_policy::policy::{Access, ClientRef};
 
@@ -70,5 +70,11 @@ fn engine(c: &mut Criterion) {
     bench_policy(c, "100k users", &many_users(), "u50000");
 }
 
-criterion_group!(benches, engine);
+// The macro defines an undocumented public function.
+#[allow(missing_docs)]
+mod group {
+    criterion::criterion_group!(benches, super::engine);
+}
+use group::benches;
+
 criterion_main!(benches);

@@ -1,2 +1,10 @@
 //! Tests against the real Debian `mosquitto` binary: the harness (processes, certificates, configs,
 //! clients) and the tests that use it.
+//!
+//! * [`support`]: the harness, for every test module here.
+//! * [`tutorial_builtin`]: the tutorial's deployment (password file, acl file, TLS 1.2) on mosquitto's
+//!   built-in checks, as the reference describes it.
+
+mod plugin;
+mod support;
+mod tutorial_builtin;

@@ -133,7 +133,12 @@ impl AuditRecord {
     /// A record for a denied ACL decision.
     pub fn acl(time: SystemTime, address: Option<&str>, explanation: Explanation) -> AuditRecord {
         let rule = explanation.reason.rule().map(|r| r.location());
-        let message = explanation.to_string().trim_end().replace('\n', "; ");
+        let message = explanation
+            .to_string()
+            .lines()
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join("; ");
         AuditRecord {
             time: rfc3339(time),
             verdict: "deny",
@@ -299,7 +304,7 @@ mod tests {
     fn formats_rfc3339() {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let t = UNIX_EPOCH + Duration::from_millis(1_795_982_446_123);
-        assert_eq!(rfc3339(t), "2026-11-29T16:40:46.123Z");
+        assert_eq!(rfc3339(t), "2026-11-29T20:00:46.123Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
     }

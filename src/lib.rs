@@ -12,4 +12,5 @@
 pub mod audit;
 pub mod cli;
 pub mod load;
+pub mod plugin;
 pub mod policy;

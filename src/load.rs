@@ -2,6 +2,7 @@
 
 use crate::policy::acl::{AclError, AclErrorKind, Policy};
 use crate::policy::conf::{ConfError, MosquittoConf};
+use crate::policy::passwd::PasswordFile;
 
 /// Reads and compiles the acl file at `path`. A missing or unreadable file is an [`AclError`] on line 0.
 pub fn load_policy(path: &str) -> Result<Policy, AclError> {
@@ -21,4 +22,24 @@ pub fn load_conf(path: &str) -> Result<MosquittoConf, ConfError> {
         message: format!("cannot read the config file: {e}"),
     })?;
     MosquittoConf::parse(path, &bytes)
+}
+
+/// Why a password file could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("Unable to open password file \"{path}\": {reason}")]
+pub struct PasswordLoadError {
+    /// The file name as given.
+    pub path: String,
+    /// What the operating system said.
+    pub reason: String,
+}
+
+/// Reads and parses the password file at `path`. A missing or unreadable file is an error naming it; the
+/// contents never are (unusable lines become [`PasswordFile::warnings`], as Mosquitto drops them).
+pub fn load_passwords(path: &str) -> Result<PasswordFile, PasswordLoadError> {
+    let bytes = std::fs::read(path).map_err(|e| PasswordLoadError {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    Ok(PasswordFile::parse(path, &bytes))
 }

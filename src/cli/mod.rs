@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod check;
+pub mod passwd;
 
 /// Exit code for an allowed decision or a successful command.
 pub const EXIT_OK: u8 = 0;
@@ -25,6 +26,8 @@ pub struct Cli {
 enum Command {
     /// Would this client be allowed to read, write or subscribe to this topic, and why (not)?
     Check(check::CheckArgs),
+    /// Manage a password file like mosquitto_passwd (same flags, no data loss).
+    Passwd(passwd::PasswdArgs),
 }
 
 /// Runs the program with the process's arguments.
@@ -39,6 +42,7 @@ pub fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Passwd(args) => passwd::run(&args),
     };
     ExitCode::from(code)
 }

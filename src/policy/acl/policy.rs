@@ -8,6 +8,9 @@ use super::trie::{Arena, NodeId, Terminal, Walk};
 use crate::policy::decision::{Access, ClientRef, Decision, Reason, RuleId};
 use crate::policy::topic;
 
+/// Rules that apply to a client, with their filters after substitution.
+pub(crate) type Applicable = Vec<(RuleId, String)>;
+
 /// An acl file, compiled. Immutable once built: swap the whole value (for example behind an `Arc`) to reload.
 #[derive(Debug)]
 pub struct Policy {
@@ -139,7 +142,7 @@ impl Policy {
     pub(crate) fn applicable_rules(
         &self,
         client: ClientRef<'_>,
-    ) -> (Vec<(RuleId, String)>, Vec<(RuleId, String)>) {
+    ) -> (Applicable, Applicable) {
         let mut own = Vec::new();
         let mut patterns = Vec::new();
         for (index, rule) in self.rules.iter().enumerate() {

@@ -1,0 +1,177 @@
+//! The plugin's `plugin_opt_*` lines.
+//!
+//! The broker hands each `plugin_opt_<key> <value>` line that follows our `plugin` line as a
+//! `(key, value)` pair, the prefix removed and trailing spaces of the value kept. We accept exactly the
+//! keys in [`KNOWN_OPTIONS`]; anything else stops the broker, because a misspelt option would otherwise
+//! silently weaken the policy.
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+
+/// The option keys we accept, as they appear after `plugin_opt_`.
+pub const KNOWN_OPTIONS: [&str; 3] = ["password_file", "acl_file", "audit_log"];
+
+/// The plugin's configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PluginOptions {
+    /// `plugin_opt_password_file`: Mosquitto's password file format. Without it, logins are left to
+    /// the rest of the chain (the plugin does not take part in authentication at all).
+    pub password_file: Option<String>,
+    /// `plugin_opt_acl_file`: Mosquitto's acl file format. Without it, ACL checks are left to the rest
+    /// of the chain (the plugin does not take part in access control at all).
+    pub acl_file: Option<String>,
+    /// `plugin_opt_audit_log`: append one JSON object per line for every denial. Without it, audit
+    /// records go to Mosquitto's log at NOTICE.
+    pub audit_log: Option<String>,
+}
+
+/// A `plugin_opt_*` line we cannot accept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OptionError {
+    /// A key we do not know (probably misspelt).
+    Unknown {
+        /// The key, without `plugin_opt_`.
+        key: String,
+    },
+    /// The same key twice: which one was meant is not clear.
+    Repeated {
+        /// The key, without `plugin_opt_`.
+        key: String,
+    },
+    /// An empty value (the 2.0 broker refuses these itself; a defensive check).
+    Empty {
+        /// The key, without `plugin_opt_`.
+        key: String,
+    },
+    /// The broker passed a key or value that is missing or not UTF-8.
+    Unreadable {
+        /// Position of the option among the plugin's options (0-based).
+        index: usize,
+    },
+}
+
+impl fmt::Display for OptionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OptionError::Unknown { key } => write!(
+                f,
+                "unknown option plugin_opt_{key}: expected one of {}",
+                KNOWN_OPTIONS.map(|k| format!("plugin_opt_{k}")).join(", ")
+            ),
+            OptionError::Repeated { key } => {
+                write!(f, "option plugin_opt_{key} is given more than once")
+            }
+            OptionError::Empty { key } => write!(f, "option plugin_opt_{key} has an empty value"),
+            OptionError::Unreadable { index } => write!(
+                f,
+                "plugin option number {} has a missing or non-UTF-8 key or value",
+                index + 1
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OptionError {}
+
+impl PluginOptions {
+    /// Reads the options in the order the broker passed them. A pair that could not be read as text is
+    /// `None`.
+    pub fn parse<'a, I>(options: I) -> Result<PluginOptions, OptionError>
+    where
+        I: IntoIterator<Item = Option<(&'a str, &'a str)>>,
+    {
+        let mut parsed = PluginOptions::default();
+        for (index, option) in options.into_iter().enumerate() {
+            let (key, value) = option.ok_or(OptionError::Unreadable { index })?;
+            let slot = match key {
+                "password_file" => &mut parsed.password_file,
+                "acl_file" => &mut parsed.acl_file,
+                "audit_log" => &mut parsed.audit_log,
+                _ => {
+                    return Err(OptionError::Unknown {
+                        key: key.to_owned(),
+                    })
+                }
+            };
+            if value.is_empty() {
+                return Err(OptionError::Empty {
+                    key: key.to_owned(),
+                });
+            }
+            if slot.is_some() {
+                return Err(OptionError::Repeated {
+                    key: key.to_owned(),
+                });
+            }
+            *slot = Some(value.to_owned());
+        }
+        Ok(parsed)
+    }
+}
+
+/// A hint for a path that ends in whitespace: Mosquitto keeps trailing spaces of option values, so
+/// `plugin_opt_acl_file /etc/acl.txt ` names a file whose name ends in a space.
+pub fn trailing_space_hint(path: &str) -> &'static str {
+    if path.ends_with(|c: char| c.is_ascii_whitespace()) {
+        " (note: the value ends in whitespace, which Mosquitto keeps as part of the file name)"
+    } else {
+        ""
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&'static str, &'static str)]) -> Result<PluginOptions, OptionError> {
+        PluginOptions::parse(pairs.iter().map(|&(k, v)| Some((k, v))))
+    }
+
+    #[test]
+    fn reads_the_three_known_options() {
+        let o = parse(&[
+            ("password_file", "/p"),
+            ("acl_file", "/a"),
+            ("audit_log", "/l"),
+        ])
+        .unwrap();
+        assert_eq!(o.password_file.as_deref(), Some("/p"));
+        assert_eq!(o.acl_file.as_deref(), Some("/a"));
+        assert_eq!(o.audit_log.as_deref(), Some("/l"));
+        assert_eq!(parse(&[]).unwrap(), PluginOptions::default());
+    }
+
+    #[test]
+    fn refuses_unknown_repeated_empty_and_unreadable_options() {
+        let e = parse(&[("acl_flie", "/a")]).unwrap_err();
+        assert_eq!(
+            e,
+            OptionError::Unknown {
+                key: "acl_flie".into()
+            }
+        );
+        assert!(e.to_string().contains("plugin_opt_acl_flie"));
+        assert!(e.to_string().contains("plugin_opt_acl_file"));
+        assert!(matches!(
+            parse(&[("acl_file", "/a"), ("acl_file", "/b")]),
+            Err(OptionError::Repeated { .. })
+        ));
+        assert!(matches!(
+            parse(&[("audit_log", "")]),
+            Err(OptionError::Empty { .. })
+        ));
+        assert_eq!(
+            PluginOptions::parse([Some(("acl_file", "/a")), None]),
+            Err(OptionError::Unreadable { index: 1 })
+        );
+    }
+
+    #[test]
+    fn keeps_trailing_spaces_like_mosquitto_and_says_so() {
+        let o = parse(&[("acl_file", "/etc/acl.txt ")]).unwrap();
+        assert_eq!(o.acl_file.as_deref(), Some("/etc/acl.txt "));
+        assert!(!trailing_space_hint("/etc/acl.txt ").is_empty());
+        assert!(trailing_space_hint("/etc/acl.txt").is_empty());
+    }
+}
