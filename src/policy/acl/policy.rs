@@ -139,10 +139,7 @@ impl Policy {
 
     /// The rules that apply to `client`, own list first, as (id, filter after substitution).
     /// Patterns with `%u` are left out for a client without username. Allocates.
-    pub(crate) fn applicable_rules(
-        &self,
-        client: ClientRef<'_>,
-    ) -> (Applicable, Applicable) {
+    pub(crate) fn applicable_rules(&self, client: ClientRef<'_>) -> (Applicable, Applicable) {
         let mut own = Vec::new();
         let mut patterns = Vec::new();
         for (index, rule) in self.rules.iter().enumerate() {
