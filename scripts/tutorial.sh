@@ -136,7 +136,8 @@ python3 - "$work/policy.log" <<'PY'
 import json, sys
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    print(f"   {r['time']} {r['access']:<9} user={r['username']} topic={r['topic']} rule={r['rule']}")
+    where = f"topic={r['topic']} " if r.get('topic') else ""
+    print(f"   {r['time']} {r['access']:<9} user={r['username']} {where}rule={r.get('rule') or '-'}")
     print(f"      {r['message']}")
 PY
 
