@@ -1,10 +1,67 @@
 //! `mqtt-policy check`: answers "would this client be allowed to …, and why (not)?" without a broker.
 
 use clap::{ArgGroup, Args};
+use serde::Serialize;
 
 use super::{EXIT_DENIED, EXIT_ERROR, EXIT_OK};
 use crate::load;
+use crate::policy::acl::Explanation;
+use crate::policy::passwd::PasswordFile;
 use crate::policy::{Access, ClientRef, Verdict};
+
+/// Whether the user could log in at all, from the password file (when one is given).
+#[derive(Debug, Serialize)]
+pub struct LoginStatus {
+    /// The password file.
+    pub file: String,
+    /// `true` when the user has a usable hash (the password itself is not checked).
+    pub can_log_in: bool,
+    /// The line that counts for the user, if the file names them.
+    pub line: Option<u32>,
+    /// The same, as a sentence.
+    pub message: String,
+}
+
+impl LoginStatus {
+    fn new(file: &PasswordFile, username: Option<&str>) -> LoginStatus {
+        let path = file.path().to_owned();
+        let (can_log_in, line, message) = match username {
+            None => (
+                true,
+                None,
+                "an anonymous client is not looked up in the password file (allow_anonymous decides)".to_owned(),
+            ),
+            Some(user) => match (file.contains(user), file.line_of(user)) {
+                (true, line) => (
+                    true,
+                    line,
+                    format!("{user:?} has a usable password entry at {path}:{}", line.unwrap_or(0)),
+                ),
+                (false, Some(line)) => (
+                    false,
+                    Some(line),
+                    format!("{user:?} cannot log in: the entry at {path}:{line} is not a valid hash"),
+                ),
+                (false, None) => (false, None, format!("{user:?} cannot log in: not in {path}")),
+            },
+        };
+        LoginStatus {
+            file: path,
+            can_log_in,
+            line,
+            message,
+        }
+    }
+}
+
+/// What `check --json` prints: the decision, and the login status when a password file was given.
+#[derive(Debug, Serialize)]
+struct CheckOutput<'a> {
+    #[serde(flatten)]
+    explanation: &'a Explanation,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    login: Option<LoginStatus>,
+}
 
 /// Flags of `mqtt-policy check`.
 #[derive(Debug, Args)]
@@ -46,13 +103,13 @@ pub struct CheckArgs {
 
 /// Runs `check`; returns the exit code (0 allow, 1 deny, 2 error).
 pub fn run(args: &CheckArgs) -> u8 {
-    let acl_path = match (&args.acl_file, &args.config) {
-        (Some(path), _) => path.clone(),
+    let (acl_path, password_path) = match (&args.acl_file, &args.config) {
+        (Some(path), _) => (path.clone(), args.password_file.clone()),
         (None, Some(conf_path)) => {
             let files = load::load_conf(conf_path).and_then(|conf| conf.policy_files());
             match files {
                 Ok(files) => match files.acl_file {
-                    Some(path) => path,
+                    Some(path) => (path, args.password_file.clone().or(files.password_file)),
                     None => {
                         eprintln!("mqtt-policy: {conf_path}: no acl_file (or plugin_opt_acl_file) in the config");
                         return EXIT_ERROR;
@@ -65,6 +122,19 @@ pub fn run(args: &CheckArgs) -> u8 {
             }
         }
         (None, None) => unreachable!("clap requires --acl-file or -c"),
+    };
+    let login = match password_path.as_deref().map(load::load_passwords) {
+        None => None,
+        Some(Ok(file)) => {
+            for warning in file.warning_lines() {
+                eprintln!("mqtt-policy: warning: {warning}");
+            }
+            Some(LoginStatus::new(&file, args.user.as_deref()))
+        }
+        Some(Err(e)) => {
+            eprintln!("mqtt-policy: {e}");
+            return EXIT_ERROR;
+        }
     };
     let policy = match load::load_policy(&acl_path) {
         Ok(policy) => policy,
@@ -94,7 +164,11 @@ pub fn run(args: &CheckArgs) -> u8 {
         access,
     );
     if args.json {
-        match serde_json::to_string_pretty(&explanation) {
+        let output = CheckOutput {
+            explanation: &explanation,
+            login,
+        };
+        match serde_json::to_string_pretty(&output) {
             Ok(text) => println!("{text}"),
             Err(e) => {
                 eprintln!("mqtt-policy: cannot print JSON: {e}");
@@ -103,6 +177,9 @@ pub fn run(args: &CheckArgs) -> u8 {
         }
     } else {
         print!("{explanation}");
+        if let Some(login) = &login {
+            println!("  login: {}", login.message);
+        }
     }
     match explanation.verdict {
         Verdict::Allow => EXIT_OK,
