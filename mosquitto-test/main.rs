@@ -5,6 +5,7 @@
 //! * [`tutorial_builtin`]: the tutorial's deployment (password file, acl file, TLS 1.2) on mosquitto's
 //!   built-in checks, as the reference describes it.
 
+mod passwd_interop;
 mod plugin;
 mod support;
 mod tutorial_builtin;
