@@ -6,10 +6,12 @@
 //! * [`policy`]: the pure core (no I/O, no FFI, no async).
 //! * [`audit`]: audit records for denials, shared by the plugin and the broker.
 //! * [`load`]: reading the files the core parses.
+//! * [`broker`]: the standalone MQTT broker (`mqtt-policy broker`).
 //! * [`cli`]: the `mqtt-policy` command line.
 //! * `plugin`: the Mosquitto plugin (the only place with `unsafe`).
 
 pub mod audit;
+pub mod broker;
 pub mod cli;
 pub mod load;
 pub mod plugin;

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod broker;
 pub mod check;
 pub mod passwd;
 
@@ -28,6 +29,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Manage a password file like mosquitto_passwd (same flags, no data loss).
     Passwd(passwd::PasswdArgs),
+    /// Run the standalone MQTT broker with a mosquitto.conf.
+    Broker(broker::BrokerArgs),
 }
 
 /// Runs the program with the process's arguments.
@@ -43,6 +46,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Passwd(args) => passwd::run(&args),
+        Command::Broker(args) => broker::run(&args),
     };
     ExitCode::from(code)
 }

@@ -1,0 +1,175 @@
+//! PUBLISH and its acknowledgements PUBACK, PUBREC, PUBREL, PUBCOMP.
+
+use std::sync::Arc;
+
+use super::{
+    check_topic_name, frame, put_str, DecodeError, Properties, PropertyContext, QoS, Reader,
+    Version,
+};
+
+/// A PUBLISH packet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Publish {
+    /// DUP flag.
+    pub dup: bool,
+    /// QoS.
+    pub qos: QoS,
+    /// RETAIN flag.
+    pub retain: bool,
+    /// Topic name (empty in MQTT 5 when a topic alias stands for it).
+    pub topic: String,
+    /// Packet identifier (0 for QoS 0).
+    pub pkid: u16,
+    /// The application message.
+    pub payload: Arc<[u8]>,
+    /// MQTT 5 properties.
+    pub properties: Properties,
+}
+
+/// PUBACK, PUBREC, PUBREL or PUBCOMP.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ack {
+    /// Packet identifier.
+    pub pkid: u16,
+    /// MQTT 5 reason code (0 = success; not sent to 3.1.1 peers).
+    pub reason: u8,
+    /// MQTT 5 properties (reason string, user properties).
+    pub properties: Properties,
+}
+
+impl Ack {
+    /// A successful acknowledgement of `pkid`.
+    pub fn new(pkid: u16) -> Ack {
+        Ack {
+            pkid,
+            reason: 0,
+            properties: Properties::default(),
+        }
+    }
+}
+
+/// Decodes a PUBLISH body with the fixed header's `flags`.
+pub(crate) fn decode_publish(
+    flags: u8,
+    body: &[u8],
+    version: Version,
+) -> Result<Publish, DecodeError> {
+    let dup = flags & 0x08 != 0;
+    let retain = flags & 0x01 != 0;
+    let qos = QoS::from_bits((flags >> 1) & 0x03)
+        .ok_or(DecodeError::Malformed("PUBLISH with QoS 3 (MQTT-3.3.1-4)"))?;
+    if dup && qos == QoS::AtMostOnce {
+        return Err(DecodeError::Malformed(
+            "DUP set on a QoS 0 PUBLISH (MQTT-3.3.1-2)",
+        ));
+    }
+    let mut r = Reader::new(body);
+    let topic = r.string()?;
+    if !topic.is_empty() || !version.is_v5() {
+        check_topic_name(topic)?;
+    }
+    let pkid = if qos == QoS::AtMostOnce {
+        0
+    } else {
+        let id = r.u16()?;
+        if id == 0 {
+            return Err(DecodeError::Protocol(
+                "a packet identifier of 0 (MQTT-2.3.1-1)",
+            ));
+        }
+        id
+    };
+    let properties = if version.is_v5() {
+        let p = Properties::read(&mut r, PropertyContext::Publish)?;
+        if !p.subscription_ids.is_empty() {
+            return Err(DecodeError::Protocol(
+                "a client PUBLISH carries a subscription identifier (MQTT-3.3.4-6)",
+            ));
+        }
+        p
+    } else {
+        Properties::default()
+    };
+    let payload: Arc<[u8]> = Arc::from(r.rest());
+    Ok(Publish {
+        dup,
+        qos,
+        retain,
+        topic: topic.to_owned(),
+        pkid,
+        payload,
+        properties,
+    })
+}
+
+/// Decodes a PUBACK/PUBREC/PUBREL/PUBCOMP body.
+pub(crate) fn decode_ack(body: &[u8], version: Version) -> Result<Ack, DecodeError> {
+    let mut r = Reader::new(body);
+    let pkid = r.u16()?;
+    if pkid == 0 {
+        return Err(DecodeError::Protocol(
+            "a packet identifier of 0 (MQTT-2.3.1-1)",
+        ));
+    }
+    if !version.is_v5() {
+        if !r.is_empty() {
+            return Err(DecodeError::Malformed(
+                "an acknowledgement longer than 2 bytes",
+            ));
+        }
+        return Ok(Ack::new(pkid));
+    }
+    let reason = if r.is_empty() { 0 } else { r.u8()? };
+    let properties = if r.is_empty() {
+        Properties::default()
+    } else {
+        Properties::read(&mut r, PropertyContext::Ack)?
+    };
+    if !r.is_empty() {
+        return Err(DecodeError::Malformed(
+            "bytes after an acknowledgement's properties",
+        ));
+    }
+    Ok(Ack {
+        pkid,
+        reason,
+        properties,
+    })
+}
+
+/// Encodes a PUBLISH.
+pub(crate) fn encode_publish(p: &Publish, version: Version, out: &mut Vec<u8>) {
+    let mut first = 0x30 | ((p.qos as u8) << 1);
+    if p.dup {
+        first |= 0x08;
+    }
+    if p.retain {
+        first |= 0x01;
+    }
+    let mut b = Vec::with_capacity(p.topic.len() + p.payload.len() + 8);
+    put_str(&mut b, &p.topic);
+    if p.qos != QoS::AtMostOnce {
+        b.extend_from_slice(&p.pkid.to_be_bytes());
+    }
+    if version.is_v5() {
+        p.properties.write(&mut b);
+    }
+    b.extend_from_slice(&p.payload);
+    frame(out, first, &b);
+}
+
+/// Encodes an acknowledgement with first byte `first`.
+pub(crate) fn encode_ack(first: u8, a: &Ack, version: Version, out: &mut Vec<u8>) {
+    let id = a.pkid.to_be_bytes();
+    if !version.is_v5() || (a.reason == 0 && a.properties.is_empty()) {
+        out.extend_from_slice(&[first, 2, id[0], id[1]]);
+        return;
+    }
+    if a.properties.is_empty() {
+        out.extend_from_slice(&[first, 3, id[0], id[1], a.reason]);
+        return;
+    }
+    let mut b = vec![id[0], id[1], a.reason];
+    a.properties.write(&mut b);
+    frame(out, first, &b);
+}

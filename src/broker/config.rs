@@ -1,0 +1,540 @@
+//! The broker's typed configuration, read from the `mosquitto.conf` keys it understands.
+//!
+//! Built on [`MosquittoConf`] (raw `key value` lines with line numbers). Keys the broker implements are
+//! honoured; harmless keys it does not implement (logging, persistence, ...) produce a warning naming the
+//! key; security keys it cannot honour (`use_identity_as_username`, `psk_file`, foreign plugins,
+//! `per_listener_settings true`, ...) stop it at start with a message naming `file:line`, because
+//! ignoring them would open access the operator meant to close.
+
+use std::time::Duration;
+
+use crate::policy::conf::{ConfError, MosquittoConf};
+
+/// The lowest TLS version a listener accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsMin {
+    /// TLS 1.2 (also what `tlsv1.1` becomes: rustls has no TLS 1.1).
+    Tls12,
+    /// TLS 1.3 only.
+    Tls13,
+}
+
+/// TLS settings of one listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// `cafile`: the CA that signs client certificates (with `require_certificate`).
+    pub cafile: Option<String>,
+    /// `certfile`: the server certificate chain (PEM).
+    pub certfile: String,
+    /// `keyfile`: the server private key (PEM).
+    pub keyfile: String,
+    /// `tls_version`: the minimum version.
+    pub min_version: TlsMin,
+    /// `require_certificate`: clients must present a certificate signed by `cafile`.
+    pub require_certificate: bool,
+}
+
+/// One listening socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listener {
+    /// The port.
+    pub port: u16,
+    /// The address to bind (`None`: all interfaces).
+    pub bind: Option<String>,
+    /// TLS, when `certfile`/`keyfile` are set.
+    pub tls: Option<TlsSettings>,
+    /// `max_connections` for this listener (`None`: unlimited).
+    pub max_connections: Option<usize>,
+    /// The config line that created it (0 for the implicit local listener).
+    pub line: u32,
+}
+
+/// Everything the broker takes from `mosquitto.conf`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerConfig {
+    /// The config file.
+    pub path: String,
+    /// The listeners, in file order.
+    pub listeners: Vec<Listener>,
+    /// `allow_anonymous`, with Mosquitto's default (true only in local-only mode).
+    pub allow_anonymous: bool,
+    /// `password_file` or our plugin's `plugin_opt_password_file`.
+    pub password_file: Option<String>,
+    /// `acl_file` or our plugin's `plugin_opt_acl_file`.
+    pub acl_file: Option<String>,
+    /// Our plugin's `plugin_opt_audit_log`.
+    pub audit_log: Option<String>,
+    /// `max_queued_messages` per client (0: unlimited; default 1000).
+    pub max_queued_messages: usize,
+    /// `max_inflight_messages` per client (0: unlimited; default 20).
+    pub max_inflight_messages: u16,
+    /// `max_packet_size` (default 268,435,460: MQTT's own limit).
+    pub max_packet_size: usize,
+    /// `max_keepalive` (default 65535).
+    pub max_keepalive: u16,
+    /// `max_topic_alias` (default 10).
+    pub max_topic_alias: u16,
+    /// `retain_available` (default true).
+    pub retain_available: bool,
+    /// `allow_zero_length_clientid` (default true).
+    pub allow_zero_length_clientid: bool,
+    /// `auto_id_prefix` (default `auto-`).
+    pub auto_id_prefix: String,
+    /// `check_retain_source` (default false, as Mosquitto's code).
+    pub check_retain_source: bool,
+    /// `persistent_client_expiration` (`None`: never).
+    pub persistent_client_expiration: Option<Duration>,
+    /// Warnings about keys the broker ignores, as `file:line: ...`.
+    pub warnings: Vec<String>,
+}
+
+/// Keys accepted and ignored with a warning: they change logging, persistence or performance, not who
+/// may do what.
+const IGNORED: &[&str] = &[
+    "log_dest",
+    "log_type",
+    "log_timestamp",
+    "log_timestamp_format",
+    "log_facility",
+    "connection_messages",
+    "persistence",
+    "persistence_file",
+    "persistence_location",
+    "autosave_interval",
+    "autosave_on_changes",
+    "pid_file",
+    "user",
+    "sys_interval",
+    "set_tcp_nodelay",
+    "upgrade_outgoing_qos",
+    "queue_qos0_messages",
+    "max_queued_bytes",
+    "max_inflight_bytes",
+    "memory_limit",
+    "message_size_limit",
+    "ciphers",
+    "ciphers_tls1.3",
+    "socket_domain",
+    "websockets_log_level",
+    "http_dir",
+    "allow_duplicate_messages",
+    "retry_interval",
+    "store_clean_interval",
+];
+
+/// Keys the broker refuses to start with: they change who may connect or what they may do, and the
+/// broker does not implement them.
+const UNSUPPORTED_SECURITY: &[&str] = &[
+    "use_identity_as_username",
+    "use_subject_as_username",
+    "use_username_as_clientid",
+    "psk_file",
+    "psk_hint",
+    "crlfile",
+    "capath",
+    "clientid_prefixes",
+    "mount_point",
+    "include_dir",
+    "auth_plugin",
+    "acl_file_per_listener",
+    "bridge_cafile",
+    "connection",
+    "address",
+    "dhparamfile",
+    "auth_plugin_deny_special_chars",
+];
+
+fn err(conf: &MosquittoConf, line: u32, message: String) -> ConfError {
+    ConfError {
+        path: conf.path.clone(),
+        line,
+        message,
+    }
+}
+
+fn parse_bool(conf: &MosquittoConf, line: u32, key: &str, value: &str) -> Result<bool, ConfError> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(err(
+            conf,
+            line,
+            format!("`{key}` expects true or false, found {value:?}"),
+        )),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(
+    conf: &MosquittoConf,
+    line: u32,
+    key: &str,
+    value: &str,
+) -> Result<T, ConfError> {
+    value.parse().map_err(|_| {
+        err(
+            conf,
+            line,
+            format!("`{key}` expects a number in range, found {value:?}"),
+        )
+    })
+}
+
+/// Settings collected for the listener being read.
+#[derive(Default)]
+struct Pending {
+    port: Option<u16>,
+    bind: Option<String>,
+    cafile: Option<String>,
+    certfile: Option<(String, u32)>,
+    keyfile: Option<(String, u32)>,
+    tls_version: Option<TlsMin>,
+    require_certificate: bool,
+    max_connections: Option<usize>,
+    line: u32,
+    touched: bool,
+}
+
+impl Pending {
+    fn finish(self, conf: &MosquittoConf, default_port: u16) -> Result<Listener, ConfError> {
+        let tls = match (self.certfile, self.keyfile) {
+            (Some((certfile, _)), Some((keyfile, _))) => Some(TlsSettings {
+                cafile: self.cafile,
+                certfile,
+                keyfile,
+                min_version: self.tls_version.unwrap_or(TlsMin::Tls12),
+                require_certificate: self.require_certificate,
+            }),
+            (Some((_, line)), None) | (None, Some((_, line))) => {
+                return Err(err(
+                    conf,
+                    line,
+                    "TLS needs both `certfile` and `keyfile` on the same listener".to_owned(),
+                ))
+            }
+            (None, None) => {
+                if self.require_certificate {
+                    return Err(err(
+                        conf,
+                        self.line,
+                        "`require_certificate` without `certfile`/`keyfile`: TLS is not enabled on this listener"
+                            .to_owned(),
+                    ));
+                }
+                None
+            }
+        };
+        Ok(Listener {
+            port: self.port.unwrap_or(default_port),
+            bind: self.bind,
+            tls,
+            max_connections: self.max_connections,
+            line: self.line,
+        })
+    }
+}
+
+impl BrokerConfig {
+    /// Reads the broker's settings from a parsed config.
+    pub fn from_conf(conf: &MosquittoConf) -> Result<BrokerConfig, ConfError> {
+        let files = conf.policy_files()?;
+        let mut cfg = BrokerConfig {
+            path: conf.path.clone(),
+            listeners: Vec::new(),
+            allow_anonymous: false,
+            password_file: files.password_file,
+            acl_file: files.acl_file,
+            audit_log: files.audit_log,
+            max_queued_messages: 1000,
+            max_inflight_messages: 20,
+            max_packet_size: super::codec::MAX_REMAINING_LENGTH + 5,
+            max_keepalive: 65535,
+            max_topic_alias: 10,
+            retain_available: true,
+            allow_zero_length_clientid: true,
+            auto_id_prefix: "auto-".to_owned(),
+            check_retain_source: false,
+            persistent_client_expiration: None,
+            warnings: Vec::new(),
+        };
+        let mut anonymous: Option<bool> = None;
+        let mut default = Pending::default();
+        let mut current: Option<Pending> = None;
+        let mut network_keys = false;
+        for l in &conf.lines {
+            let (key, value, line) = (l.key.as_str(), l.value.as_str(), l.line);
+            let target = current.as_mut().unwrap_or(&mut default);
+            match key {
+                "listener" => {
+                    network_keys = true;
+                    let mut words = value.split_whitespace();
+                    let port: u16 = parse_num(conf, line, key, words.next().unwrap_or(""))?;
+                    let bind = words.next().map(str::to_owned);
+                    if let Some(done) = current.take() {
+                        cfg.listeners.push(done.finish(conf, 1883)?);
+                    }
+                    current = Some(Pending {
+                        port: Some(port),
+                        bind,
+                        line,
+                        touched: true,
+                        ..Pending::default()
+                    });
+                }
+                "port" => {
+                    network_keys = true;
+                    default.port = Some(parse_num(conf, line, key, value)?);
+                    default.touched = true;
+                    default.line = line;
+                }
+                "bind_address" => {
+                    network_keys = true;
+                    default.bind = Some(value.to_owned());
+                    default.touched = true;
+                    default.line = line;
+                }
+                "cafile" => {
+                    target.cafile = Some(value.to_owned());
+                    target.touched = true;
+                }
+                "certfile" => {
+                    target.certfile = Some((value.to_owned(), line));
+                    target.touched = true;
+                }
+                "keyfile" => {
+                    target.keyfile = Some((value.to_owned(), line));
+                    target.touched = true;
+                }
+                "tls_version" => {
+                    target.tls_version = Some(match value {
+                        "tlsv1.3" => TlsMin::Tls13,
+                        "tlsv1.2" => TlsMin::Tls12,
+                        "tlsv1.1" => {
+                            cfg.warnings.push(format!(
+                                "{}:{line}: tls_version tlsv1.1: TLS 1.1 is not available, TLS 1.2 is the minimum",
+                                conf.path
+                            ));
+                            TlsMin::Tls12
+                        }
+                        _ => {
+                            return Err(err(
+                                conf,
+                                line,
+                                format!("`tls_version` expects tlsv1.3, tlsv1.2 or tlsv1.1, found {value:?}"),
+                            ))
+                        }
+                    });
+                }
+                "require_certificate" => {
+                    target.require_certificate = parse_bool(conf, line, key, value)?;
+                }
+                "max_connections" => {
+                    let n: i64 = parse_num(conf, line, key, value)?;
+                    target.max_connections = usize::try_from(n).ok();
+                }
+                "protocol" => {
+                    if value != "mqtt" {
+                        return Err(err(
+                            conf,
+                            line,
+                            format!("`protocol {value}` is not supported by this broker (only mqtt)"),
+                        ));
+                    }
+                }
+                "allow_anonymous" => anonymous = Some(parse_bool(conf, line, key, value)?),
+                "password_file" | "acl_file" => {}
+                "plugin" => {
+                    if !value.contains("mqtt_policy") {
+                        return Err(err(
+                            conf,
+                            line,
+                            format!("`plugin {value}`: this broker cannot load Mosquitto plugins (only mqtt-policy's own options are read)"),
+                        ));
+                    }
+                }
+                k if k.starts_with("plugin_opt_") || k.starts_with("auth_opt_") => {
+                    let name = k
+                        .trim_start_matches("plugin_opt_")
+                        .trim_start_matches("auth_opt_");
+                    if !matches!(name, "acl_file" | "password_file" | "audit_log") {
+                        return Err(err(
+                            conf,
+                            line,
+                            format!("`{k}`: unknown option of the mqtt-policy plugin"),
+                        ));
+                    }
+                }
+                "per_listener_settings" => {
+                    if parse_bool(conf, line, key, value)? {
+                        return Err(err(
+                            conf,
+                            line,
+                            "`per_listener_settings true` is not supported by this broker: the same policy applies to every listener".to_owned(),
+                        ));
+                    }
+                }
+                "max_queued_messages" => {
+                    let n: i64 = parse_num(conf, line, key, value)?;
+                    cfg.max_queued_messages = usize::try_from(n).unwrap_or(0);
+                }
+                "max_inflight_messages" => {
+                    cfg.max_inflight_messages = parse_num(conf, line, key, value)?
+                }
+                "max_packet_size" => {
+                    let n: usize = parse_num(conf, line, key, value)?;
+                    if n < 20 {
+                        return Err(err(conf, line, "`max_packet_size` below 20 bytes".to_owned()));
+                    }
+                    cfg.max_packet_size = n.min(super::codec::MAX_REMAINING_LENGTH + 5);
+                }
+                "max_keepalive" => cfg.max_keepalive = parse_num(conf, line, key, value)?,
+                "max_topic_alias" => cfg.max_topic_alias = parse_num(conf, line, key, value)?,
+                "retain_available" => cfg.retain_available = parse_bool(conf, line, key, value)?,
+                "allow_zero_length_clientid" => {
+                    cfg.allow_zero_length_clientid = parse_bool(conf, line, key, value)?
+                }
+                "auto_id_prefix" => cfg.auto_id_prefix = value.to_owned(),
+                "check_retain_source" => {
+                    cfg.check_retain_source = parse_bool(conf, line, key, value)?
+                }
+                "persistent_client_expiration" => {
+                    cfg.persistent_client_expiration = Some(parse_duration(conf, line, value)?)
+                }
+                k if UNSUPPORTED_SECURITY.contains(&k) => {
+                    return Err(err(
+                        conf,
+                        line,
+                        format!("`{k}` is not supported by this broker, and ignoring it could let in clients the configuration means to keep out"),
+                    ))
+                }
+                k if IGNORED.contains(&k) => cfg.warnings.push(format!(
+                    "{}:{line}: `{k}` is not implemented by this broker and is ignored",
+                    conf.path
+                )),
+                k => cfg
+                    .warnings
+                    .push(format!("{}:{line}: unknown key `{k}` ignored", conf.path)),
+            }
+        }
+        if let Some(done) = current.take() {
+            cfg.listeners.push(done.finish(conf, 1883)?);
+        }
+        if default.touched {
+            cfg.listeners.insert(0, default.finish(conf, 1883)?);
+        }
+        if !network_keys && cfg.listeners.is_empty() {
+            // Local-only mode (mosquitto-semantics §4.1).
+            cfg.listeners.push(Listener {
+                port: 1883,
+                bind: Some("127.0.0.1".to_owned()),
+                tls: None,
+                max_connections: None,
+                line: 0,
+            });
+            cfg.allow_anonymous = anonymous.unwrap_or(true);
+        } else {
+            cfg.allow_anonymous = anonymous.unwrap_or(false);
+        }
+        Ok(cfg)
+    }
+
+    /// Reads and parses the config file at `path`.
+    pub fn load(path: &str) -> Result<BrokerConfig, ConfError> {
+        let conf = crate::load::load_conf(path)?;
+        BrokerConfig::from_conf(&conf)
+    }
+}
+
+/// Mosquitto's `persistent_client_expiration` syntax: a number and one of h, d, w, m, y.
+fn parse_duration(conf: &MosquittoConf, line: u32, value: &str) -> Result<Duration, ConfError> {
+    let bad = || {
+        err(
+            conf,
+            line,
+            format!(
+                "`persistent_client_expiration` expects a number and h/d/w/m/y, found {value:?}"
+            ),
+        )
+    };
+    let (num, unit) = value.split_at(value.len().saturating_sub(1));
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        "m" => 2_592_000,
+        "y" => 31_536_000,
+        _ => return Err(bad()),
+    };
+    Ok(Duration::from_secs(n.saturating_mul(secs)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> Result<BrokerConfig, ConfError> {
+        BrokerConfig::from_conf(&MosquittoConf::parse("m.conf", text.as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn the_tutorial_config_gives_one_tls_listener_without_anonymous_access() {
+        let c = cfg("port 8082\nacl_file /a\nallow_anonymous false\npassword_file /p\ncafile /ca\nkeyfile /k\ncertfile /c\ntls_version tlsv1.2\n").unwrap();
+        assert_eq!(c.listeners.len(), 1);
+        let l = &c.listeners[0];
+        assert_eq!(l.port, 8082);
+        let tls = l.tls.as_ref().unwrap();
+        assert_eq!(tls.min_version, TlsMin::Tls12);
+        assert_eq!(tls.cafile.as_deref(), Some("/ca"));
+        assert!(!c.allow_anonymous);
+        assert_eq!(c.acl_file.as_deref(), Some("/a"));
+        assert_eq!(c.password_file.as_deref(), Some("/p"));
+    }
+
+    #[test]
+    fn allow_anonymous_defaults_to_true_only_in_local_only_mode() {
+        let c = cfg("").unwrap();
+        assert!(c.allow_anonymous);
+        assert_eq!(c.listeners[0].bind.as_deref(), Some("127.0.0.1"));
+        assert!(!cfg("listener 1884\n").unwrap().allow_anonymous);
+        assert!(!cfg("port 1884\n").unwrap().allow_anonymous);
+        assert!(
+            cfg("listener 1884\nallow_anonymous true\n")
+                .unwrap()
+                .allow_anonymous
+        );
+    }
+
+    #[test]
+    fn settings_after_listener_apply_to_that_listener() {
+        let c = cfg("listener 1883\nlistener 8883 127.0.0.1\ncertfile /c\nkeyfile /k\nrequire_certificate true\n").unwrap();
+        assert_eq!(c.listeners.len(), 2);
+        assert!(c.listeners[0].tls.is_none());
+        assert_eq!(c.listeners[1].bind.as_deref(), Some("127.0.0.1"));
+        assert!(c.listeners[1].tls.as_ref().unwrap().require_certificate);
+    }
+
+    #[test]
+    fn our_plugin_options_are_read() {
+        let c = cfg("listener 1\nplugin /usr/lib/libmqtt_policy.so\nplugin_opt_acl_file /a\nplugin_opt_audit_log /log\n").unwrap();
+        assert_eq!(c.acl_file.as_deref(), Some("/a"));
+        assert_eq!(c.audit_log.as_deref(), Some("/log"));
+    }
+
+    #[test]
+    fn security_keys_it_cannot_honour_stop_it_naming_the_line() {
+        let e = cfg("listener 1\nuse_identity_as_username true\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.to_string().contains("use_identity_as_username"));
+        assert_eq!(cfg("plugin /usr/lib/other.so\n").unwrap_err().line, 1);
+        assert_eq!(cfg("per_listener_settings true\n").unwrap_err().line, 1);
+        assert!(cfg("per_listener_settings false\n").is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_are_warned_by_name() {
+        let c = cfg("listener 1\nfrobnicate yes\nlog_dest stdout\n").unwrap();
+        assert_eq!(c.warnings.len(), 2);
+        assert!(c.warnings[0].contains("frobnicate"));
+        assert!(c.warnings[0].starts_with("m.conf:2"));
+    }
+}

@@ -1,0 +1,25 @@
+//! The standalone broker (`mqtt-policy broker`): MQTT 3.1, 3.1.1 and 5.0 over TCP and TLS, deciding
+//! every login, publish, subscription and delivery with the same policy engine and audit records as
+//! the Mosquitto plugin.
+//!
+//! ```text
+//!   net (tokio, rustls) ──bytes──► codec ──Packet──► router (sessions, subs trie, retained) ──Action──► net
+//!                                                       │
+//!                                              security (policy::acl, policy::passwd) ──► audit
+//! ```
+//! * [`config`]: the mosquitto.conf keys the broker reads.
+//! * [`codec`]: the wire format, strict and bounded.
+//! * [`router`], [`session`], [`subs`], [`retained`]: the core state machine, free of I/O.
+//! * [`security`]: logins and access decisions.
+//! * [`net`]: listeners, connections, signals — the only async code.
+
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod config;
+pub mod net;
+pub mod retained;
+pub mod router;
+pub mod security;
+pub mod session;
+pub mod subs;

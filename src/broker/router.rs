@@ -1,0 +1,1148 @@
+//! The broker's core: a state machine free of I/O. Events in (a CONNECT, a packet, a closed
+//! connection, a clock tick), actions out (packets to send, connections to close, audit records).
+//!
+//! Every decision of the policy is taken here: logins, PUBLISH (write), SUBSCRIBE, each delivery
+//! (read), Wills and retained messages. The network layer ([`super::net`]) only moves bytes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::audit::{AuditRecord, Peer, Withheld, WithheldDeliveries};
+use crate::policy::{Access, ClientRef, Decision};
+
+use super::codec::{
+    reason, Ack, ConnAck, Connect, ConnectReason, DecodeError, Disconnect, Packet, Properties,
+    Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe, Version, Will,
+};
+use super::config::BrokerConfig;
+use super::retained::Retained;
+use super::security::Security;
+use super::session::{ConnId, Delivery, Expiry, InFlight, Message, Origin, Session};
+use super::subs::{SubEntry, SubTree};
+
+/// How many (client, topic) pairs of withheld deliveries are remembered for the audit log.
+const WITHHELD_CAPACITY: usize = 100_000;
+
+/// Something that happened.
+// Packets dominate; boxing them would cost an allocation per packet.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Event {
+    /// A connection sent its CONNECT.
+    Connect {
+        /// The connection.
+        conn: ConnId,
+        /// The peer's IP address.
+        address: String,
+        /// The CONNECT.
+        connect: Box<Connect>,
+    },
+    /// A connected client sent a packet.
+    Packet {
+        /// The connection.
+        conn: ConnId,
+        /// The packet.
+        packet: Packet,
+    },
+    /// A client sent bytes that are not an acceptable packet.
+    Invalid {
+        /// The connection.
+        conn: ConnId,
+        /// Why.
+        error: DecodeError,
+    },
+    /// The connection is gone (closed by the peer, failed, or timed out).
+    Closed {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Time passed: Will delays, session expiry.
+    Tick,
+}
+
+/// Something the network layer must do.
+// Packets dominate; boxing them would cost an allocation per packet.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Action {
+    /// Send a packet.
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// The packet.
+        packet: Packet,
+    },
+    /// The CONNECT was accepted; apply this keep alive (seconds, 0: none).
+    Accepted {
+        /// The connection.
+        conn: ConnId,
+        /// Keep alive in force.
+        keep_alive: u16,
+    },
+    /// Flush what was sent, then close the connection.
+    Close {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Write an audit record.
+    Audit(Box<AuditRecord>),
+    /// Log a line (verbose).
+    Log(String),
+}
+
+/// Limits and switches taken from the config.
+#[derive(Clone, Debug)]
+struct Limits {
+    max_queued: usize,
+    max_inflight: u16,
+    max_packet_size: usize,
+    max_keepalive: u16,
+    max_topic_alias: u16,
+    retain_available: bool,
+    allow_zero_length_clientid: bool,
+    auto_id_prefix: String,
+    check_retain_source: bool,
+    persistent_expiration: Option<Duration>,
+}
+
+/// The broker's state: sessions, subscriptions, retained messages.
+#[derive(Debug)]
+pub struct Router {
+    limits: Limits,
+    security: Arc<Security>,
+    sessions: HashMap<String, Session>,
+    conns: HashMap<ConnId, String>,
+    subs: SubTree,
+    retained: Retained,
+    withheld: WithheldDeliveries,
+    next_auto_id: u64,
+    out: Vec<Action>,
+    now: Instant,
+    wall: SystemTime,
+}
+
+/// The identity the policy sees for a session.
+fn who(s: &Session) -> ClientRef<'_> {
+    ClientRef {
+        username: s.username.as_deref(),
+        client_id: &s.client_id,
+    }
+}
+
+fn audit_acl(
+    security: &Security,
+    who: ClientRef<'_>,
+    topic: &str,
+    access: Access,
+    decision: Decision,
+    address: &str,
+    wall: SystemTime,
+) -> Action {
+    let explanation = security.explain(who, topic, access, decision);
+    Action::Audit(Box::new(AuditRecord::acl(wall, Some(address), explanation)))
+}
+
+fn send(out: &mut Vec<Action>, conn: ConnId, packet: Packet) {
+    out.push(Action::Send { conn, packet });
+}
+
+fn reason_props(version: Version, why: &str) -> Properties {
+    if version.is_v5() {
+        Properties {
+            reason_string: Some(why.to_owned()),
+            ..Properties::default()
+        }
+    } else {
+        Properties::default()
+    }
+}
+
+impl Router {
+    /// A router with the config's limits and the loaded policy.
+    pub fn new(config: &BrokerConfig, security: Arc<Security>) -> Router {
+        Router {
+            limits: Limits {
+                max_queued: config.max_queued_messages,
+                max_inflight: config.max_inflight_messages,
+                max_packet_size: config.max_packet_size,
+                max_keepalive: config.max_keepalive,
+                max_topic_alias: config.max_topic_alias,
+                retain_available: config.retain_available,
+                allow_zero_length_clientid: config.allow_zero_length_clientid,
+                auto_id_prefix: config.auto_id_prefix.clone(),
+                check_retain_source: config.check_retain_source,
+                persistent_expiration: config.persistent_client_expiration,
+            },
+            security,
+            sessions: HashMap::new(),
+            conns: HashMap::new(),
+            subs: SubTree::default(),
+            retained: Retained::default(),
+            withheld: WithheldDeliveries::new(WITHHELD_CAPACITY),
+            next_auto_id: 0,
+            out: Vec::new(),
+            now: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+
+    /// Replaces the policy (SIGHUP). Stored subscriptions are re-checked: those the new policy
+    /// refuses are removed (CVE-2021-34434).
+    pub fn set_security(&mut self, security: Arc<Security>) {
+        self.security = security;
+        let mut removed = Vec::new();
+        for s in self.sessions.values_mut() {
+            let denied: Vec<String> = s
+                .subscriptions
+                .keys()
+                .filter(|f| {
+                    !self
+                        .security
+                        .decide(who(s), f, Access::Subscribe)
+                        .is_allowed()
+                })
+                .cloned()
+                .collect();
+            for f in denied {
+                s.subscriptions.remove(&f);
+                removed.push((f, s.client_id.clone()));
+            }
+        }
+        for (f, c) in removed {
+            self.subs.remove(&f, &c);
+        }
+    }
+
+    /// Number of sessions (connected or not).
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Handles one event at time `now` (`wall` for audit timestamps); the actions wait in
+    /// [`Router::drain_actions`].
+    pub fn handle(&mut self, event: Event, now: Instant, wall: SystemTime) {
+        self.now = now;
+        self.wall = wall;
+        match event {
+            Event::Connect {
+                conn,
+                address,
+                connect,
+            } => self.on_connect(conn, address, *connect),
+            Event::Packet { conn, packet } => self.on_packet(conn, packet),
+            Event::Invalid { conn, error } => self.on_invalid(conn, &error),
+            Event::Closed { conn } => self.detach(conn),
+            Event::Tick => self.on_tick(),
+        }
+    }
+
+    /// Moves the pending actions into `into`.
+    pub fn drain_actions(&mut self, into: &mut Vec<Action>) {
+        into.append(&mut self.out);
+    }
+
+    fn log(&mut self, line: String) {
+        self.out.push(Action::Log(line));
+    }
+
+    // ----- CONNECT -----
+
+    fn refuse(&mut self, conn: ConnId, version: Version, reason: ConnectReason) {
+        if reason.code(version).is_some() {
+            send(
+                &mut self.out,
+                conn,
+                Packet::ConnAck(ConnAck {
+                    session_present: false,
+                    reason,
+                    properties: Properties::default(),
+                }),
+            );
+        }
+        self.out.push(Action::Close { conn });
+    }
+
+    fn on_connect(&mut self, conn: ConnId, address: String, mut c: Connect) {
+        let version = c.version;
+        if c.properties.auth_method.is_some() {
+            self.log(format!(
+                "{address}: enhanced authentication is not supported"
+            ));
+            return self.refuse(conn, version, ConnectReason::BadAuthMethod);
+        }
+        let mut assigned = None;
+        if c.client_id.is_empty() {
+            if (!c.clean_start && !version.is_v5()) || !self.limits.allow_zero_length_clientid {
+                // MQTT-3.1.3-8: an empty client id needs Clean Session 1 in 3.1.1.
+                return self.refuse(conn, version, ConnectReason::IdentifierRejected);
+            }
+            c.client_id = self.auto_id();
+            assigned = Some(c.client_id.clone());
+        }
+        if let Err(refusal) = self
+            .security
+            .login(c.username.as_deref(), c.password.as_deref())
+        {
+            let peer = Peer {
+                username: c.username.as_deref(),
+                client_id: Some(&c.client_id),
+                address: Some(&address),
+            };
+            let record = AuditRecord::login(self.wall, peer, refusal.denial);
+            self.log(record.message.clone());
+            self.out.push(Action::Audit(Box::new(record)));
+            return self.refuse(conn, version, refusal.connack);
+        }
+        // Session takeover (MQTT-3.1.4-2).
+        let old_conn = self.sessions.get(&c.client_id).and_then(|s| s.conn);
+        if let Some(old) = old_conn {
+            let old_version = self
+                .sessions
+                .get(&c.client_id)
+                .map_or(version, |s| s.version);
+            if old_version.is_v5() {
+                send(
+                    &mut self.out,
+                    old,
+                    Packet::Disconnect(Disconnect::with_reason(
+                        reason::SESSION_TAKEN_OVER,
+                        "another connection took over this session",
+                    )),
+                );
+            }
+            self.out.push(Action::Close { conn: old });
+            self.detach(old);
+        }
+        let expiry = if version.is_v5() {
+            Expiry::from_interval(c.properties.session_expiry.unwrap_or(0))
+        } else if c.clean_start {
+            Expiry::OnClose
+        } else {
+            Expiry::Never
+        };
+        let mut session_present = false;
+        if c.clean_start {
+            self.end_session(&c.client_id);
+        } else if let Some(s) = self.sessions.get_mut(&c.client_id) {
+            session_present = true;
+            // Reconnected within the Will Delay: the old Will is not sent (MQTT-3.1.3-9).
+            s.will = None;
+            s.will_due = None;
+        }
+        let client_id = c.client_id.clone();
+        let s = self
+            .sessions
+            .entry(client_id.clone())
+            .or_insert_with(|| Session::new(client_id.clone(), version));
+        s.version = version;
+        s.username = c.username.take();
+        s.address = address;
+        s.conn = Some(conn);
+        s.expiry = expiry;
+        s.disconnected_at = None;
+        s.receive_maximum = c.properties.receive_maximum.unwrap_or(u16::MAX);
+        s.max_packet_size = c.properties.maximum_packet_size;
+        s.aliases.clear();
+        s.will = c.will.take();
+        self.conns.insert(conn, client_id.clone());
+
+        let mut keep_alive = c.keep_alive;
+        let mut properties = Properties::default();
+        if version.is_v5() {
+            properties.assigned_client_id = assigned;
+            properties.topic_alias_maximum = Some(self.limits.max_topic_alias);
+            if self.limits.max_packet_size < super::codec::MAX_REMAINING_LENGTH + 5 {
+                properties.maximum_packet_size = u32::try_from(self.limits.max_packet_size).ok();
+            }
+            if !self.limits.retain_available {
+                properties.retain_available = Some(0);
+            }
+            properties.shared_available = Some(0);
+            if keep_alive > self.limits.max_keepalive
+                || (keep_alive == 0 && self.limits.max_keepalive < u16::MAX)
+            {
+                keep_alive = self.limits.max_keepalive;
+                properties.server_keep_alive = Some(keep_alive);
+            }
+        }
+        send(
+            &mut self.out,
+            conn,
+            Packet::ConnAck(ConnAck {
+                session_present,
+                reason: ConnectReason::Success,
+                properties,
+            }),
+        );
+        self.out.push(Action::Accepted { conn, keep_alive });
+        let line = format!(
+            "New client connected as {client_id} (p{}, c{}, k{keep_alive}, u'{}').",
+            match version {
+                Version::V31 => 1,
+                Version::V311 => 2,
+                Version::V5 => 5,
+            },
+            u8::from(c.clean_start),
+            self.sessions
+                .get(&client_id)
+                .and_then(|s| s.username.clone())
+                .unwrap_or_default()
+        );
+        self.log(line);
+        if session_present {
+            self.resume(&client_id);
+        }
+    }
+
+    /// Resends what was in flight to a reconnected persistent session and drains its queue,
+    /// re-checking read access for each message (the 2.0.12 / CVE-2021-34434 fixes).
+    fn resume(&mut self, client_id: &str) {
+        let security = Arc::clone(&self.security);
+        // Re-check stored subscriptions against the current identity.
+        let denied: Vec<String> = match self.sessions.get(client_id) {
+            Some(s) => s
+                .subscriptions
+                .keys()
+                .filter(|f| !security.decide(who(s), f, Access::Subscribe).is_allowed())
+                .cloned()
+                .collect(),
+            None => return,
+        };
+        for f in denied {
+            self.subs.remove(&f, client_id);
+            if let Some(s) = self.sessions.get_mut(client_id) {
+                s.subscriptions.remove(&f);
+            }
+        }
+        let Some(s) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        let Some(conn) = s.conn else {
+            return;
+        };
+        let ids: Vec<u16> = s.inflight.keys().copied().collect();
+        for id in ids {
+            let packet = match s.inflight.get(&id) {
+                Some(InFlight::Publish(d)) => {
+                    if !security
+                        .decide(who(s), &d.msg.topic, Access::Read)
+                        .is_allowed()
+                    {
+                        s.inflight.remove(&id);
+                        continue;
+                    }
+                    Packet::Publish(d.to_publish(id, true, self.now))
+                }
+                Some(InFlight::Release) => Packet::PubRel(Ack::new(id)),
+                None => continue,
+            };
+            send(&mut self.out, conn, packet);
+        }
+        pump(s, &self.limits, &security, &mut self.out, self.now);
+    }
+
+    fn auto_id(&mut self) -> String {
+        let mut random = [0u8; 8];
+        // Without randomness the counter alone keeps ids unique within this process.
+        let _ = getrandom::getrandom(&mut random);
+        self.next_auto_id += 1;
+        let mut id = self.limits.auto_id_prefix.clone();
+        for b in random {
+            id.push_str(&format!("{b:02X}"));
+        }
+        id.push_str(&format!("-{}", self.next_auto_id));
+        id
+    }
+
+    // ----- packets -----
+
+    fn on_packet(&mut self, conn: ConnId, packet: Packet) {
+        let Some(client_id) = self.conns.get(&conn).cloned() else {
+            return;
+        };
+        match packet {
+            Packet::Publish(p) => self.on_publish(conn, &client_id, p),
+            Packet::PubAck(a) => self.on_puback(&client_id, a.pkid),
+            Packet::PubRec(a) => self.on_pubrec(conn, &client_id, a),
+            Packet::PubRel(a) => self.on_pubrel(conn, &client_id, a.pkid),
+            Packet::PubComp(a) => self.on_pubcomp(&client_id, a.pkid),
+            Packet::Subscribe(s) => self.on_subscribe(conn, &client_id, s),
+            Packet::Unsubscribe(u) => self.on_unsubscribe(conn, &client_id, u),
+            Packet::PingReq => send(&mut self.out, conn, Packet::PingResp),
+            Packet::Disconnect(d) => self.on_disconnect(conn, &client_id, d),
+            Packet::Auth(_) => self.kick(
+                conn,
+                reason::PROTOCOL_ERROR,
+                "AUTH without enhanced authentication",
+            ),
+            other => {
+                let why = format!("a client sent {}", other.name());
+                self.log(why);
+                self.kick(conn, reason::PROTOCOL_ERROR, "unexpected packet")
+            }
+        }
+    }
+
+    fn version_of(&self, conn: ConnId) -> Option<Version> {
+        self.conns
+            .get(&conn)
+            .and_then(|c| self.sessions.get(c))
+            .map(|s| s.version)
+    }
+
+    /// Disconnects a client for a protocol violation: v5 gets DISCONNECT with `code`; the Will is
+    /// published (the close is not a normal disconnection).
+    fn kick(&mut self, conn: ConnId, code: u8, why: &str) {
+        if self.version_of(conn).is_some_and(Version::is_v5) {
+            send(
+                &mut self.out,
+                conn,
+                Packet::Disconnect(Disconnect::with_reason(code, why)),
+            );
+        }
+        let line = format!("disconnecting connection {conn}: {why}");
+        self.log(line);
+        self.out.push(Action::Close { conn });
+        self.detach(conn);
+    }
+
+    fn on_invalid(&mut self, conn: ConnId, error: &DecodeError) {
+        if !self.conns.contains_key(&conn) {
+            // Before or in the CONNECT.
+            if let DecodeError::UnsupportedProtocol {
+                known_name: true, ..
+            } = error
+            {
+                // MQTT-3.1.2-2: CONNACK 1 (0x84 in 5.0's numbering), then close.
+                self.refuse(conn, Version::V311, ConnectReason::UnsupportedProtocol);
+            } else {
+                self.out.push(Action::Close { conn });
+            }
+            self.log(format!("connection {conn}: {error}"));
+            return;
+        }
+        let why = error.to_string();
+        self.kick(conn, error.reason_code(), &why);
+    }
+
+    fn on_publish(&mut self, conn: ConnId, client_id: &str, mut p: Publish) {
+        let Some(s) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        let version = s.version;
+        if let Some(alias) = p.properties.topic_alias.take() {
+            if alias == 0 || alias > self.limits.max_topic_alias {
+                return self.kick(
+                    conn,
+                    reason::TOPIC_ALIAS_INVALID,
+                    "topic alias outside 1..=Topic Alias Maximum (MQTT-3.3.2-9)",
+                );
+            }
+            if p.topic.is_empty() {
+                match s.aliases.get(&alias) {
+                    Some(t) => p.topic.clone_from(t),
+                    None => return self.kick(conn, reason::PROTOCOL_ERROR, "unknown topic alias"),
+                }
+            } else {
+                s.aliases.insert(alias, p.topic.clone());
+            }
+        } else if p.topic.is_empty() {
+            return self.kick(
+                conn,
+                reason::PROTOCOL_ERROR,
+                "empty topic name without a topic alias",
+            );
+        }
+        if p.retain && !self.limits.retain_available {
+            return self.kick(conn, 0x9A, "retain is not supported");
+        }
+        if p.qos == QoS::ExactlyOnce && s.incoming_qos2.contains(&p.pkid) {
+            // A resent QoS 2 message already received: acknowledge, do not deliver again.
+            return send(&mut self.out, conn, Packet::PubRec(Ack::new(p.pkid)));
+        }
+        if version.is_v5()
+            && p.properties.payload_format == Some(1)
+            && !super::codec::properties::check_utf8_payload(&p.payload)
+        {
+            let ack = Ack {
+                pkid: p.pkid,
+                reason: reason::PAYLOAD_FORMAT_INVALID,
+                properties: reason_props(version, "the payload is not UTF-8"),
+            };
+            match p.qos {
+                QoS::AtMostOnce => {}
+                QoS::AtLeastOnce => send(&mut self.out, conn, Packet::PubAck(ack)),
+                QoS::ExactlyOnce => send(&mut self.out, conn, Packet::PubRec(ack)),
+            }
+            return;
+        }
+        let decision = self.security.decide(who(s), &p.topic, Access::Write);
+        if !decision.is_allowed() {
+            let record = audit_acl(
+                &self.security,
+                who(s),
+                &p.topic,
+                Access::Write,
+                decision,
+                &s.address,
+                self.wall,
+            );
+            self.out.push(record);
+            let ack = Ack {
+                pkid: p.pkid,
+                reason: reason::NOT_AUTHORIZED,
+                properties: reason_props(version, "not authorised to publish to this topic"),
+            };
+            match p.qos {
+                QoS::AtMostOnce => {}
+                QoS::AtLeastOnce => send(&mut self.out, conn, Packet::PubAck(ack)),
+                QoS::ExactlyOnce => {
+                    if !version.is_v5() {
+                        // 3.1.1 cannot refuse: the flow completes as if accepted.
+                        s.incoming_qos2.insert(p.pkid);
+                    }
+                    send(&mut self.out, conn, Packet::PubRec(ack))
+                }
+            }
+            return;
+        }
+        let origin = Origin {
+            username: s.username.clone(),
+            client_id: client_id.to_owned(),
+        };
+        let (qos, pkid) = (p.qos, p.pkid);
+        let msg = self.message(p.topic, p.payload, qos, p.retain, p.properties, origin);
+        let matched = self.publish(msg);
+        let code = if matched == 0 && version.is_v5() {
+            reason::NO_MATCHING_SUBSCRIBERS
+        } else {
+            reason::SUCCESS
+        };
+        let ack = Ack {
+            pkid,
+            reason: code,
+            properties: Properties::default(),
+        };
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => send(&mut self.out, conn, Packet::PubAck(ack)),
+            QoS::ExactlyOnce => {
+                if let Some(s) = self.sessions.get_mut(client_id) {
+                    s.incoming_qos2.insert(pkid);
+                }
+                send(&mut self.out, conn, Packet::PubRec(ack));
+            }
+        }
+    }
+
+    fn message(
+        &self,
+        topic: String,
+        payload: Arc<[u8]>,
+        qos: QoS,
+        retain: bool,
+        p: Properties,
+        origin: Origin,
+    ) -> Arc<Message> {
+        let expires_at = p
+            .message_expiry
+            .and_then(|secs| self.now.checked_add(Duration::from_secs(u64::from(secs))));
+        Arc::new(Message {
+            topic,
+            payload,
+            qos,
+            retain,
+            properties: Properties {
+                payload_format: p.payload_format,
+                content_type: p.content_type,
+                response_topic: p.response_topic,
+                correlation_data: p.correlation_data,
+                user: p.user,
+                ..Properties::default()
+            },
+            expires_at,
+            origin,
+        })
+    }
+
+    /// Stores a retained message and delivers `msg` to every matching subscription. Returns the
+    /// number of subscribed clients that matched.
+    fn publish(&mut self, msg: Arc<Message>) -> usize {
+        if msg.retain {
+            self.retained.set(&msg);
+        }
+        let mut targets: HashMap<Box<str>, Option<(super::codec::SubOptions, Vec<u32>)>> =
+            HashMap::new();
+        self.subs.for_each_match(&msg.topic, |client, entry| {
+            Session::merge(targets.entry(client.into()).or_default(), entry);
+        });
+        let matched = targets.len();
+        for (client, merged) in targets {
+            if let Some((options, ids)) = merged {
+                if options.no_local && *client == msg.origin.client_id {
+                    continue;
+                }
+                let retain = options.retain_as_published && msg.retain;
+                self.deliver(&client, &msg, options.qos, retain, ids);
+            }
+        }
+        matched
+    }
+
+    /// Delivers `msg` to one client, checking its read access first.
+    fn deliver(
+        &mut self,
+        client_id: &str,
+        msg: &Arc<Message>,
+        max_qos: QoS,
+        retain: bool,
+        sub_ids: Vec<u32>,
+    ) {
+        let Some(s) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        let decision = self.security.decide(who(s), &msg.topic, Access::Read);
+        if !decision.is_allowed() {
+            if self.withheld.note(client_id, &msg.topic) == Withheld::First {
+                let record = audit_acl(
+                    &self.security,
+                    who(s),
+                    &msg.topic,
+                    Access::Read,
+                    decision,
+                    &s.address,
+                    self.wall,
+                );
+                self.out.push(record);
+            }
+            return;
+        }
+        let delivery = Delivery {
+            msg: Arc::clone(msg),
+            qos: msg.qos.min(max_qos),
+            retain,
+            sub_ids,
+        };
+        push(s, delivery, &self.limits, &mut self.out, self.now);
+    }
+
+    fn on_puback(&mut self, client_id: &str, pkid: u16) {
+        let security = Arc::clone(&self.security);
+        let Some(s) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        if let Some(InFlight::Publish(d)) = s.inflight.get(&pkid) {
+            if d.qos == QoS::AtLeastOnce {
+                s.inflight.remove(&pkid);
+                pump(s, &self.limits, &security, &mut self.out, self.now);
+            }
+        }
+    }
+
+    fn on_pubrec(&mut self, conn: ConnId, client_id: &str, a: Ack) {
+        let security = Arc::clone(&self.security);
+        let Some(s) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        match s.inflight.get(&a.pkid) {
+            Some(InFlight::Publish(d)) if d.qos == QoS::ExactlyOnce => {
+                if a.reason >= 0x80 {
+                    // MQTT 5: the receiver refused it; the flow ends here.
+                    s.inflight.remove(&a.pkid);
+                    pump(s, &self.limits, &security, &mut self.out, self.now);
+                } else {
+                    s.inflight.insert(a.pkid, InFlight::Release);
+                    send(&mut self.out, conn, Packet::PubRel(Ack::new(a.pkid)));
+                }
+            }
+            Some(InFlight::Release) => {
+                send(&mut self.out, conn, Packet::PubRel(Ack::new(a.pkid)));
+            }
+            _ => {
+                let mut rel = Ack::new(a.pkid);
+                if s.version.is_v5() {
+                    rel.reason = reason::PACKET_IDENTIFIER_NOT_FOUND;
+                }
+                send(&mut self.out, conn, Packet::PubRel(rel));
+            }
+        }
+    }
+
+    fn on_pubrel(&mut self, conn: ConnId, client_id: &str, pkid: u16) {
+        let Some(s) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        let mut comp = Ack::new(pkid);
+        if !s.incoming_qos2.remove(&pkid) && s.version.is_v5() {
+            comp.reason = reason::PACKET_IDENTIFIER_NOT_FOUND;
+        }
+        send(&mut self.out, conn, Packet::PubComp(comp));
+    }
+
+    fn on_pubcomp(&mut self, client_id: &str, pkid: u16) {
+        let security = Arc::clone(&self.security);
+        let Some(s) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        if let Some(InFlight::Release) = s.inflight.get(&pkid) {
+            s.inflight.remove(&pkid);
+            pump(s, &self.limits, &security, &mut self.out, self.now);
+        }
+    }
+
+    fn on_subscribe(&mut self, conn: ConnId, client_id: &str, sub: Subscribe) {
+        let Some(s) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        let version = s.version;
+        let id = sub.properties.subscription_ids.first().copied();
+        let mut codes = Vec::with_capacity(sub.filters.len());
+        let mut send_retained = Vec::new();
+        for f in sub.filters {
+            if f.filter.starts_with("$share/") {
+                codes.push(if version.is_v5() {
+                    reason::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED
+                } else {
+                    reason::UNSPECIFIED_ERROR
+                });
+                continue;
+            }
+            let decision = self.security.decide(who(s), &f.filter, Access::Subscribe);
+            if !decision.is_allowed() {
+                let record = audit_acl(
+                    &self.security,
+                    who(s),
+                    &f.filter,
+                    Access::Subscribe,
+                    decision,
+                    &s.address,
+                    self.wall,
+                );
+                self.out.push(record);
+                codes.push(reason::NOT_AUTHORIZED);
+                continue;
+            }
+            let entry = SubEntry {
+                options: f.options,
+                id,
+            };
+            let new = self.subs.insert(&f.filter, client_id, entry);
+            s.subscriptions.insert(f.filter.clone(), entry);
+            codes.push(f.options.qos as u8);
+            let rh = f.options.retain_handling;
+            if rh == 0 || (rh == 1 && new) {
+                send_retained.push((f.filter, f.options.qos, id));
+            }
+        }
+        send(
+            &mut self.out,
+            conn,
+            Packet::SubAck(SubAck {
+                pkid: sub.pkid,
+                codes,
+                properties: Properties::default(),
+            }),
+        );
+        for (filter, qos, id) in send_retained {
+            for msg in self.retained.matching(&filter, self.now) {
+                if self.limits.check_retain_source {
+                    let origin = ClientRef {
+                        username: msg.origin.username.as_deref(),
+                        client_id: &msg.origin.client_id,
+                    };
+                    if !self
+                        .security
+                        .decide(origin, &msg.topic, Access::Write)
+                        .is_allowed()
+                    {
+                        continue;
+                    }
+                }
+                // Retained messages sent on subscribe keep RETAIN 1 (MQTT-3.3.1-8).
+                self.deliver(client_id, &msg, qos, true, id.into_iter().collect());
+            }
+        }
+    }
+
+    fn on_unsubscribe(&mut self, conn: ConnId, client_id: &str, u: Unsubscribe) {
+        let Some(s) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        let mut codes = Vec::with_capacity(u.filters.len());
+        for f in &u.filters {
+            let decision = self.security.decide(who(s), f, Access::Unsubscribe);
+            if !decision.is_allowed() {
+                let record = audit_acl(
+                    &self.security,
+                    who(s),
+                    f,
+                    Access::Unsubscribe,
+                    decision,
+                    &s.address,
+                    self.wall,
+                );
+                self.out.push(record);
+                codes.push(reason::NOT_AUTHORIZED);
+                continue;
+            }
+            let existed = s.subscriptions.remove(f).is_some();
+            self.subs.remove(f, client_id);
+            codes.push(if existed {
+                reason::SUCCESS
+            } else {
+                reason::NO_SUBSCRIPTION_EXISTED
+            });
+        }
+        send(
+            &mut self.out,
+            conn,
+            Packet::UnsubAck(UnsubAck {
+                pkid: u.pkid,
+                codes,
+                properties: Properties::default(),
+            }),
+        );
+    }
+
+    fn on_disconnect(&mut self, conn: ConnId, client_id: &str, d: Disconnect) {
+        let Some(s) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        if let Some(secs) = d.properties.session_expiry {
+            if s.expiry == Expiry::OnClose && secs != 0 {
+                // MQTT-3.14.2-2.
+                return self.kick(
+                    conn,
+                    reason::PROTOCOL_ERROR,
+                    "session expiry set on DISCONNECT after 0 on CONNECT",
+                );
+            }
+            s.expiry = Expiry::from_interval(secs);
+        }
+        if d.reason != reason::DISCONNECT_WITH_WILL {
+            // MQTT-3.1.2-10: a normal DISCONNECT discards the Will.
+            s.will = None;
+        }
+        self.out.push(Action::Close { conn });
+        self.detach(conn);
+    }
+
+    // ----- disconnection, Wills, expiry -----
+
+    /// The connection is gone: detach it from its session, send or schedule the Will, end the
+    /// session if it expires on close.
+    fn detach(&mut self, conn: ConnId) {
+        let Some(client_id) = self.conns.remove(&conn) else {
+            return;
+        };
+        let total = self.withheld.forget_client(&client_id);
+        if total > 1 {
+            self.log(format!(
+                "{total} deliveries to client {client_id:?} were withheld (the audit log records each topic once)"
+            ));
+        }
+        let Some(s) = self.sessions.get_mut(&client_id) else {
+            return;
+        };
+        if s.conn != Some(conn) {
+            return;
+        }
+        s.conn = None;
+        s.aliases.clear();
+        s.disconnected_at = Some(self.now);
+        let mut will_now = None;
+        if let Some(w) = s.will.take() {
+            let delay = w.properties.will_delay.unwrap_or(0);
+            if delay == 0 || s.expiry == Expiry::OnClose {
+                will_now = Some(w);
+            } else {
+                s.will_due = self.now.checked_add(Duration::from_secs(u64::from(delay)));
+                s.will = Some(w);
+            }
+        }
+        let ends = s.expiry == Expiry::OnClose;
+        let line = format!("Client {client_id} disconnected.");
+        self.log(line);
+        if let Some(w) = will_now {
+            self.send_will(&client_id, w);
+        }
+        if ends {
+            self.end_session(&client_id);
+        }
+    }
+
+    /// Publishes a Will, if its client may write its topic.
+    fn send_will(&mut self, client_id: &str, w: Will) {
+        let Some(s) = self.sessions.get(client_id) else {
+            return;
+        };
+        let decision = self.security.decide(who(s), &w.topic, Access::Write);
+        if !decision.is_allowed() {
+            let record = audit_acl(
+                &self.security,
+                who(s),
+                &w.topic,
+                Access::Write,
+                decision,
+                &s.address,
+                self.wall,
+            );
+            self.out.push(record);
+            return;
+        }
+        let origin = Origin {
+            username: s.username.clone(),
+            client_id: client_id.to_owned(),
+        };
+        let msg = self.message(w.topic, w.payload, w.qos, w.retain, w.properties, origin);
+        self.publish(msg);
+    }
+
+    /// Ends a session: sends a pending delayed Will, removes its subscriptions and queue.
+    fn end_session(&mut self, client_id: &str) {
+        let will = self.sessions.get_mut(client_id).and_then(|s| {
+            // A disconnected session still holding a Will has a delayed Will pending.
+            s.will_due = None;
+            if s.conn.is_none() {
+                s.will.take()
+            } else {
+                None
+            }
+        });
+        if let Some(w) = will {
+            self.send_will(client_id, w);
+        }
+        if let Some(s) = self.sessions.remove(client_id) {
+            for filter in s.subscriptions.keys() {
+                self.subs.remove(filter, client_id);
+            }
+            if s.dropped > 0 {
+                self.log(format!(
+                    "client {client_id}: {} messages dropped because its queue was full",
+                    s.dropped
+                ));
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = self.now;
+        let mut wills = Vec::new();
+        let mut ended = Vec::new();
+        for (id, s) in &self.sessions {
+            if s.conn.is_some() {
+                continue;
+            }
+            if s.will_due.is_some_and(|t| t <= now) {
+                wills.push(id.clone());
+            }
+            let after = match s.expiry {
+                Expiry::OnClose => Some(Duration::ZERO),
+                Expiry::After(secs) => Some(Duration::from_secs(u64::from(secs))),
+                Expiry::Never => self.limits.persistent_expiration,
+            };
+            if let (Some(after), Some(at)) = (after, s.disconnected_at) {
+                if at.checked_add(after).is_some_and(|end| end <= now) {
+                    ended.push(id.clone());
+                }
+            }
+        }
+        for id in wills {
+            let will = self.sessions.get_mut(&id).and_then(|s| {
+                s.will_due = None;
+                s.will.take()
+            });
+            if let Some(w) = will {
+                self.send_will(&id, w);
+            }
+        }
+        for id in ended {
+            self.end_session(&id);
+        }
+        self.retained.expire(now);
+    }
+}
+
+/// Sends or queues a delivery to a session.
+fn push(s: &mut Session, d: Delivery, limits: &Limits, out: &mut Vec<Action>, now: Instant) {
+    if d.qos == QoS::AtMostOnce {
+        // QoS 0 goes out now or never (Mosquitto's queue_qos0_messages false).
+        if let Some(conn) = s.conn {
+            let p = d.to_publish(0, false, now);
+            if fits(s, &p) {
+                send(out, conn, Packet::Publish(p));
+            }
+        }
+        return;
+    }
+    if s.conn.is_some()
+        && s.queue.is_empty()
+        && s.inflight.len() < s.inflight_limit(limits.max_inflight)
+    {
+        start(s, d, out, now);
+        return;
+    }
+    if limits.max_queued != 0 && s.queue.len() >= limits.max_queued {
+        s.dropped += 1;
+        return;
+    }
+    s.queue.push_back(d);
+}
+
+/// Puts a QoS 1/2 delivery in flight.
+fn start(s: &mut Session, d: Delivery, out: &mut Vec<Action>, now: Instant) {
+    let Some(conn) = s.conn else {
+        s.queue.push_front(d);
+        return;
+    };
+    let Some(pkid) = s.allocate_pkid() else {
+        s.queue.push_front(d);
+        return;
+    };
+    let p = d.to_publish(pkid, false, now);
+    if !fits(s, &p) {
+        return;
+    }
+    s.inflight.insert(pkid, InFlight::Publish(d));
+    send(out, conn, Packet::Publish(p));
+}
+
+/// Moves queued deliveries into flight while there is room, re-checking expiry and read access.
+fn pump(
+    s: &mut Session,
+    limits: &Limits,
+    security: &Security,
+    out: &mut Vec<Action>,
+    now: Instant,
+) {
+    let limit = s.inflight_limit(limits.max_inflight);
+    // Bounded by the queue's length.
+    while s.conn.is_some() && s.inflight.len() < limit {
+        let Some(d) = s.queue.pop_front() else {
+            break;
+        };
+        if d.msg.expired(now)
+            || !security
+                .decide(who(s), &d.msg.topic, Access::Read)
+                .is_allowed()
+        {
+            continue;
+        }
+        start(s, d, out, now);
+    }
+}
+
+/// Whether a PUBLISH fits the client's Maximum Packet Size (MQTT-3.1.2-25: else it is dropped).
+fn fits(s: &Session, p: &Publish) -> bool {
+    match s.max_packet_size {
+        None => true,
+        Some(max) => {
+            let size = super::codec::encoded_len(&Packet::Publish(p.clone()), s.version);
+            size <= max as usize
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,308 @@
+//! Router tests: events in, actions out, no sockets. Named after the behaviour they check.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::*;
+use crate::broker::codec::{SubOptions, SubscribeFilter};
+use crate::policy::conf::MosquittoConf;
+
+fn router(extra: &str) -> Router {
+    let text = format!("listener 1883\nallow_anonymous true\n{extra}");
+    let conf = MosquittoConf::parse("m.conf", text.as_bytes()).unwrap();
+    let config = BrokerConfig::from_conf(&conf).unwrap();
+    Router::new(&config, Arc::new(Security::new(None, None, true)))
+}
+
+struct T {
+    r: Router,
+    now: Instant,
+}
+
+impl T {
+    fn new(extra: &str) -> T {
+        T {
+            r: router(extra),
+            now: Instant::now(),
+        }
+    }
+
+    fn ev(&mut self, e: Event) -> Vec<Action> {
+        self.r.handle(e, self.now, SystemTime::now());
+        let mut out = Vec::new();
+        self.r.drain_actions(&mut out);
+        out
+    }
+
+    fn connect(&mut self, conn: ConnId, id: &str, version: Version, clean: bool) -> Vec<Action> {
+        self.connect_with(conn, id, version, clean, None, Properties::default())
+    }
+
+    fn connect_with(
+        &mut self,
+        conn: ConnId,
+        id: &str,
+        version: Version,
+        clean: bool,
+        will: Option<Will>,
+        properties: Properties,
+    ) -> Vec<Action> {
+        self.ev(Event::Connect {
+            conn,
+            address: "127.0.0.1".into(),
+            connect: Box::new(Connect {
+                version,
+                client_id: id.into(),
+                clean_start: clean,
+                keep_alive: 60,
+                username: None,
+                password: None,
+                will,
+                properties,
+            }),
+        })
+    }
+
+    fn packet(&mut self, conn: ConnId, packet: Packet) -> Vec<Action> {
+        self.ev(Event::Packet { conn, packet })
+    }
+
+    fn subscribe(&mut self, conn: ConnId, filter: &str, qos: QoS) -> Vec<Action> {
+        self.packet(
+            conn,
+            Packet::Subscribe(Subscribe {
+                pkid: 1,
+                filters: vec![SubscribeFilter {
+                    filter: filter.into(),
+                    options: SubOptions::qos(qos),
+                }],
+                properties: Properties::default(),
+            }),
+        )
+    }
+
+    fn publish(&mut self, conn: ConnId, topic: &str, qos: QoS, pkid: u16) -> Vec<Action> {
+        self.packet(conn, Packet::Publish(publish(topic, qos, pkid)))
+    }
+}
+
+fn publish(topic: &str, qos: QoS, pkid: u16) -> Publish {
+    Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic: topic.into(),
+        pkid,
+        payload: Arc::from(&b"x"[..]),
+        properties: Properties::default(),
+    }
+}
+
+fn sent(actions: &[Action], to: ConnId) -> Vec<&Packet> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send { conn, packet } if *conn == to => Some(packet),
+            _ => None,
+        })
+        .collect()
+}
+
+fn publishes(actions: &[Action], to: ConnId) -> Vec<Publish> {
+    sent(actions, to)
+        .into_iter()
+        .filter_map(|p| match p {
+            Packet::Publish(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn mqtt_3_1_4_2_a_second_connection_with_the_same_client_id_takes_the_session_over() {
+    let mut t = T::new("");
+    t.connect(1, "c", Version::V5, true);
+    let actions = t.connect(2, "c", Version::V5, false);
+    let to_old = sent(&actions, 1);
+    assert!(matches!(to_old[0], Packet::Disconnect(d) if d.reason == reason::SESSION_TAKEN_OVER));
+    assert!(actions
+        .iter()
+        .any(|a| matches!(a, Action::Close { conn: 1 })));
+    // The old connection's later close does not disturb the new one.
+    t.ev(Event::Closed { conn: 1 });
+    t.subscribe(2, "a", QoS::AtMostOnce);
+    assert_eq!(
+        publishes(&t.publish(2, "a", QoS::AtMostOnce, 0), 2).len(),
+        1
+    );
+}
+
+#[test]
+fn mqtt_3_1_3_8_an_empty_client_id_with_clean_session_0_is_rejected_in_3_1_1() {
+    let mut t = T::new("");
+    let actions = t.connect(1, "", Version::V311, false);
+    assert!(
+        matches!(sent(&actions, 1)[0], Packet::ConnAck(c) if c.reason == ConnectReason::IdentifierRejected)
+    );
+    // MQTT 5 assigns one and says which.
+    let actions = t.connect(2, "", Version::V5, false);
+    assert!(
+        matches!(sent(&actions, 2)[0], Packet::ConnAck(c) if c.properties.assigned_client_id.is_some())
+    );
+}
+
+#[test]
+fn in_flight_messages_are_limited_and_the_rest_is_queued_until_acknowledged() {
+    let mut t = T::new("max_inflight_messages 2\n");
+    t.connect(1, "sub", Version::V311, true);
+    t.subscribe(1, "a", QoS::AtLeastOnce);
+    t.connect(2, "pub", Version::V311, true);
+    let mut delivered = Vec::new();
+    for i in 1..=5 {
+        delivered.extend(publishes(&t.publish(2, "a", QoS::AtLeastOnce, i), 1));
+    }
+    assert_eq!(delivered.len(), 2);
+    let more = publishes(&t.packet(1, Packet::PubAck(Ack::new(delivered[0].pkid))), 1);
+    assert_eq!(more.len(), 1);
+}
+
+#[test]
+fn the_queue_of_a_session_is_bounded_by_max_queued_messages() {
+    let mut t = T::new("max_queued_messages 3\n");
+    t.connect(1, "sub", Version::V311, false);
+    t.subscribe(1, "a", QoS::AtLeastOnce);
+    t.ev(Event::Closed { conn: 1 });
+    t.connect(2, "pub", Version::V311, true);
+    for i in 1..=10 {
+        t.publish(2, "a", QoS::AtLeastOnce, i);
+    }
+    let actions = t.connect(3, "sub", Version::V311, false);
+    assert!(matches!(sent(&actions, 3)[0], Packet::ConnAck(c) if c.session_present));
+    assert_eq!(publishes(&actions, 3).len(), 3);
+}
+
+#[test]
+fn mqtt_4_3_3_a_resent_qos_2_publish_is_not_delivered_twice() {
+    let mut t = T::new("");
+    t.connect(1, "sub", Version::V311, true);
+    t.subscribe(1, "a", QoS::ExactlyOnce);
+    t.connect(2, "pub", Version::V311, true);
+    assert_eq!(
+        publishes(&t.publish(2, "a", QoS::ExactlyOnce, 9), 1).len(),
+        1
+    );
+    let mut again = publish("a", QoS::ExactlyOnce, 9);
+    again.dup = true;
+    let actions = t.packet(2, Packet::Publish(again));
+    assert!(publishes(&actions, 1).is_empty());
+    assert!(matches!(sent(&actions, 2)[0], Packet::PubRec(_)));
+    let actions = t.packet(2, Packet::PubRel(Ack::new(9)));
+    assert!(matches!(sent(&actions, 2)[0], Packet::PubComp(a) if a.reason == 0));
+}
+
+#[test]
+fn mqtt_3_1_3_9_a_delayed_will_is_sent_only_if_the_client_does_not_come_back() {
+    let mut t = T::new("");
+    t.connect(1, "watcher", Version::V5, true);
+    t.subscribe(1, "will", QoS::AtMostOnce);
+    let will = Will {
+        topic: "will".into(),
+        payload: Arc::from(&b"gone"[..]),
+        qos: QoS::AtMostOnce,
+        retain: false,
+        properties: Properties {
+            will_delay: Some(5),
+            ..Properties::default()
+        },
+    };
+    let session = Properties {
+        session_expiry: Some(60),
+        ..Properties::default()
+    };
+    t.connect_with(
+        2,
+        "w",
+        Version::V5,
+        false,
+        Some(will.clone()),
+        session.clone(),
+    );
+    assert!(publishes(&t.ev(Event::Closed { conn: 2 }), 1).is_empty());
+    t.now += Duration::from_secs(2);
+    // Back within the delay: no Will.
+    t.connect_with(3, "w", Version::V5, false, Some(will), session);
+    t.now += Duration::from_secs(10);
+    assert!(publishes(&t.ev(Event::Tick), 1).is_empty());
+    // Gone for good: the Will goes out when the delay has passed.
+    t.ev(Event::Closed { conn: 3 });
+    t.now += Duration::from_secs(6);
+    let actions = t.ev(Event::Tick);
+    assert_eq!(publishes(&actions, 1).len(), 1);
+}
+
+#[test]
+fn mqtt_3_14_4_3_a_normal_disconnect_discards_the_will() {
+    let mut t = T::new("");
+    t.connect(1, "watcher", Version::V311, true);
+    t.subscribe(1, "will", QoS::AtMostOnce);
+    let will = Will {
+        topic: "will".into(),
+        payload: Arc::from(&b"gone"[..]),
+        qos: QoS::AtMostOnce,
+        retain: false,
+        properties: Properties::default(),
+    };
+    t.connect_with(
+        2,
+        "w",
+        Version::V311,
+        true,
+        Some(will),
+        Properties::default(),
+    );
+    let actions = t.packet(2, Packet::Disconnect(Disconnect::default()));
+    assert!(publishes(&actions, 1).is_empty());
+    assert!(publishes(&t.ev(Event::Closed { conn: 2 }), 1).is_empty());
+}
+
+#[test]
+fn mqtt_3_3_1_8_retained_messages_are_sent_on_subscribe_with_retain_1_and_cleared_by_empty_ones() {
+    let mut t = T::new("");
+    t.connect(1, "pub", Version::V311, true);
+    let mut p = publish("r", QoS::AtMostOnce, 0);
+    p.retain = true;
+    t.packet(1, Packet::Publish(p.clone()));
+    t.connect(2, "sub", Version::V311, true);
+    let got = publishes(&t.subscribe(2, "#", QoS::AtLeastOnce), 2);
+    assert_eq!(got.len(), 1);
+    assert!(got[0].retain);
+    p.payload = Arc::from(&b""[..]);
+    t.packet(1, Packet::Publish(p));
+    t.connect(3, "sub2", Version::V311, true);
+    assert!(publishes(&t.subscribe(3, "#", QoS::AtLeastOnce), 3).is_empty());
+}
+
+#[test]
+fn no_matching_subscribers_is_reported_to_mqtt_5_publishers() {
+    let mut t = T::new("");
+    t.connect(1, "pub", Version::V5, true);
+    let actions = t.publish(1, "nobody", QoS::AtLeastOnce, 1);
+    assert!(
+        matches!(sent(&actions, 1)[0], Packet::PubAck(a) if a.reason == reason::NO_MATCHING_SUBSCRIBERS)
+    );
+}
+
+#[test]
+fn mqtt_3_3_2_10_topic_aliases_stand_for_their_topic() {
+    let mut t = T::new("");
+    t.connect(1, "sub", Version::V5, true);
+    t.subscribe(1, "long/topic", QoS::AtMostOnce);
+    t.connect(2, "pub", Version::V5, true);
+    let mut p = publish("long/topic", QoS::AtMostOnce, 0);
+    p.properties.topic_alias = Some(3);
+    t.packet(2, Packet::Publish(p.clone()));
+    p.topic = String::new();
+    let got = publishes(&t.packet(2, Packet::Publish(p)), 1);
+    assert_eq!(got[0].topic, "long/topic");
+    assert_eq!(got[0].properties.topic_alias, None);
+}

@@ -1,0 +1,191 @@
+//! The policy as the broker uses it: logins against the password file and `allow_anonymous`, and
+//! access decisions against the acl file (or, without one, only the fixed broker rules).
+//!
+//! Immutable once loaded: SIGHUP loads a new [`Security`] and swaps it in whole, keeping the old one if
+//! any file fails.
+
+use crate::audit::LoginDenial;
+use crate::policy::acl::{broker_rules, Explanation, Policy};
+use crate::policy::passwd::{AuthResult, PasswordFile};
+use crate::policy::{Access, ClientRef, Decision, Reason};
+
+use super::codec::ConnectReason;
+use super::config::BrokerConfig;
+
+/// The loaded policy files.
+#[derive(Debug)]
+pub struct Security {
+    acl: Option<Policy>,
+    /// An empty policy, only to spell out decisions of the fixed rules when there is no acl file.
+    none: Policy,
+    passwords: Option<PasswordFile>,
+    allow_anonymous: bool,
+}
+
+/// Why a login was refused: the CONNACK outcome and the audit reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginRefusal {
+    /// What the CONNACK says: bad credentials (4 / 0x86) or not authorised (5 / 0x87).
+    pub connack: ConnectReason,
+    /// Why, for the audit record.
+    pub denial: LoginDenial,
+}
+
+impl Security {
+    /// Loads the files `config` names. Errors name the file and line.
+    pub fn load(config: &BrokerConfig) -> Result<Security, String> {
+        let acl = match &config.acl_file {
+            Some(path) => Some(crate::load::load_policy(path).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let passwords = match &config.password_file {
+            Some(path) => Some(crate::load::load_passwords(path).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        Ok(Security::new(acl, passwords, config.allow_anonymous))
+    }
+
+    /// A policy from already loaded parts.
+    pub fn new(
+        acl: Option<Policy>,
+        passwords: Option<PasswordFile>,
+        allow_anonymous: bool,
+    ) -> Self {
+        Security {
+            acl,
+            none: Policy::compile(crate::policy::acl::AclFile {
+                path: "(no acl_file)".to_owned(),
+                rules: Vec::new(),
+                warnings: Vec::new(),
+            }),
+            passwords,
+            allow_anonymous,
+        }
+    }
+
+    /// Warnings from loading (unusable password lines), as `file:line: ...` lines.
+    pub fn warnings(&self) -> Vec<String> {
+        self.passwords
+            .as_ref()
+            .map(|p| p.warning_lines().collect())
+            .unwrap_or_default()
+    }
+
+    /// One line describing what is in force.
+    pub fn describe(&self) -> String {
+        format!(
+            "acl_file: {}; password_file: {}; allow_anonymous {}",
+            self.acl.as_ref().map_or(
+                "none (everything allowed but the fixed rules)".to_owned(),
+                |p| { format!("{} ({} rules)", p.path(), p.rules().len()) }
+            ),
+            self.passwords
+                .as_ref()
+                .map_or("none".to_owned(), |p| format!(
+                    "{} ({} users)",
+                    p.path(),
+                    p.len()
+                )),
+            self.allow_anonymous
+        )
+    }
+
+    /// Decides a login as Mosquitto 2.0 does, except that bad credentials answer 4 / 0x86.
+    pub fn login(
+        &self,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+    ) -> Result<(), LoginRefusal> {
+        let refuse = |connack, denial| Err(LoginRefusal { connack, denial });
+        let Some(name) = username else {
+            if self.allow_anonymous {
+                return Ok(());
+            }
+            return refuse(
+                ConnectReason::NotAuthorized,
+                LoginDenial::AnonymousNotAllowed,
+            );
+        };
+        let Some(passwords) = &self.passwords else {
+            if self.allow_anonymous {
+                return Ok(());
+            }
+            return refuse(ConnectReason::NotAuthorized, LoginDenial::NoPasswordFile);
+        };
+        let denial = match passwords.verify(name, password) {
+            AuthResult::Accepted => return Ok(()),
+            AuthResult::UnknownUser => LoginDenial::UnknownUser,
+            AuthResult::WrongPassword => LoginDenial::WrongPassword,
+            AuthResult::NoPassword => LoginDenial::NoPassword,
+            AuthResult::UnusableEntry { line } => LoginDenial::UnusableEntry {
+                entry: format!("{}:{line}", passwords.path()),
+            },
+        };
+        refuse(ConnectReason::BadCredentials, denial)
+    }
+
+    /// Decides `access` to `topic` for `client`. Without an acl file only the fixed rules deny.
+    pub fn decide(&self, client: ClientRef<'_>, topic: &str, access: Access) -> Decision {
+        match &self.acl {
+            Some(policy) => policy.decide(client, topic, access),
+            None => {
+                broker_rules(topic, access).unwrap_or(Decision::allow(Reason::UnsubscribeUnchecked))
+            }
+        }
+    }
+
+    /// Spells out a decision for an audit record.
+    pub fn explain(
+        &self,
+        client: ClientRef<'_>,
+        topic: &str,
+        access: Access,
+        decision: Decision,
+    ) -> Explanation {
+        self.acl
+            .as_ref()
+            .unwrap_or(&self.none)
+            .explain_decision(client, topic, access, decision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn security(allow_anonymous: bool) -> Security {
+        let line = crate::policy::passwd::hash_password(
+            b"123456",
+            crate::policy::passwd::HashKind::Sha512Pbkdf2,
+            Some(101),
+        );
+        let pw = PasswordFile::parse("users.txt", format!("user1:{line}\n").as_bytes());
+        let acl = Policy::from_acl("acl.txt", b"pattern readwrite +/+/+/%u\n").unwrap();
+        Security::new(Some(acl), Some(pw), allow_anonymous)
+    }
+
+    #[test]
+    fn bad_credentials_answer_4_and_other_refusals_5() {
+        let s = security(false);
+        assert!(s.login(Some("user1"), Some(b"123456")).is_ok());
+        let e = s.login(Some("user1"), Some(b"ABCDEFG")).unwrap_err();
+        assert_eq!(e.connack, ConnectReason::BadCredentials);
+        assert_eq!(e.denial, LoginDenial::WrongPassword);
+        let e = s.login(Some("nobody"), Some(b"x")).unwrap_err();
+        assert_eq!(e.denial, LoginDenial::UnknownUser);
+        let e = s.login(None, None).unwrap_err();
+        assert_eq!(e.connack, ConnectReason::NotAuthorized);
+        assert!(security(true).login(None, None).is_ok());
+    }
+
+    #[test]
+    fn without_an_acl_file_only_the_fixed_rules_deny() {
+        let s = Security::new(None, None, true);
+        let c = ClientRef {
+            username: None,
+            client_id: "c",
+        };
+        assert!(s.decide(c, "a/b", Access::Write).is_allowed());
+        assert!(!s.decide(c, "$SYS/x", Access::Write).is_allowed());
+    }
+}

@@ -1,0 +1,214 @@
+//! A client's session: its subscriptions, the messages in flight both ways, its queue, its Will.
+//! Pure state; [`super::router::Router`] drives it.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::codec::{Properties, Publish, QoS, SubOptions, Version, Will};
+
+/// Identifies a network connection.
+pub type ConnId = u64;
+
+/// Who published a message (for `check_retain_source`, `no_local`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// The publisher's username.
+    pub username: Option<String>,
+    /// The publisher's client id.
+    pub client_id: String,
+}
+
+/// An application message as the broker stores and forwards it.
+#[derive(Clone, Debug)]
+pub struct Message {
+    /// Topic name.
+    pub topic: String,
+    /// Payload.
+    pub payload: Arc<[u8]>,
+    /// QoS it was published with.
+    pub qos: QoS,
+    /// The RETAIN flag it was published with.
+    pub retain: bool,
+    /// Properties passed through to subscribers (payload format, content type, response topic,
+    /// correlation data, user properties).
+    pub properties: Properties,
+    /// When it expires (Message Expiry Interval).
+    pub expires_at: Option<Instant>,
+    /// Who published it.
+    pub origin: Origin,
+}
+
+impl Message {
+    /// `true` once its expiry interval has passed.
+    pub fn expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
+}
+
+/// A message on its way to one subscriber.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// The message.
+    pub msg: Arc<Message>,
+    /// The QoS it is delivered with.
+    pub qos: QoS,
+    /// The RETAIN flag to send.
+    pub retain: bool,
+    /// Subscription identifiers of the matching subscriptions.
+    pub sub_ids: Vec<u32>,
+}
+
+impl Delivery {
+    /// The PUBLISH packet for this delivery.
+    pub fn to_publish(&self, pkid: u16, dup: bool, now: Instant) -> Publish {
+        let m = &self.msg;
+        let mut properties = m.properties.clone();
+        properties.subscription_ids.clone_from(&self.sub_ids);
+        properties.message_expiry = m.expires_at.map(|t| {
+            u32::try_from(t.saturating_duration_since(now).as_secs().max(1)).unwrap_or(u32::MAX)
+        });
+        Publish {
+            dup,
+            qos: self.qos,
+            retain: self.retain,
+            topic: m.topic.clone(),
+            pkid,
+            payload: Arc::clone(&m.payload),
+            properties,
+        }
+    }
+}
+
+/// An outgoing QoS 1/2 message not yet fully acknowledged.
+#[derive(Clone, Debug)]
+pub enum InFlight {
+    /// PUBLISH sent, waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    Publish(Delivery),
+    /// PUBREL sent, waiting for PUBCOMP.
+    Release,
+}
+
+/// When a session ends after its connection closes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// With the connection (clean session / expiry interval 0).
+    OnClose,
+    /// This many seconds after the connection closes.
+    After(u32),
+    /// Never (3.1.1 persistent session, or interval 0xFFFFFFFF).
+    Never,
+}
+
+impl Expiry {
+    /// From an MQTT 5 Session Expiry Interval.
+    pub fn from_interval(secs: u32) -> Expiry {
+        match secs {
+            0 => Expiry::OnClose,
+            u32::MAX => Expiry::Never,
+            s => Expiry::After(s),
+        }
+    }
+}
+
+/// One client's session.
+#[derive(Debug)]
+pub struct Session {
+    /// Client identifier.
+    pub client_id: String,
+    /// Username of the connection that owns (or last owned) it.
+    pub username: Option<String>,
+    /// Address of that connection.
+    pub address: String,
+    /// Protocol version of that connection.
+    pub version: Version,
+    /// The connection, while connected.
+    pub conn: Option<ConnId>,
+    /// When the session ends after disconnection.
+    pub expiry: Expiry,
+    /// When it was disconnected.
+    pub disconnected_at: Option<Instant>,
+    /// Filters → options, mirrored in the router's trie.
+    pub subscriptions: HashMap<String, super::subs::SubEntry>,
+    /// Outgoing QoS 1/2 in flight, by packet identifier.
+    pub inflight: BTreeMap<u16, InFlight>,
+    /// Deliveries waiting for an in-flight slot or a connection.
+    pub queue: VecDeque<Delivery>,
+    /// Incoming QoS 2 packet identifiers awaiting PUBREL.
+    pub incoming_qos2: HashSet<u16>,
+    /// Next packet identifier to try.
+    pub next_pkid: u16,
+    /// The client's Receive Maximum.
+    pub receive_maximum: u16,
+    /// The client's Maximum Packet Size.
+    pub max_packet_size: Option<u32>,
+    /// Inbound topic aliases of the current connection.
+    pub aliases: HashMap<u16, String>,
+    /// The Will of the current connection.
+    pub will: Option<Will>,
+    /// When a delayed Will is due (after an unclean close).
+    pub will_due: Option<Instant>,
+    /// Deliveries dropped because the queue was full.
+    pub dropped: u64,
+}
+
+impl Session {
+    /// A new, empty session.
+    pub fn new(client_id: String, version: Version) -> Session {
+        Session {
+            client_id,
+            username: None,
+            address: String::new(),
+            version,
+            conn: None,
+            expiry: Expiry::OnClose,
+            disconnected_at: None,
+            subscriptions: HashMap::new(),
+            inflight: BTreeMap::new(),
+            queue: VecDeque::new(),
+            incoming_qos2: HashSet::new(),
+            next_pkid: 1,
+            receive_maximum: u16::MAX,
+            max_packet_size: None,
+            aliases: HashMap::new(),
+            will: None,
+            will_due: None,
+            dropped: 0,
+        }
+    }
+
+    /// A free packet identifier, or `None` if all 65,535 are in flight.
+    pub fn allocate_pkid(&mut self) -> Option<u16> {
+        for _ in 0..u16::MAX {
+            let id = self.next_pkid;
+            self.next_pkid = if id == u16::MAX { 1 } else { id + 1 };
+            if !self.inflight.contains_key(&id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// How many QoS 1/2 messages may be in flight to this client.
+    pub fn inflight_limit(&self, max_inflight: u16) -> usize {
+        let server = if max_inflight == 0 {
+            u16::MAX
+        } else {
+            max_inflight
+        };
+        usize::from(server.min(self.receive_maximum))
+    }
+
+    /// The granted options of all subscriptions merged, for the deliveries of one message.
+    pub fn merge(options: &mut Option<(SubOptions, Vec<u32>)>, entry: super::subs::SubEntry) {
+        match options {
+            None => *options = Some((entry.options, entry.id.into_iter().collect())),
+            Some((o, ids)) => {
+                o.qos = o.qos.max(entry.options.qos);
+                o.retain_as_published |= entry.options.retain_as_published;
+                o.no_local &= entry.options.no_local;
+                ids.extend(entry.id);
+            }
+        }
+    }
+}

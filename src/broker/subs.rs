@@ -1,0 +1,207 @@
+//! The subscription trie: topic filters by level, each node holding the clients subscribed with
+//! exactly that filter. Matching a topic walks one path per `+` branch, so its cost depends on the
+//! topic's depth and the wildcards present, not on the number of subscriptions.
+
+use std::collections::HashMap;
+
+use super::codec::SubOptions;
+
+/// One client's subscription with one filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubEntry {
+    /// The options it was made with.
+    pub options: SubOptions,
+    /// Its MQTT 5 subscription identifier.
+    pub id: Option<u32>,
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    children: HashMap<Box<str>, Node>,
+    plus: Option<Box<Node>>,
+    /// Subscribers whose filter ends here.
+    here: HashMap<Box<str>, SubEntry>,
+    /// Subscribers whose filter ends with `#` below this node.
+    hash: HashMap<Box<str>, SubEntry>,
+}
+
+impl Node {
+    fn is_empty(&self) -> bool {
+        self.children.is_empty()
+            && self.plus.is_none()
+            && self.here.is_empty()
+            && self.hash.is_empty()
+    }
+}
+
+/// All subscriptions of all sessions.
+#[derive(Debug, Default)]
+pub struct SubTree {
+    root: Node,
+    count: usize,
+}
+
+impl SubTree {
+    /// Adds or replaces `client`'s subscription with `filter`; `true` if it is new.
+    pub fn insert(&mut self, filter: &str, client: &str, entry: SubEntry) -> bool {
+        let mut node = &mut self.root;
+        let mut hash = false;
+        for level in filter.split('/') {
+            match level {
+                "#" => {
+                    hash = true;
+                    break;
+                }
+                "+" => node = node.plus.get_or_insert_with(Box::default),
+                _ => node = node.children.entry(level.into()).or_default(),
+            }
+        }
+        let set = if hash { &mut node.hash } else { &mut node.here };
+        let new = set.insert(client.into(), entry).is_none();
+        if new {
+            self.count += 1;
+        }
+        new
+    }
+
+    /// Removes `client`'s subscription with `filter`; `true` if there was one.
+    pub fn remove(&mut self, filter: &str, client: &str) -> bool {
+        let levels: Vec<&str> = filter.split('/').collect();
+        let removed = remove_at(&mut self.root, &levels, client);
+        if removed {
+            self.count -= 1;
+        }
+        removed
+    }
+
+    /// Number of subscriptions.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// `true` without subscriptions.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Calls `f(client, entry)` for every subscription matching `topic` (one call per matching filter),
+    /// applying the `$` rule: wildcards at the first level do not match topics starting with `$`
+    /// (MQTT-4.7.2-1).
+    pub fn for_each_match(&self, topic: &str, mut f: impl FnMut(&str, SubEntry)) {
+        let dollar = topic.starts_with('$');
+        let levels: Vec<&str> = topic.split('/').collect();
+        walk(&self.root, &levels, 0, dollar, &mut f);
+    }
+}
+
+fn walk(
+    node: &Node,
+    levels: &[&str],
+    depth: usize,
+    dollar: bool,
+    f: &mut impl FnMut(&str, SubEntry),
+) {
+    let wildcards_ok = !(dollar && depth == 0);
+    if wildcards_ok {
+        // `a/#` also matches `a` itself (MQTT-4.7.1-2): `#` at this node matches the rest, even empty.
+        for (c, e) in &node.hash {
+            f(c, *e);
+        }
+    }
+    let Some((level, rest)) = levels.split_first() else {
+        for (c, e) in &node.here {
+            f(c, *e);
+        }
+        return;
+    };
+    if let Some(child) = node.children.get(*level) {
+        walk(child, rest, depth + 1, dollar, f);
+    }
+    if wildcards_ok {
+        if let Some(plus) = &node.plus {
+            walk(plus, rest, depth + 1, dollar, f);
+        }
+    }
+}
+
+fn remove_at(node: &mut Node, levels: &[&str], client: &str) -> bool {
+    let Some((level, rest)) = levels.split_first() else {
+        return node.here.remove(client).is_some();
+    };
+    match *level {
+        "#" => node.hash.remove(client).is_some(),
+        "+" => {
+            let Some(plus) = node.plus.as_mut() else {
+                return false;
+            };
+            let removed = remove_at(plus, rest, client);
+            if plus.is_empty() {
+                node.plus = None;
+            }
+            removed
+        }
+        _ => {
+            let Some(child) = node.children.get_mut(*level) else {
+                return false;
+            };
+            let removed = remove_at(child, rest, client);
+            if child.is_empty() {
+                node.children.remove(*level);
+            }
+            removed
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::codec::QoS;
+
+    fn entry() -> SubEntry {
+        SubEntry {
+            options: SubOptions::qos(QoS::AtMostOnce),
+            id: None,
+        }
+    }
+
+    fn matches(t: &SubTree, topic: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        t.for_each_match(topic, |c, _| out.push(c.to_owned()));
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn wildcards_match_as_the_standard_says() {
+        let mut t = SubTree::default();
+        t.insert("a/+/c", "plus", entry());
+        t.insert("a/#", "hash", entry());
+        t.insert("#", "all", entry());
+        t.insert("a/b/c", "exact", entry());
+        assert_eq!(matches(&t, "a/b/c"), ["all", "exact", "hash", "plus"]);
+        assert_eq!(matches(&t, "a"), ["all", "hash"]);
+        assert_eq!(matches(&t, "b"), ["all"]);
+    }
+
+    #[test]
+    fn mqtt_4_7_2_1_wildcards_do_not_match_dollar_topics_at_the_first_level() {
+        let mut t = SubTree::default();
+        t.insert("#", "all", entry());
+        t.insert("+/x", "plus", entry());
+        t.insert("$SYS/#", "sys", entry());
+        assert_eq!(matches(&t, "$SYS/x"), ["sys"]);
+    }
+
+    #[test]
+    fn removal_prunes_and_counts() {
+        let mut t = SubTree::default();
+        assert!(t.insert("a/+/c", "x", entry()));
+        assert!(!t.insert("a/+/c", "x", entry()));
+        assert_eq!(t.len(), 1);
+        assert!(t.remove("a/+/c", "x"));
+        assert!(!t.remove("a/+/c", "x"));
+        assert!(t.is_empty());
+        assert!(t.root.is_empty());
+    }
+}
