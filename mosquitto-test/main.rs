@@ -4,7 +4,9 @@
 //! * [`support`]: the harness, for every test module here.
 //! * [`tutorial_builtin`]: the tutorial's deployment (password file, acl file, TLS 1.2) on mosquitto's
 //!   built-in checks, as the reference describes it.
+//! * [`differential`]: generated acl files and cases; the engine must decide exactly as mosquitto does.
 
+mod differential;
 mod passwd_interop;
 mod plugin;
 mod support;

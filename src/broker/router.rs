@@ -265,6 +265,11 @@ impl Router {
 
     fn on_connect(&mut self, conn: ConnId, address: String, mut c: Connect) {
         let version = c.version;
+        // Mosquitto 2.0 treats a zero-length username as none at all (checked against the real broker by
+        // the differential test): the client is anonymous, for login and for the acl file alike.
+        if c.username.as_deref() == Some("") {
+            c.username = None;
+        }
         if c.properties.auth_method.is_some() {
             self.log(format!(
                 "{address}: enhanced authentication is not supported"

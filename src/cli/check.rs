@@ -129,7 +129,10 @@ pub fn run(args: &CheckArgs) -> u8 {
             for warning in file.warning_lines() {
                 eprintln!("mqtt-policy: warning: {warning}");
             }
-            Some(LoginStatus::new(&file, args.user.as_deref()))
+            Some(LoginStatus::new(
+                &file,
+                args.user.as_deref().filter(|u| !u.is_empty()),
+            ))
         }
         Some(Err(e)) => {
             eprintln!("mqtt-policy: {e}");
@@ -149,7 +152,8 @@ pub fn run(args: &CheckArgs) -> u8 {
         (_, _, Some(t)) => (Access::Subscribe, t),
         _ => unreachable!("clap requires one of --read, --write, --subscribe"),
     };
-    let username = args.user.as_deref();
+    // Mosquitto treats a zero-length username as none: such a client is anonymous.
+    let username = args.user.as_deref().filter(|u| !u.is_empty());
     let client_id = args
         .client_id
         .as_deref()

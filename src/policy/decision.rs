@@ -36,8 +36,11 @@ impl Access {
 /// The identity an ACL decision is made for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ClientRef<'a> {
-    /// The username from CONNECT; `None` for an anonymous client (no username at all).
-    /// An empty username `Some("")` is a username, as in Mosquitto.
+    /// The username from CONNECT; `None` for an anonymous client.
+    ///
+    /// Mosquitto 2.0 turns a zero-length username into no username (the real broker shows it: the
+    /// anonymous list applies and `%u` patterns are skipped), so adapters pass `None` for it. The engine
+    /// itself takes `Some("")` literally (`%u` becomes an empty string), as the acl algorithm would.
     pub username: Option<&'a str>,
     /// The client id (the broker-assigned one when the client sent an empty id).
     pub client_id: &'a str,

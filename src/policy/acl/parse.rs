@@ -7,11 +7,13 @@
 //!   contain spaces). With a single word after the keyword, that word is the filter and the access is
 //!   `readwrite`. The filter must be a valid subscription filter.
 //! * `user NAME`: the rest of the line, trimmed. Blocks of the same name merge.
+//! * Lines are read as Mosquitto's line reader reads them, quirks included ([`crate::policy::c_lines`]).
 //! * Parsing stops at the first bad line: one error, nothing half-applied.
 
 use thiserror::Error;
 
 use super::rule::{Permission, Rule, RuleList};
+use crate::policy::c_lines::{mosquitto_lines, Cut};
 use crate::policy::topic::{self, FilterError};
 
 /// A parsed acl file: its rules in file order and the warnings Mosquitto would log.
@@ -128,11 +130,20 @@ pub fn parse_acl(path: &str, bytes: &[u8]) -> Result<AclFile, AclError> {
     let mut warnings = Vec::new();
     let mut user: Option<String> = None;
 
-    for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-        let line_no = u32::try_from(index + 1).unwrap_or(u32::MAX);
-        // C strings end at the first NUL.
-        let raw = raw.split(|&b| b == 0).next().unwrap_or_default();
-        let line = std::str::from_utf8(raw).map_err(|_| err(line_no, AclErrorKind::NotUtf8))?;
+    let (lines, cut) = mosquitto_lines(bytes);
+    if let Some(cut) = cut {
+        let line = match cut {
+            Cut::Nul { line, .. } | Cut::LastLineDropped { line } => line,
+        };
+        warnings.push(AclWarning {
+            line,
+            message: cut.to_string(),
+        });
+    }
+    for c_line in lines {
+        let line_no = c_line.number;
+        let line =
+            std::str::from_utf8(c_line.text).map_err(|_| err(line_no, AclErrorKind::NotUtf8))?;
         let line = trim_end_c(line);
         if line.starts_with('#') {
             continue;

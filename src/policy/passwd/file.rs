@@ -6,9 +6,8 @@
 //!   `strtok`, empty tokens are skipped (`::alice::HASH` is `alice` and `HASH`). Text after the second
 //!   token is ignored. Both are trimmed with C `isspace` (space, `\t`, `\n`, `\v`, `\f`, `\r`).
 //! * A username or hash longer than 65535 bytes makes Mosquitto skip the line.
-//! * A NUL byte ends the line's text (C strings), and Mosquitto's line reader then never finds the end of
-//!   that line: it swallows every following line. If the file ends with a newline the whole swallowed
-//!   text is dropped; otherwise the NUL line (up to the NUL) is still read. We do the same.
+//! * Lines are read as Mosquitto's line reader reads them, NUL bytes and all
+//!   ([`crate::policy::c_lines`]).
 //!
 //! This module only splits and classifies lines; [`super::hash`] decodes the hash field.
 
@@ -76,44 +75,6 @@ pub(crate) fn physical_lines(bytes: &[u8]) -> impl Iterator<Item = PhysicalLine<
         number = number.saturating_add(1);
         Some(PhysicalLine { number, raw })
     })
-}
-
-/// Where a NUL byte made Mosquitto stop reading the file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct NulCut {
-    /// The line with the NUL.
-    pub line: u32,
-    /// Whether Mosquitto still reads that line (up to the NUL): only when the file does not end with `\n`.
-    pub line_read: bool,
-    /// How many lines after it are never read.
-    pub lines_after: u32,
-}
-
-/// The lines the broker reads, each as the C string it parses (NUL-truncated, `\n` kept), and where a NUL
-/// cut the file short.
-pub(crate) fn broker_lines(bytes: &[u8]) -> (Vec<PhysicalLine<'_>>, Option<NulCut>) {
-    let mut lines = Vec::new();
-    let all: Vec<PhysicalLine<'_>> = physical_lines(bytes).collect();
-    for (index, line) in all.iter().enumerate() {
-        if line.has_nul() {
-            let line_read = !bytes.ends_with(b"\n");
-            if line_read {
-                lines.push(PhysicalLine {
-                    number: line.number,
-                    raw: c_str(line.raw),
-                });
-            }
-            let lines_after = u32::try_from(all.len() - index - 1).unwrap_or(u32::MAX);
-            let cut = NulCut {
-                line: line.number,
-                line_read,
-                lines_after,
-            };
-            return (lines, Some(cut));
-        }
-        lines.push(*line);
-    }
-    (lines, None)
 }
 
 /// What one line means to the broker.
@@ -287,30 +248,5 @@ mod tests {
         assert_eq!(lines[3].number, 4);
         assert_eq!(lines[0].content(), b"a\r");
         assert_eq!(physical_lines(b"").count(), 0);
-    }
-
-    #[test]
-    fn a_nul_swallows_the_rest_of_a_file_that_ends_with_a_newline() {
-        let (lines, cut) = broker_lines(b"a:1\nb:2\0x\nc:3\nd:4\n");
-        assert_eq!(lines.len(), 1);
-        assert_eq!(
-            cut,
-            Some(NulCut {
-                line: 2,
-                line_read: false,
-                lines_after: 2
-            })
-        );
-    }
-
-    #[test]
-    fn a_nul_line_is_still_read_when_the_file_does_not_end_with_a_newline() {
-        let (lines, cut) = broker_lines(b"a:1\nb:2\0x\nc:3");
-        assert_eq!(lines.len(), 2);
-        assert_eq!(lines[1].raw, b"b:2");
-        assert_eq!(
-            cut.map(|c| (c.line, c.line_read, c.lines_after)),
-            Some((2, true, 1))
-        );
     }
 }

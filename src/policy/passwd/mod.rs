@@ -44,6 +44,7 @@ use std::fmt;
 
 use subtle::ConstantTimeEq;
 
+use crate::policy::c_lines::Cut;
 pub use argon2id::MAX_MEMORY_KIB as ARGON2_MAX_MEMORY_KIB;
 pub use create::{
     hash_password, HashKind, ARGON2_LEN, ARGON2_M_COST, ARGON2_P_COST, ARGON2_T_COST,
@@ -143,23 +144,15 @@ impl PasswordFile {
             usable: 0,
             warnings: Vec::new(),
         };
-        let (lines, nul_cut) = file::broker_lines(bytes);
+        let (lines, cut) = crate::policy::c_lines::mosquitto_lines(bytes);
         for line in &lines {
-            parsed.add_line(line.number, file::classify(line.raw));
+            parsed.add_line(line.number, file::classify(line.text));
         }
-        if let Some(cut) = nul_cut {
-            let read = if cut.line_read {
-                "Mosquitto reads this line only up to the NUL"
-            } else {
-                "Mosquitto ignores this line"
+        if let Some(cut) = cut {
+            let line = match cut {
+                Cut::Nul { line, .. } | Cut::LastLineDropped { line } => line,
             };
-            parsed.warn(
-                cut.line,
-                format!(
-                    "the line contains a NUL byte: {read} and never reads the {} line(s) after it",
-                    cut.lines_after
-                ),
-            );
+            parsed.warn(line, cut.to_string());
         }
         parsed.warnings.sort_by_key(|w| w.line);
         parsed

@@ -1,0 +1,248 @@
+//! Lines as Mosquitto 2.0 reads its `acl_file` and `password_file`: an exact model of its line reader
+//! (`fgets_extending` with a 256-byte buffer that grows by 1000 bytes), quirks included.
+//!
+//! The differential test against the real broker found two places where this reader differs from
+//! "split on `\n`", and Mosquitto's behaviour is the reference, so we reproduce them:
+//! * **A NUL byte** ends the line's C string before its `\n`, so the reader never sees the end of the
+//!   line and keeps reading: every following line is swallowed. If the file ends with `\n`, the NUL line
+//!   and everything after it are ignored; otherwise the NUL line, up to the NUL, is still read.
+//! * **A last line without `\n` that exactly fills the buffer** (255 bytes with a fresh buffer, or
+//!   255 + 1000·k, relative to the size the buffer has grown to) is dropped: the reader asks for more,
+//!   hits end of file having read nothing more, and reports end of file.
+//!
+//! Callers warn about both (see [`Cut`]) so that nobody is surprised by them.
+
+/// The buffer Mosquitto starts each file with.
+const INITIAL_BUFFER: usize = 256;
+/// How much it grows the buffer when a line does not fit.
+const GROWTH: usize = 1000;
+
+/// One line as Mosquitto's parser sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CLine<'a> {
+    /// 1-based number of the physical line the text starts on.
+    pub number: u32,
+    /// The line's C string: up to its first NUL, with its `\n` when it has one.
+    pub text: &'a [u8],
+}
+
+/// Where Mosquitto's reader stops short of the end of the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// Line `line` has a NUL byte: the lines after it are never read, and neither is the NUL line
+    /// itself unless `line_read` (the file does not end with `\n`).
+    Nul {
+        /// The line with the NUL.
+        line: u32,
+        /// Whether the NUL line (up to the NUL) is still read.
+        line_read: bool,
+        /// How many physical lines after it are ignored.
+        lines_after: u32,
+    },
+    /// The last line, which has no `\n`, exactly filled the reader's buffer and is dropped.
+    LastLineDropped {
+        /// The dropped line.
+        line: u32,
+    },
+}
+
+impl std::fmt::Display for Cut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cut::Nul { line, line_read, lines_after } => write!(
+                f,
+                "line {line} contains a NUL byte: Mosquitto ignores {}the {lines_after} line(s) after it, and so do we",
+                if *line_read { "" } else { "that line and " }
+            ),
+            Cut::LastLineDropped { line } => write!(
+                f,
+                "line {line}, the last line, has no newline and a length at which Mosquitto's line reader drops it; \
+                 so do we (end the file with a newline)"
+            ),
+        }
+    }
+}
+
+fn count_newlines(bytes: &[u8]) -> u32 {
+    u32::try_from(bytes.iter().filter(|&&b| b == b'\n').count()).unwrap_or(u32::MAX)
+}
+
+/// The lines Mosquitto's parser is handed for a file's `bytes`, and where its reader stopped short.
+pub fn mosquitto_lines(bytes: &[u8]) -> (Vec<CLine<'_>>, Option<Cut>) {
+    let mut lines = Vec::new();
+    let mut buffer = INITIAL_BUFFER;
+    let mut pos = 0;
+    let mut line_number: u32 = 1;
+    loop {
+        // One call of the line reader, starting at `pos` with an empty buffer of `buffer` bytes.
+        let start = pos;
+        let start_line = line_number;
+        let mut offset = 0;
+        let mut nul_at: Option<usize> = None;
+        loop {
+            // fgets(&buf[offset], buffer - offset): at most buffer - offset - 1 bytes, up to and including `\n`.
+            let room = buffer - offset - 1;
+            let rest = &bytes[pos..];
+            let (count, saw_newline) = match rest.iter().take(room).position(|&b| b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (rest.len().min(room), false),
+            };
+            let chunk = &bytes[pos..pos + count];
+            if nul_at.is_none() {
+                nul_at = chunk.iter().position(|&b| b == 0).map(|i| pos + i);
+            }
+            line_number = line_number.saturating_add(count_newlines(chunk));
+            pos += count;
+            // End of file is reached when fgets had room left but no more bytes.
+            let end_of_file = !saw_newline && count < room;
+            let c_end = nul_at.unwrap_or(pos);
+            if end_of_file {
+                if count == 0 {
+                    // fgets read nothing: the reader reports end of file and this call's bytes are lost.
+                    let cut = if pos == start {
+                        None
+                    } else if let Some(nul) = nul_at {
+                        Some(nul_cut(bytes, nul, false))
+                    } else {
+                        Some(Cut::LastLineDropped { line: start_line })
+                    };
+                    return (lines, cut);
+                }
+                lines.push(CLine {
+                    number: start_line,
+                    text: &bytes[start..c_end],
+                });
+                return (lines, nul_at.map(|nul| nul_cut(bytes, nul, true)));
+            }
+            if c_end > start && bytes[c_end - 1] == b'\n' {
+                lines.push(CLine {
+                    number: start_line,
+                    text: &bytes[start..c_end],
+                });
+                break;
+            }
+            // The C string does not end in `\n`: grow the buffer and read on.
+            offset = buffer - 1;
+            buffer += GROWTH;
+        }
+    }
+}
+
+fn nul_cut(bytes: &[u8], nul: usize, line_read: bool) -> Cut {
+    let line = count_newlines(&bytes[..nul]).saturating_add(1);
+    let after = &bytes[nul..];
+    let trailing = count_newlines(after);
+    // Physical lines after the NUL line: newlines after it, less the NUL line's own, plus an unterminated last line.
+    let lines_after =
+        trailing.saturating_sub(1) + u32::from(!after.ends_with(b"\n") && trailing > 0);
+    Cut::Nul {
+        line,
+        line_read,
+        lines_after,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(bytes: &[u8]) -> (Vec<(u32, Vec<u8>)>, Option<Cut>) {
+        let (lines, cut) = mosquitto_lines(bytes);
+        (
+            lines
+                .into_iter()
+                .map(|l| (l.number, l.text.to_vec()))
+                .collect(),
+            cut,
+        )
+    }
+
+    #[test]
+    fn ordinary_lines_are_split_on_newlines() {
+        let (lines, cut) = texts(b"a\nbb\n\nc");
+        assert_eq!(
+            lines,
+            vec![
+                (1, b"a\n".to_vec()),
+                (2, b"bb\n".to_vec()),
+                (3, b"\n".to_vec()),
+                (4, b"c".to_vec())
+            ]
+        );
+        assert_eq!(cut, None);
+        assert_eq!(texts(b"").0, vec![]);
+    }
+
+    #[test]
+    fn long_lines_are_read_whole() {
+        let long = "x".repeat(3000);
+        let text = format!("{long}\nend\n");
+        let (lines, cut) = texts(text.as_bytes());
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].1.len(), 3001);
+        assert_eq!(cut, None);
+    }
+
+    #[test]
+    fn a_nul_swallows_the_rest_of_a_file_that_ends_with_a_newline() {
+        let (lines, cut) = texts(b"topic write b\ntopic write a\0x\ntopic write c\n");
+        assert_eq!(lines, vec![(1, b"topic write b\n".to_vec())]);
+        assert_eq!(
+            cut,
+            Some(Cut::Nul {
+                line: 2,
+                line_read: false,
+                lines_after: 1
+            })
+        );
+    }
+
+    #[test]
+    fn a_nul_line_is_read_up_to_the_nul_when_the_file_does_not_end_with_a_newline() {
+        let (lines, cut) = texts(b"topic write b\ntopic write a\0x\ntopic write c");
+        assert_eq!(
+            lines,
+            vec![
+                (1, b"topic write b\n".to_vec()),
+                (2, b"topic write a".to_vec())
+            ]
+        );
+        assert_eq!(
+            cut,
+            Some(Cut::Nul {
+                line: 2,
+                line_read: true,
+                lines_after: 1
+            })
+        );
+    }
+
+    #[test]
+    fn a_last_line_that_exactly_fills_the_buffer_is_dropped() {
+        for (len, dropped) in [
+            (254, false),
+            (255, true),
+            (256, false),
+            (1255, true),
+            (1254, false),
+        ] {
+            let text = format!("topic write b\n{}", "a".repeat(len));
+            let (lines, cut) = texts(text.as_bytes());
+            assert_eq!(lines.len(), if dropped { 1 } else { 2 }, "length {len}");
+            assert_eq!(cut.is_some(), dropped, "length {len}");
+            // With a final newline nothing is dropped.
+            let (lines, cut) = texts(format!("{text}\n").as_bytes());
+            assert_eq!((lines.len(), cut), (2, None), "length {len} with newline");
+        }
+    }
+
+    #[test]
+    fn the_threshold_moves_after_the_buffer_has_grown() {
+        // A 300-byte line grows the buffer to 1256 bytes, so a last line of 1255 bytes is dropped, 255 is not.
+        let first = "y".repeat(300);
+        let text = format!("{first}\n{}", "a".repeat(255));
+        assert_eq!(texts(text.as_bytes()).0.len(), 2);
+        let text = format!("{first}\n{}", "a".repeat(1255));
+        assert_eq!(texts(text.as_bytes()).0.len(), 1);
+    }
+}
