@@ -25,7 +25,7 @@ const TUTORIAL_ACL: &str = "pattern readwrite +/+/+/%u\nuser admin\ntopic readwr
 const QUIET: Duration = Duration::from_millis(700);
 
 /// Builds the plugin once per test process (release, as installed) and returns the `.so`'s absolute path.
-fn plugin_path() -> &'static str {
+pub(crate) fn plugin_path() -> &'static str {
     static PATH: OnceLock<String> = OnceLock::new();
     PATH.get_or_init(|| {
         let output = Command::new(env!("CARGO"))

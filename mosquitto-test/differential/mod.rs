@@ -13,6 +13,7 @@ pub mod compare;
 pub mod generate;
 pub mod observe;
 mod quirks;
+mod targets;
 mod tally;
 
 use std::time::Instant;
