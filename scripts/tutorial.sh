@@ -7,20 +7,26 @@
 # scenario 2 refused, scenario 3 refused *and explained* by the audit records, and what an MQTT 5 client
 # is told (PUBACK 0x87). Everything it starts is stopped at the end.
 #
-# Usage: bash scripts/tutorial.sh [--port N] [--keep]     (--keep leaves the work directory for a look)
+# Usage: bash scripts/tutorial.sh [--broker mosquitto|mqtt-policy] [--port N] [--keep]
+#   --broker mqtt-policy  runs the same files on our standalone broker (`mqtt-policy broker`) instead of
+#                         mosquitto + plugin; it answers a wrong password with CONNACK 4, as the tutorial expects
+#   --keep                leaves the work directory for a look
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 port=8082
 keep=0
+broker=mosquitto
 while [ $# -gt 0 ]; do
     case "$1" in
         --port) port=$2; shift 2 ;;
         --keep) keep=1; shift ;;
-        *) echo "usage: $0 [--port N] [--keep]" >&2; exit 2 ;;
+        --broker) broker=$2; shift 2 ;;
+        *) echo "usage: $0 [--broker mosquitto|mqtt-policy] [--port N] [--keep]" >&2; exit 2 ;;
     esac
 done
+case "$broker" in mosquitto|mqtt-policy) ;; *) echo "--broker: mosquitto or mqtt-policy" >&2; exit 2 ;; esac
 
 bash scripts/install-deps.sh
 echo "== building mqtt-policy (release)"
@@ -63,11 +69,12 @@ cp examples/tutorial/users.txt examples/tutorial/acl.txt "$work/"
 sed 's/^\([^:]*\):\(.\{24\}\).*/   \1:\2.../' "$work/users.txt"
 echo "   acl.txt:"; sed 's/^/     /' "$work/acl.txt"
 
-say "3. mosquitto with the mqtt-policy plugin, TLS 1.2 on 127.0.0.1:$port"
 touch "$work/policy.log"
 chmod 0644 "$work"/*
-id mosquitto >/dev/null 2>&1 && chown mosquitto "$work/policy.log"
-cat > "$work/mosquitto.conf" <<CONF
+if [ "$broker" = mosquitto ]; then
+    say "3. mosquitto with the mqtt-policy plugin, TLS 1.2 on 127.0.0.1:$port"
+    id mosquitto >/dev/null 2>&1 && chown mosquitto "$work/policy.log"
+    cat > "$work/mosquitto.conf" <<CONF
 listener $port 127.0.0.1
 allow_anonymous false
 plugin $plugin
@@ -80,12 +87,27 @@ certfile $work/server.crt
 tls_version tlsv1.2
 log_dest stderr
 CONF
-sed 's/^/     /' "$work/mosquitto.conf"
-mosquitto -c "$work/mosquitto.conf" 2>"$work/mosquitto.log" &
+    sed 's/^/     /' "$work/mosquitto.conf"
+    mosquitto -c "$work/mosquitto.conf" 2>"$work/broker.log" &
+else
+    say "3. mqtt-policy broker (our standalone broker) with the tutorial's own config keys, TLS 1.2 on 127.0.0.1:$port"
+    cat > "$work/mosquitto.conf" <<CONF
+listener $port 127.0.0.1
+acl_file $work/acl.txt
+allow_anonymous false
+password_file $work/users.txt
+cafile $work/ca.crt
+keyfile $work/server.key
+certfile $work/server.crt
+tls_version tlsv1.2
+CONF
+    sed 's/^/     /' "$work/mosquitto.conf"
+    "$bin" broker -c "$work/mosquitto.conf" --audit-log "$work/policy.log" 2>"$work/broker.log" &
+fi
 broker_pid=$!
 for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    kill -0 "$broker_pid" 2>/dev/null || { cat "$work/mosquitto.log"; echo "mosquitto did not start" >&2; exit 1; }
+    kill -0 "$broker_pid" 2>/dev/null || { cat "$work/broker.log"; echo "the broker did not start" >&2; exit 1; }
     sleep 0.1
 done
 tls=(--cafile "$work/ca.crt" -h 127.0.0.1 -p "$port")
@@ -113,7 +135,10 @@ out5=$(pub -V 5 -u user1 -P ABCDEFG -t colombia/cundinamarca/cajica/user1 -m "MQ
 set -e
 echo "   MQTT 3.1.1: $out (exit $rc)"
 echo "   MQTT 5:     $out5"
-echo "   (the tutorial expects CONNACK 4; mosquitto 2.0 answers 5 / 0x87 'not authorised' and no plugin can change that)"
+if [ "$broker" = mosquitto ]; then
+    echo "   (the tutorial expects CONNACK 4; mosquitto 2.0 answers 5 / 0x87 'not authorised' and no plugin can change that;"
+    echo "    run with --broker mqtt-policy to see our broker answer 4 / 0x86 'bad user name or password')"
+fi
 [ "$rc" -ne 0 ] && echo "   => REFUSED, as expected" || { echo "   => ACCEPTED (unexpected)"; status=1; }
 
 say "Scenario 3 - valid user, someone else's or a malformed topic"

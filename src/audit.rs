@@ -133,12 +133,7 @@ impl AuditRecord {
     /// A record for a denied ACL decision.
     pub fn acl(time: SystemTime, address: Option<&str>, explanation: Explanation) -> AuditRecord {
         let rule = explanation.reason.rule().map(|r| r.location());
-        let message = explanation
-            .to_string()
-            .lines()
-            .map(str::trim)
-            .collect::<Vec<_>>()
-            .join("; ");
+        let message = one_line(&explanation.to_string());
         AuditRecord {
             time: rfc3339(time),
             verdict: "deny",
@@ -182,6 +177,18 @@ impl AuditRecord {
         serde_json::to_string(self)
             .unwrap_or_else(|e| format!("{{\"error\":\"cannot serialise audit record: {e}\"}}"))
     }
+}
+
+/// Joins the lines of a multi-line explanation into one: `; ` between sentences, a space after a `:`.
+fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') { " " } else { "; " });
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 /// Formats a time as RFC 3339 UTC with milliseconds, e.g. `2026-11-24T20:00:46.123Z`.
@@ -299,6 +306,16 @@ impl WithheldDeliveries {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn explanations_become_one_readable_line() {
+        let text =
+            "DENY: x\n  because no rule matched\n  nearest rules:\n    a:1 `r`: needs 4 levels\n";
+        assert_eq!(
+            one_line(text),
+            "DENY: x; because no rule matched; nearest rules: a:1 `r`: needs 4 levels"
+        );
+    }
 
     #[test]
     fn formats_rfc3339() {
