@@ -609,3 +609,43 @@ fn the_broker_refuses_to_start_on_a_missing_password_file() {
         "log:\n{log}"
     );
 }
+
+#[test]
+fn sighup_disconnects_a_connected_client_whose_credentials_no_longer_verify() {
+    use crate::support::wire::{Connect, WireClient};
+    let mut broker = tutorial_broker();
+    let login = |id| Connect {
+        client_id: id,
+        username: Some("user1"),
+        password: Some(b"123456"),
+    };
+    let mut user1 = WireClient::connect(broker.port(), &login("stays-u1"))
+        .expect("connect")
+        .expect("user1 logs in");
+    user1.sync().expect("user1 is connected");
+    // user1 disappears from the password file; user2 stays.
+    let user2_only: String = USER1_USER2
+        .lines()
+        .filter(|l| l.starts_with("user2:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    broker.write_file("users.txt", user2_only.as_bytes());
+    broker.reload();
+    // Mosquitto re-runs BASIC_AUTH for every client on reload; ours now refuses user1, so it is disconnected.
+    assert!(
+        user1.sync().is_err(),
+        "user1 should have been disconnected by the reload\n{}",
+        broker.log()
+    );
+    assert!(matches!(
+        WireClient::connect(broker.port(), &login("new-u1")),
+        Ok(Err(0x87))
+    ));
+    let audit = std::fs::read_to_string(broker.path("audit.log")).unwrap();
+    assert!(
+        audit.lines().any(|l| l.contains("\"connect\"")
+            && l.contains("stays-u1")
+            && l.contains("unknown_user")),
+        "the reload's refusal is audited:\n{audit}"
+    );
+}
