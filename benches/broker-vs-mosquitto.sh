@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# Our standalone broker (`mqtt-policy broker -c CONF`) against Debian's mosquitto 2.0.11, in one run on
+# the same machine, with the SAME mosquitto.conf: the tutorial's password file (users hashed `$7$`,
+# 101 iterations, by `mqtt-policy passwd -c -b`) and acl file (`pattern readwrite +/+/+/%u`,
+# `user admin` / `topic readwrite #`), plain TCP on 127.0.0.1 (a free port), `max_connections -1`,
+# `max_queued_messages 1000000`, `max_inflight_messages 100`. Cases:
+#   qos0-1to1     one publisher → one subscriber, QoS 0
+#   qos1-1to1     one publisher → one subscriber, QoS 1 (publisher window WINDOW, subscriber PUBACKs each)
+#   fanout-1to50  one publisher → 50 subscribers (QoS FAN_QOS), deliveries per second
+#   fanin-50to1   50 publishers → one subscriber (QoS FAN_QOS)
+#   idle-10k      broker RSS (/proc/PID/status VmRSS) before and after IDLE_CLIENTS clients CONNECT and
+#                 stay idle: bytes per connection
+# Publishers are `user1` on `bench/load/pN/user1` (the acl's pattern decides every write); a single
+# subscriber is `admin` on `bench/#` (the tutorial's admin), the 50 fan-out subscribers alternate admin on
+# `bench/#` and user1 on `bench/+/+/user1` (read through the pattern). The load comes from
+# examples/loadgen.rs: a minimal MQTT 3.1.1 client over tokio, built with
+# `cargo build --release --example loadgen` (binary: target/release/examples/loadgen). The clock of a
+# flow case runs from the first publish (every client connected and subscribed) to the last delivery;
+# what never arrives is reported as `lost` (QoS 0 may be dropped by a broker under overload).
+#
+# Every run gets a fresh broker; runs alternate between the brokers (ours first in odd rounds,
+# mosquitto first in even rounds) because the machine is shared and noisy; every run is bounded in time
+# (RUN_TIMEOUT). The script prints each run, the medians, and ours/mosquitto per case. A benchmark, not a
+# test: it asserts nothing.
+#
+# Usage: bash benches/broker-vs-mosquitto.sh [ROUNDS]          (default 3 rounds)
+# Sizes (environment): N_QOS0=500000 N_QOS1=100000 N_FANOUT=20000 (per subscriber) N_FANIN=5000 (per
+#   publisher) FAN_CLIENTS=50 FAN_QOS=0 IDLE_CLIENTS=10000 PAYLOAD=32 WINDOW=100 RUN_TIMEOUT=60
+#   CASES="qos0-1to1 qos1-1to1 fanout-1to50 fanin-50to1 idle-10k" KEEP_WORK=1 (keep configs and logs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-${ROUNDS:-3}}
+n_qos0=${N_QOS0:-500000}
+n_qos1=${N_QOS1:-100000}
+n_fanout=${N_FANOUT:-20000}
+n_fanin=${N_FANIN:-5000}
+fan=${FAN_CLIENTS:-50}
+fan_qos=${FAN_QOS:-0}
+idle_clients=${IDLE_CLIENTS:-10000}
+payload=${PAYLOAD:-32}
+window=${WINDOW:-100}
+run_timeout=${RUN_TIMEOUT:-60}
+cases=${CASES:-qos0-1to1 qos1-1to1 fanout-1to50 fanin-50to1 idle-10k}
+
+bash scripts/install-deps.sh
+cargo build --release --quiet
+cargo build --release --quiet --example loadgen
+broker_bin="$(pwd)/target/release/mqtt-policy"
+loadgen="$(pwd)/target/release/examples/loadgen"
+
+# File descriptors: each side holds IDLE_CLIENTS sockets (the brokers inherit this limit).
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((idle_clients + 200)) ]; then
+    echo "open-file limit $(ulimit -n) is too low for $idle_clients idle clients; using $(($(ulimit -n) - 200))" >&2
+    idle_clients=$(($(ulimit -n) - 200))
+fi
+
+work=$(mktemp -d /tmp/mqtt-policy-vs-mosquitto.XXXXXX)
+chmod 0755 "$work"
+bpid=""
+lpid=""
+cleanup() {
+    [ -n "$lpid" ] && kill "$lpid" 2>/dev/null
+    [ -n "$bpid" ] && kill "$bpid" 2>/dev/null
+    wait 2>/dev/null || true
+    if [ "${KEEP_WORK:-0}" = 1 ]; then echo "work directory kept: $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The tutorial's users and acl.
+"$broker_bin" passwd -c -b "$work/users.txt" admin admin1234
+"$broker_bin" passwd -b "$work/users.txt" user1 123456
+"$broker_bin" passwd -b "$work/users.txt" pe.perez abc123
+"$broker_bin" passwd -b "$work/users.txt" ironman jarvis123
+"$broker_bin" passwd -b "$work/users.txt" Jfkennedy apolo11
+printf 'pattern readwrite +/+/+/%%u\nuser admin\ntopic readwrite #\n' >"$work/acl.txt"
+chmod 0644 "$work/users.txt" "$work/acl.txt"
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# One config for both brokers (ours warns that it ignores `user` and `log_type`).
+cat >"$work/mosquitto.conf" <<EOF
+listener $port 127.0.0.1
+max_connections -1
+allow_anonymous false
+password_file $work/users.txt
+acl_file $work/acl.txt
+max_queued_messages 1000000
+max_inflight_messages $window
+log_type error
+log_type warning
+user root
+EOF
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+cpu_secs() { # utime + stime of a process, in seconds
+    awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+start_broker() { # broker log
+    local which=$1 log=$2
+    if [ "$which" = ours ]; then
+        "$broker_bin" broker -c "$work/mosquitto.conf" 2>>"$log" &
+    else
+        mosquitto -c "$work/mosquitto.conf" 2>>"$log" &
+    fi
+    bpid=$!
+    for _ in $(seq 200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        if ! kill -0 "$bpid" 2>/dev/null; then break; fi
+        sleep 0.05
+    done
+    echo "   $which did not start listening on 127.0.0.1:$port; its log:" >&2
+    tail -5 "$log" >&2
+    return 1
+}
+
+stop_broker() { # which log
+    local which=$1 log=$2
+    if ! kill -0 "$bpid" 2>/dev/null; then
+        echo "   $which DIED during the run; its log:" >&2
+        tail -5 "$log" >&2
+    else
+        kill "$bpid" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$bpid" 2>/dev/null || break; sleep 0.05; done
+        if kill -0 "$bpid" 2>/dev/null; then
+            echo "   $which did not stop within 5 s of SIGTERM; killed" >&2
+            kill -9 "$bpid" 2>/dev/null || true
+        fi
+    fi
+    wait "$bpid" 2>/dev/null || true
+    bpid=""
+}
+
+flow_args() { # case -> loadgen flow arguments
+    case $1 in
+        qos0-1to1) echo "--pubs 1 --subs 1 --qos 0 --messages $n_qos0" ;;
+        qos1-1to1) echo "--pubs 1 --subs 1 --qos 1 --messages $n_qos1" ;;
+        fanout-1to50) echo "--pubs 1 --subs $fan --qos $fan_qos --messages $n_fanout" ;;
+        fanin-50to1) echo "--pubs $fan --subs 1 --qos $fan_qos --messages $n_fanin" ;;
+    esac
+}
+
+results="$work/results.tsv"
+: >"$results"
+
+run_flow() { # round case which
+    local r=$1 c=$2 which=$3 log="$work/$3.log" out
+    start_broker "$which" "$log" || { echo -e "$c\t$which\t$r\tFAIL\t0\t0" >>"$results"; return 0; }
+    # shellcheck disable=SC2046
+    out=$(timeout $((run_timeout + 30)) "$loadgen" flow --port "$port" --payload "$payload" \
+        --window "$window" --timeout "$run_timeout" $(flow_args "$c") 2>&1) || out="$out (loadgen exit $?)"
+    local cpu hwm
+    cpu=$(cpu_secs "$bpid")
+    hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$bpid/status" 2>/dev/null || echo 0)
+    stop_broker "$which" "$log"
+    local rate lost secs received expected
+    rate=$(sed -n 's/.*rate=\([0-9]*\).*/\1/p' <<<"$out")
+    lost=$(sed -n 's/.*lost=\([0-9]*\).*/\1/p' <<<"$out")
+    secs=$(sed -n 's/.*secs=\([0-9.]*\) .*/\1/p' <<<"$out" | head -1)
+    received=$(sed -n 's/.*received=\([0-9]*\).*/\1/p' <<<"$out")
+    expected=$(sed -n 's/.*expected=\([0-9]*\).*/\1/p' <<<"$out")
+    if [ -z "$rate" ]; then
+        printf 'round %d  %-13s %-9s FAILED: %s\n' "$r" "$c" "$which" "$out"
+        echo -e "$c\t$which\t$r\tFAIL\t0\t$cpu" >>"$results"
+        return 0
+    fi
+    printf 'round %d  %-13s %-9s %9s deliveries/s  %s/%s received, lost %s, %s s, broker cpu %s s, peak RSS %s KiB%s\n' \
+        "$r" "$c" "$which" "$rate" "$received" "$expected" "$lost" "$secs" "$cpu" "$hwm" \
+        "$(grep -o ' errors=.*' <<<"$out" || true)"
+    echo -e "$c\t$which\t$r\t$rate\t$lost\t$cpu" >>"$results"
+}
+
+run_idle() { # round which
+    local r=$1 which=$2 log="$work/$2.log" out="$work/idle.out"
+    start_broker "$which" "$log" || { echo -e "idle-10k\t$which\t$r\tFAIL\t0\t0" >>"$results"; return 0; }
+    sleep 0.5
+    local before after closed
+    before=$(rss_kb "$bpid")
+    : >"$out"
+    timeout $((run_timeout + 30)) "$loadgen" idle --port "$port" --clients "$idle_clients" \
+        --hold "$run_timeout" >"$out" 2>&1 &
+    lpid=$!
+    for _ in $(seq $((run_timeout * 10))); do
+        grep -q READY "$out" && break
+        kill -0 "$lpid" 2>/dev/null || break
+        sleep 0.1
+    done
+    sleep 3 # let the broker settle
+    after=$(rss_kb "$bpid")
+    local status alive
+    status=$(head -1 "$out")
+    alive=$(grep -o 'alive=[0-9]*' "$out" | tail -1 | cut -d= -f2)
+    kill "$lpid" 2>/dev/null || true
+    wait "$lpid" 2>/dev/null || true
+    lpid=""
+    sleep 1
+    closed=$(rss_kb "$bpid")
+    stop_broker "$which" "$log"
+    local connected
+    connected=$(sed -n 's/.*connected=\([0-9]*\).*/\1/p' <<<"$status")
+    if [ -z "$connected" ] || [ "$connected" = 0 ]; then
+        printf 'round %d  %-13s %-9s FAILED: %s\n' "$r" idle-10k "$which" "$(head -3 "$out")"
+        echo -e "idle-10k\t$which\t$r\tFAIL\t0\t0" >>"$results"
+        return 0
+    fi
+    local per=$(((after - before) * 1024 / connected))
+    printf 'round %d  %-13s %-9s %9s bytes/conn  RSS %d KiB -> %d KiB with %s clients (%s still connected), %d KiB after they left  [%s]\n' \
+        "$r" idle-10k "$which" "$per" "$before" "$after" "$connected" "${alive:-?}" "$closed" "$status"
+    echo -e "idle-10k\t$which\t$r\t$per\t$((idle_clients - ${alive:-0}))\t0" >>"$results"
+}
+
+echo "ours: $("$broker_bin" --version 2>/dev/null || echo mqtt-policy) vs mosquitto $(mosquitto -h | head -1 | awk '{print $3}'); $(nproc) cores; port $port"
+echo "sizes: qos0 $n_qos0, qos1 $n_qos1 (window $window), fan-out $n_fanout x $fan subscribers, fan-in $fan x $n_fanin (QoS $fan_qos), $idle_clients idle clients, payload $payload B, $rounds rounds"
+for r in $(seq "$rounds"); do
+    if [ $((r % 2)) = 1 ]; then order="ours mosquitto"; else order="mosquitto ours"; fi
+    for c in $cases; do
+        for which in $order; do
+            if [ "$c" = idle-10k ]; then run_idle "$r" "$which"; else run_flow "$r" "$c" "$which"; fi
+        done
+    done
+done
+
+echo
+python3 - "$results" <<'PY'
+import statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+cases = []
+for c, *_ in rows:
+    if c not in cases:
+        cases.append(c)
+print(f"{'case':<14}{'ours (median)':>16}{'mosquitto':>14}{'ours/mosq':>11}   lost (ours / mosquitto, all rounds)   broker cpu s (median)")
+for c in cases:
+    med, lost, cpu = {}, {}, {}
+    for b in ("ours", "mosquitto"):
+        vals = [float(r[3]) for r in rows if r[0] == c and r[1] == b and r[3] != "FAIL"]
+        fails = sum(1 for r in rows if r[0] == c and r[1] == b and r[3] == "FAIL")
+        med[b] = statistics.median(vals) if vals else None
+        lost[b] = f"{sum(int(r[4]) for r in rows if r[0] == c and r[1] == b)}" + (f" ({fails} failed)" if fails else "")
+        cpus = [float(r[5]) for r in rows if r[0] == c and r[1] == b and r[3] != "FAIL"]
+        cpu[b] = f"{statistics.median(cpus):.2f}" if cpus else "-"
+    unit = "B/conn" if c.startswith("idle") else "/s"
+    fmt = lambda v: "-" if v is None else f"{v:,.0f} {unit}"
+    ratio = f"{med['ours'] / med['mosquitto']:.2f}" if med["ours"] and med["mosquitto"] else "-"
+    idle_note = "   (idle: 'lost' = clients not connected at the end)" if c.startswith("idle") else ""
+    cpu_col = "" if c.startswith("idle") else f"{cpu['ours']} / {cpu['mosquitto']}"
+    print(f"{c:<14}{fmt(med['ours']):>16}{fmt(med['mosquitto']):>14}{ratio:>11}   {lost['ours'] + ' / ' + lost['mosquitto']:<38}{cpu_col}{idle_note}")
+print("ratios: throughput higher is better for ours; idle-10k (bytes per connection) lower is better for ours")
+PY
+
+# What the brokers said beyond start-up and shutdown lines (timestamps stripped).
+for which in ours mosquitto; do
+    log="$work/$which.log"
+    [ -f "$log" ] || continue
+    other=$(sed -E -e 's/^[0-9]+: //' -e 's/^[0-9TZ:.+-]+ mqtt-policy: //' "$log" |
+        grep -v -e 'is not implemented by this broker and is ignored' -e '^listening on ' \
+            -e '^SIGTERM: stopping' -e '^acl_file: .* rules' -e 'should not be run as root' |
+        sort | uniq -c | sort -rn | head -10 || true)
+    if [ -n "$other" ]; then
+        echo
+        echo "$which's log, other lines (count, line):"
+        echo "$other"
+    fi
+done
