@@ -13,8 +13,8 @@ pub mod compare;
 pub mod generate;
 pub mod observe;
 mod quirks;
-mod targets;
 mod tally;
+mod targets;
 
 use std::time::Instant;
 
