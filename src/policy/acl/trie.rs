@@ -324,7 +324,8 @@ impl Arena {
                 acc.merge(&self.nodes[hash as usize].terminal);
             }
         }
-        let (level, next) = match w.topic[pos..].find('/') {
+        // A plain byte loop: levels are short, and `str::find`'s searcher costs more than the scan.
+        let (level, next) = match w.topic.as_bytes()[pos..].iter().position(|&b| b == b'/') {
             Some(i) => (&w.topic[pos..pos + i], Some(pos + i + 1)),
             None => (&w.topic[pos..], None),
         };
