@@ -126,28 +126,22 @@ pub fn matches(filter: &str, topic: &str) -> bool {
 /// Could some concrete topic match both filters? (Both are assumed valid.) Respects the `$` rule.
 pub fn filters_intersect(a: &str, b: &str) -> bool {
     // The topic's first level must satisfy both filters' `$` constraints.
-    let a_dollar = a.starts_with('$');
-    let b_dollar = b.starts_with('$');
-    if a_dollar != b_dollar {
+    if a.starts_with('$') != b.starts_with('$') {
         return false;
     }
-    let a: Vec<&str> = a.split('/').collect();
-    let b: Vec<&str> = b.split('/').collect();
-    let mut i = 0;
+    let (mut a, mut b) = (a.split('/'), b.split('/'));
     loop {
-        match (a.get(i), b.get(i)) {
-            (Some(&"#"), _) | (_, Some(&"#")) => return true,
+        match (a.next(), b.next()) {
+            (Some("#"), _) | (_, Some("#")) => return true,
             (Some(x), Some(y)) => {
-                if *x != "+" && *y != "+" && x != y {
+                if x != "+" && y != "+" && x != y {
                     return false;
                 }
             }
             (None, None) => return true,
-            // One filter ended; the other may only continue with a final `#` (matching the parent).
-            (None, Some(_)) => return b.len() == i + 1 && b[i] == "#",
-            (Some(_), None) => return a.len() == i + 1 && a[i] == "#",
+            // One filter ended and the other goes on with something other than a `#`.
+            (None, Some(_)) | (Some(_), None) => return false,
         }
-        i += 1;
     }
 }
 
@@ -158,23 +152,19 @@ pub fn filter_covers(outer: &str, inner: &str) -> bool {
         // `#` covers no `$` topic; a `$` filter covers only `$` topics.
         return false;
     }
-    let o: Vec<&str> = outer.split('/').collect();
-    let n: Vec<&str> = inner.split('/').collect();
-    for (i, ol) in o.iter().enumerate() {
-        if *ol == "#" {
-            return true;
-        }
-        match n.get(i) {
-            None => return false,
-            Some(&"#") => return false,
-            Some(nl) => {
-                if *ol != "+" && ol != nl {
+    let (mut o, mut n) = (outer.split('/'), inner.split('/'));
+    loop {
+        match (o.next(), n.next()) {
+            (Some("#"), _) => return true,
+            (Some(_), None) | (Some(_), Some("#")) | (None, Some(_)) => return false,
+            (Some(ol), Some(nl)) => {
+                if ol != "+" && ol != nl {
                     return false;
                 }
             }
+            (None, None) => return true,
         }
     }
-    o.len() == n.len()
 }
 
 /// The number of levels in a topic or filter (`a/b` has 2, `a/` has 2, `a` has 1).

@@ -13,4 +13,4 @@ pub use explain::{
 };
 pub use parse::{parse_acl, AclError, AclErrorKind, AclFile, AclWarning};
 pub use policy::{broker_rules, Policy};
-pub use rule::{substitute, Permission, Rule, RuleList};
+pub use rule::{substitute, substitute_into, Permission, Rule, RuleList};

@@ -3,7 +3,7 @@
 use rustc_hash::FxHashMap as HashMap;
 
 use super::parse::{parse_acl, AclError, AclFile};
-use super::rule::{Rule, RuleList};
+use super::rule::{Permission, Rule, RuleList};
 use super::trie::{Arena, NodeId, Terminal, Walk};
 use crate::policy::decision::{Access, ClientRef, Decision, Reason, RuleId};
 use crate::policy::topic;
@@ -17,9 +17,26 @@ pub struct Policy {
     path: String,
     rules: Vec<Rule>,
     arena: Arena,
-    anonymous: Option<NodeId>,
-    users: HashMap<Box<str>, NodeId>,
-    patterns: Option<NodeId>,
+    anonymous: Option<List>,
+    users: HashMap<Box<str>, List>,
+    patterns: Option<List>,
+}
+
+/// One rule list: its compiled trie and its rules in file order (for the subscription check and
+/// explanations, which look at rules one by one).
+#[derive(Debug)]
+struct List {
+    root: NodeId,
+    rules: Vec<RuleId>,
+}
+
+impl List {
+    fn new(arena: &mut Arena) -> List {
+        List {
+            root: arena.new_root(),
+            rules: Vec::new(),
+        }
+    }
 }
 
 impl Policy {
@@ -31,27 +48,26 @@ impl Policy {
     /// Compiles a parsed acl file.
     pub fn compile(file: AclFile) -> Policy {
         let mut arena = Arena::default();
-        let mut anonymous = None;
-        let mut users: HashMap<Box<str>, NodeId> = HashMap::default();
-        let mut patterns = None;
+        let mut anonymous: Option<List> = None;
+        let mut users: HashMap<Box<str>, List> = HashMap::default();
+        let mut patterns: Option<List> = None;
         for (index, rule) in file.rules.iter().enumerate() {
             let id = RuleId(u32::try_from(index).expect("fewer than 2^32 rules"));
-            let (root, substitute) = match &rule.list {
-                RuleList::Anonymous => (*anonymous.get_or_insert_with(|| arena.new_root()), false),
+            let (list, substitute) = match &rule.list {
+                RuleList::Anonymous => (
+                    anonymous.get_or_insert_with(|| List::new(&mut arena)),
+                    false,
+                ),
                 RuleList::User(name) => {
-                    let root = match users.get(name.as_str()) {
-                        Some(root) => *root,
-                        None => {
-                            let root = arena.new_root();
-                            users.insert(name.as_str().into(), root);
-                            root
-                        }
-                    };
-                    (root, false)
+                    if !users.contains_key(name.as_str()) {
+                        users.insert(name.as_str().into(), List::new(&mut arena));
+                    }
+                    (users.get_mut(name.as_str()).expect("just inserted"), false)
                 }
-                RuleList::Pattern => (*patterns.get_or_insert_with(|| arena.new_root()), true),
+                RuleList::Pattern => (patterns.get_or_insert_with(|| List::new(&mut arena)), true),
             };
-            arena.insert(root, &rule.filter, substitute, id, rule.permission);
+            list.rules.push(id);
+            arena.insert(list.root, &rule.filter, substitute, id, rule.permission);
         }
         Policy {
             path: file.path,
@@ -84,10 +100,10 @@ impl Policy {
     }
 
     /// The root of the client's own list: the anonymous list without a username, else the user's block.
-    fn own_list(&self, username: Option<&str>) -> Option<NodeId> {
+    fn own_list(&self, username: Option<&str>) -> Option<&List> {
         match username {
-            None => self.anonymous,
-            Some(name) => self.users.get(name).copied(),
+            None => self.anonymous.as_ref(),
+            Some(name) => self.users.get(name),
         }
     }
 
@@ -119,52 +135,61 @@ impl Policy {
             username: client.username,
             client_id: client.client_id,
         };
-        if let Some(root) = own {
+        if let Some(list) = own {
             let mut found = Terminal::default();
-            self.arena.matching(root, &walk, &mut found);
+            self.arena.matching(list.root, &walk, &mut found);
             if let Some(decision) = verdict(&found, access) {
                 return decision;
             }
         }
-        let Some(root) = self.patterns else {
+        let Some(patterns) = &self.patterns else {
             return Decision::deny(Reason::NoRuleMatched);
         };
         if let Some(reason) = dangerous_identity(client) {
             return Decision::deny(reason);
         }
         let mut found = Terminal::default();
-        self.arena.matching(root, &walk, &mut found);
+        self.arena.matching(patterns.root, &walk, &mut found);
         verdict(&found, access).unwrap_or(Decision::deny(Reason::NoRuleMatched))
     }
 
     /// The rules that apply to `client`, own list first, as (id, filter after substitution).
     /// Patterns with `%u` are left out for a client without username. Allocates.
     pub(crate) fn applicable_rules(&self, client: ClientRef<'_>) -> (Applicable, Applicable) {
-        let mut own = Vec::new();
-        let mut patterns = Vec::new();
-        for (index, rule) in self.rules.iter().enumerate() {
-            let id = RuleId(index as u32);
-            match &rule.list {
-                RuleList::Anonymous if client.username.is_none() => {
-                    own.push((id, rule.filter.clone()))
-                }
-                RuleList::User(name) if client.username == Some(name.as_str()) => {
-                    own.push((id, rule.filter.clone()))
-                }
-                RuleList::Pattern if !(rule.uses_username() && client.username.is_none()) => {
-                    patterns.push((
-                        id,
-                        super::rule::substitute(&rule.filter, client.username, client.client_id),
-                    ))
-                }
-                _ => {}
-            }
-        }
+        let own = self
+            .own_rules(client.username)
+            .iter()
+            .map(|&id| (id, self.rule(id).filter.clone()))
+            .collect();
+        let patterns = self
+            .pattern_rules()
+            .iter()
+            .filter(|&&id| !(self.rule(id).uses_username() && client.username.is_none()))
+            .map(|&id| {
+                let filter = &self.rule(id).filter;
+                (
+                    id,
+                    super::rule::substitute(filter, client.username, client.client_id),
+                )
+            })
+            .collect();
         (own, patterns)
+    }
+
+    fn own_rules(&self, username: Option<&str>) -> &[RuleId] {
+        self.own_list(username).map_or(&[], |list| &list.rules)
+    }
+
+    fn pattern_rules(&self) -> &[RuleId] {
+        self.patterns.as_ref().map_or(&[], |list| &list.rules)
     }
 
     /// Our addition to Mosquitto: refuse a subscription when no topic it matches could ever be read.
     /// Sound, not complete: every filter that could deliver something is granted.
+    ///
+    /// Not on the per-message path, but a client may send many filters: the own list is scanned as
+    /// written, and patterns are substituted into one reused buffer, skipping those whose plain first
+    /// level already rules them out.
     fn decide_subscribe(&self, client: ClientRef<'_>, filter: &str) -> Decision {
         if topic::validate_filter(filter).is_err() {
             return Decision::deny(Reason::InvalidFilter);
@@ -177,35 +202,53 @@ impl Policy {
             },
             None => filter,
         };
-        let (own, patterns) = self.applicable_rules(client);
-        let read_rule = |list: &[(RuleId, String)]| {
-            list.iter()
-                .find(|(id, f)| {
-                    self.rule(*id).permission.grants(Access::Read)
-                        && topic::filters_intersect(f, filter)
-                })
-                .map(|(id, _)| *id)
+        let covers = |f: &str| topic::filter_covers(f, filter);
+        let may_read = |f: &str| topic::filters_intersect(f, filter);
+        let is_deny = |p: Permission| p.is_deny();
+        let reads = |p: Permission| p.grants(Access::Read);
+        let own = self.own_rules(client.username);
+        let in_own = |kind: &dyn Fn(Permission) -> bool, test: &dyn Fn(&str) -> bool| {
+            own.iter().copied().find(|&id| {
+                let rule = self.rule(id);
+                kind(rule.permission) && test(&rule.filter)
+            })
         };
-        let covering_deny = |list: &[(RuleId, String)]| {
-            list.iter()
-                .find(|(id, f)| {
-                    self.rule(*id).permission.is_deny() && topic::filter_covers(f, filter)
-                })
-                .map(|(id, _)| *id)
-        };
-        if let Some(deny) = covering_deny(&own) {
+        if let Some(deny) = in_own(&is_deny, &covers) {
             return Decision::deny(Reason::SubscriptionDeniedBy(deny));
         }
-        if let Some(rule) = read_rule(&own) {
+        if let Some(rule) = in_own(&reads, &may_read) {
             return Decision::allow(Reason::SubscriptionMayDeliver(rule));
         }
-        if patterns.is_empty() || dangerous_identity(client).is_some() {
+        if self.patterns.is_none() || dangerous_identity(client).is_some() {
             return Decision::deny(Reason::SubscriptionNeverDelivers);
         }
-        if let Some(deny) = covering_deny(&patterns) {
+        let mut buffer = String::new();
+        let mut in_patterns = |kind: &dyn Fn(Permission) -> bool, test: &dyn Fn(&str) -> bool| {
+            for &id in self.pattern_rules() {
+                let rule = self.rule(id);
+                if !kind(rule.permission)
+                    || (rule.uses_username() && client.username.is_none())
+                    || first_levels_disjoint(&rule.filter, filter)
+                {
+                    continue;
+                }
+                buffer.clear();
+                super::rule::substitute_into(
+                    &mut buffer,
+                    &rule.filter,
+                    client.username,
+                    client.client_id,
+                );
+                if test(&buffer) {
+                    return Some(id);
+                }
+            }
+            None
+        };
+        if let Some(deny) = in_patterns(&is_deny, &covers) {
             return Decision::deny(Reason::SubscriptionDeniedBy(deny));
         }
-        match read_rule(&patterns) {
+        match in_patterns(&reads, &may_read) {
             Some(rule) => Decision::allow(Reason::SubscriptionMayDeliver(rule)),
             None => Decision::deny(Reason::SubscriptionNeverDelivers),
         }
@@ -235,6 +278,17 @@ pub fn broker_rules(topic: &str, access: Access) -> Option<Decision> {
         return Some(Decision::deny(Reason::SharedTopic));
     }
     None
+}
+
+/// `true` when a pattern's first level and a filter's first level are both plain text and differ: then
+/// no topic matches both, whatever `%u`/`%c` become further on in the pattern.
+fn first_levels_disjoint(pattern: &str, filter: &str) -> bool {
+    fn first(s: &str) -> &str {
+        s.split('/').next().unwrap_or("")
+    }
+    let (p, f) = (first(pattern), first(filter));
+    let plain = |l: &str| l != "+" && l != "#";
+    plain(p) && plain(f) && !p.contains('%') && p != f
 }
 
 /// CVE-2017-7650: with patterns present, a username or client id containing `+` or `#` is denied.

@@ -103,6 +103,12 @@ impl Rule {
 /// implementation, never on the per-message path.
 pub fn substitute(pattern: &str, username: Option<&str>, client_id: &str) -> String {
     let mut out = String::with_capacity(pattern.len() + client_id.len());
+    substitute_into(&mut out, pattern, username, client_id);
+    out
+}
+
+/// [`substitute`], appending to `out` (so that a caller can reuse one buffer).
+pub fn substitute_into(out: &mut String, pattern: &str, username: Option<&str>, client_id: &str) {
     let bytes = pattern.as_bytes();
     let mut i = 0;
     let mut copied_from = 0;
@@ -124,7 +130,6 @@ pub fn substitute(pattern: &str, username: Option<&str>, client_id: &str) -> Str
         i += 1;
     }
     out.push_str(&pattern[copied_from..]);
-    out
 }
 
 #[cfg(test)]
