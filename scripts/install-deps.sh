@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what mqtt-policy needs on Debian 12, when it is missing: Mosquitto 2.0 (broker, clients, plugin
-# headers), libclang (for bindgen), OpenSSL's command line (test certificates). Rust crates come via cargo.
+# headers), libclang (for bindgen), OpenSSL's command line (test certificates), paho-mqtt for Python (the
+# tutorial's client library, for tests). Rust crates come via cargo.
 set -euo pipefail
 
 need=()
@@ -13,6 +14,8 @@ ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# The tutorial's own client library, for the broker tests (Debian's interpreter: /usr/bin/python3).
+/usr/bin/python3 -c 'import paho.mqtt.client' >/dev/null 2>&1 || need+=(python3 python3-paho-mqtt)
 
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
