@@ -5,7 +5,8 @@ mod broker_support;
 
 use std::time::Duration;
 
-use broker_support::{finish, make_certs, mosquitto, spawn_sub, tutorial_files, Broker};
+use broker_support::{finish, make_certs, mosquitto, spawn_sub, tutorial_files, Broker, RawClient};
+use mqtt_policy::broker::codec::Version;
 
 fn settle() {
     // Lets a background subscriber's SUBSCRIBE reach the broker.
@@ -633,4 +634,98 @@ fn sighup_keeps_the_old_policy_when_the_new_acl_file_is_malformed() {
         ],
     );
     assert!(String::from_utf8_lossy(&v5.stdout).contains("RC:135"));
+}
+
+/// The audit record of a refused login of `client_id`, waiting (bounded) for it.
+fn login_refusal(b: &Broker, client_id: &str) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = b
+            .audit()
+            .into_iter()
+            .find(|r| r["access"] == "connect" && r["client_id"] == client_id);
+        match found {
+            Some(r) => return r,
+            None if std::time::Instant::now() > deadline => {
+                panic!(
+                    "no connect record for {client_id}: {:?}\n{}",
+                    b.audit(),
+                    b.log()
+                )
+            }
+            None => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+#[test]
+fn sighup_disconnects_a_connected_client_whose_password_entry_was_removed_and_audits_it() {
+    let b = Broker::tutorial();
+    let (mut user1, connack) =
+        RawClient::login(&b, Version::V5, "user1-v5", Some(("user1", "123456")));
+    assert_eq!(connack[1], 0, "user1 logs in");
+    let (mut old, connack) =
+        RawClient::login(&b, Version::V311, "user1-v311", Some(("user1", "123456")));
+    assert_eq!(connack, [0, 0]);
+    let (mut admin, connack) =
+        RawClient::login(&b, Version::V311, "admin-1", Some(("admin", "admin1234")));
+    assert_eq!(connack, [0, 0]);
+    user1.sync();
+    // user1's entry leaves the password file; admin's stays.
+    let users = std::fs::read_to_string(b.path("users.txt")).unwrap();
+    let without: String = users
+        .lines()
+        .filter(|l| !l.starts_with("user1:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(b.path("users.txt"), without).unwrap();
+    b.hup();
+    // MQTT 5: DISCONNECT "not authorized", then the close; MQTT 3.1.1: the close.
+    let (first, body) = user1.read().expect("a DISCONNECT");
+    assert_eq!((first, body[0]), (0xe0, 0x87), "DISCONNECT 0x87");
+    assert!(user1.read().is_err(), "closed after the DISCONNECT");
+    assert!(
+        old.try_sync().is_err(),
+        "user1 on 3.1.1 is disconnected too"
+    );
+    admin.sync();
+    for id in ["user1-v5", "user1-v311"] {
+        let r = login_refusal(&b, id);
+        assert_eq!(r["username"], "user1");
+        assert_eq!(r["reason"]["kind"], "unknown_user", "{r}");
+        assert!(r["message"].as_str().unwrap().contains("reload"), "{r}");
+    }
+    let audit = std::fs::read_to_string(b.path("audit.log")).unwrap();
+    assert!(
+        !audit.contains("123456"),
+        "a password reached the audit log"
+    );
+    assert!(!b.log().contains("123456"), "a password reached the log");
+    // And user1 can no longer log in.
+    let (_, connack) = RawClient::login(&b, Version::V311, "again", Some(("user1", "123456")));
+    assert_eq!(connack, [0, 4]);
+}
+
+#[test]
+fn sighup_disconnects_anonymous_clients_when_the_config_now_disallows_them() {
+    let b = Broker::start(
+        "listener {port} 127.0.0.1\nallow_anonymous true\npassword_file {dir}/users.txt\n",
+        broker_support::tutorial_files,
+    );
+    let mut anon = RawClient::anonymous(&b, "anon-1");
+    let (mut user1, connack) =
+        RawClient::login(&b, Version::V311, "user1-1", Some(("user1", "123456")));
+    assert_eq!(connack, [0, 0]);
+    let conf = std::fs::read_to_string(b.path("mosquitto.conf")).unwrap();
+    std::fs::write(
+        b.path("mosquitto.conf"),
+        conf.replace("allow_anonymous true", "allow_anonymous false"),
+    )
+    .unwrap();
+    b.hup();
+    assert!(anon.read().is_err(), "the anonymous client is disconnected");
+    user1.sync();
+    let r = login_refusal(&b, "anon-1");
+    assert_eq!(r["reason"]["kind"], "anonymous_not_allowed", "{r}");
+    assert!(r["username"].is_null(), "{r}");
 }

@@ -64,8 +64,13 @@ pub struct BrokerConfig {
     pub acl_file: Option<String>,
     /// Our plugin's `plugin_opt_audit_log`.
     pub audit_log: Option<String>,
-    /// `max_queued_messages` per client (0: unlimited; default 1000).
+    /// `max_queued_messages` per client (0: no limit of its own; default 1000): QoS 1/2 messages
+    /// queued beyond those in flight, and the packets that may wait for an online client's socket
+    /// before its QoS 0 messages are dropped (Mosquitto's `out_packet_count` check).
     pub max_queued_messages: usize,
+    /// `max_queued_bytes` per client (0: no limit of its own; default 0): the same queues, counted
+    /// in payload bytes. When both are 0 the broker still applies [`QUEUE_LIMIT_WHEN_UNLIMITED`].
+    pub max_queued_bytes: usize,
     /// `max_inflight_messages` per client (0: unlimited; default 20).
     pub max_inflight_messages: u16,
     /// `max_packet_size` (default 268,435,460: MQTT's own limit).
@@ -88,6 +93,10 @@ pub struct BrokerConfig {
     pub warnings: Vec<String>,
 }
 
+/// The per-client queue bound (messages) when `max_queued_messages` and `max_queued_bytes` are both 0,
+/// which Mosquitto takes as "no limit": memory stays bounded per client all the same.
+pub const QUEUE_LIMIT_WHEN_UNLIMITED: usize = 1_000_000;
+
 /// Keys accepted and ignored with a warning: they change logging, persistence or performance, not who
 /// may do what.
 const IGNORED: &[&str] = &[
@@ -108,7 +117,6 @@ const IGNORED: &[&str] = &[
     "set_tcp_nodelay",
     "upgrade_outgoing_qos",
     "queue_qos0_messages",
-    "max_queued_bytes",
     "max_inflight_bytes",
     "memory_limit",
     "message_size_limit",
@@ -245,6 +253,7 @@ impl BrokerConfig {
             acl_file: files.acl_file,
             audit_log: files.audit_log,
             max_queued_messages: 1000,
+            max_queued_bytes: 0,
             max_inflight_messages: 20,
             max_packet_size: super::codec::MAX_REMAINING_LENGTH + 5,
             max_keepalive: 65535,
@@ -376,6 +385,10 @@ impl BrokerConfig {
                     let n: i64 = parse_num(conf, line, key, value)?;
                     cfg.max_queued_messages = usize::try_from(n).unwrap_or(0);
                 }
+                "max_queued_bytes" => {
+                    let n: i64 = parse_num(conf, line, key, value)?;
+                    cfg.max_queued_bytes = usize::try_from(n).unwrap_or(0);
+                }
                 "max_inflight_messages" => {
                     cfg.max_inflight_messages = parse_num(conf, line, key, value)?
                 }
@@ -418,6 +431,12 @@ impl BrokerConfig {
         if let Some(done) = current.take() {
             cfg.listeners.push(done.finish(conf, 1883)?);
         }
+        if cfg.max_queued_messages == 0 && cfg.max_queued_bytes == 0 {
+            cfg.warnings.push(format!(
+                "{}: `max_queued_messages 0` without `max_queued_bytes` means no limit in Mosquitto; this broker still bounds each client's queues at {QUEUE_LIMIT_WHEN_UNLIMITED} messages",
+                conf.path
+            ));
+        }
         if default.touched {
             cfg.listeners.insert(0, default.finish(conf, 1883)?);
         }
@@ -435,6 +454,16 @@ impl BrokerConfig {
             cfg.allow_anonymous = anonymous.unwrap_or(false);
         }
         Ok(cfg)
+    }
+
+    /// The per-client queue bounds in force, `(messages, payload bytes)`, 0 meaning no bound of that
+    /// kind; never both 0 (see [`QUEUE_LIMIT_WHEN_UNLIMITED`]).
+    pub fn queue_limits(&self) -> (usize, usize) {
+        if self.max_queued_messages == 0 && self.max_queued_bytes == 0 {
+            (QUEUE_LIMIT_WHEN_UNLIMITED, 0)
+        } else {
+            (self.max_queued_messages, self.max_queued_bytes)
+        }
     }
 
     /// Reads and parses the config file at `path`.
@@ -536,5 +565,17 @@ mod tests {
         assert_eq!(c.warnings.len(), 2);
         assert!(c.warnings[0].contains("frobnicate"));
         assert!(c.warnings[0].starts_with("m.conf:2"));
+    }
+
+    #[test]
+    fn queue_limits_follow_max_queued_messages_and_bytes_and_stay_bounded() {
+        let c = cfg("listener 1\n").unwrap();
+        assert_eq!(c.queue_limits(), (1000, 0));
+        let c = cfg("listener 1\nmax_queued_messages 0\nmax_queued_bytes 4096\n").unwrap();
+        assert_eq!(c.queue_limits(), (0, 4096));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let c = cfg("listener 1\nmax_queued_messages 0\n").unwrap();
+        assert_eq!(c.queue_limits(), (QUEUE_LIMIT_WHEN_UNLIMITED, 0));
+        assert!(c.warnings[0].contains("no limit"), "{:?}", c.warnings);
     }
 }

@@ -11,6 +11,7 @@
 //! * [`codec`]: the wire format, strict and bounded.
 //! * [`router`], [`session`], [`subs`], [`retained`]: the core state machine, free of I/O.
 //! * [`security`]: logins and access decisions.
+//! * [`outbox`]: each connection's outgoing queue and its bounds (`max_queued_messages`/`_bytes`).
 //! * [`net`]: listeners, connections, signals — the only async code.
 
 #![forbid(unsafe_code)]
@@ -18,6 +19,7 @@
 pub mod codec;
 pub mod config;
 pub mod net;
+pub mod outbox;
 pub mod retained;
 pub mod router;
 pub mod security;

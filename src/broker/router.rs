@@ -17,8 +17,8 @@ use super::codec::{
 };
 use super::config::BrokerConfig;
 use super::retained::Retained;
-use super::security::Security;
-use super::session::{ConnId, Delivery, Expiry, InFlight, Message, Origin, Session};
+use super::security::{LoginRefusal, Security};
+use super::session::{ConnId, Delivery, Expiry, InFlight, Message, Origin, Secret, Session};
 use super::subs::{SubEntry, SubTree};
 
 /// How many (client, topic) pairs of withheld deliveries are remembered for the audit log.
@@ -95,6 +95,7 @@ pub enum Action {
 #[derive(Clone, Debug)]
 struct Limits {
     max_queued: usize,
+    max_queued_bytes: usize,
     max_inflight: u16,
     max_packet_size: usize,
     max_keepalive: u16,
@@ -111,7 +112,8 @@ struct Limits {
 pub struct Router {
     limits: Limits,
     security: Arc<Security>,
-    sessions: HashMap<String, Session>,
+    /// Boxed: the map's spare capacity then costs a pointer per slot, not a whole session.
+    sessions: HashMap<String, Box<Session>>,
     conns: HashMap<ConnId, String>,
     subs: SubTree,
     retained: Retained,
@@ -163,7 +165,8 @@ impl Router {
     pub fn new(config: &BrokerConfig, security: Arc<Security>) -> Router {
         Router {
             limits: Limits {
-                max_queued: config.max_queued_messages,
+                max_queued: config.queue_limits().0,
+                max_queued_bytes: config.queue_limits().1,
                 max_inflight: config.max_inflight_messages,
                 max_packet_size: config.max_packet_size,
                 max_keepalive: config.max_keepalive,
@@ -187,10 +190,15 @@ impl Router {
         }
     }
 
-    /// Replaces the policy (SIGHUP). Stored subscriptions are re-checked: those the new policy
-    /// refuses are removed (CVE-2021-34434).
+    /// Replaces the policy (SIGHUP). As Mosquitto's `mosquitto_security_apply_default` does, every
+    /// connected client's login is checked again with its stored username and password: a client
+    /// the new policy refuses (removed or changed password, anonymous access now off) gets an audit
+    /// record and is disconnected (MQTT 5: DISCONNECT 0x87 first), its Will published if the new
+    /// policy lets it write the Will's topic. Stored subscriptions are re-checked too: those the new
+    /// policy refuses are removed (CVE-2021-34434).
     pub fn set_security(&mut self, security: Arc<Security>) {
         self.security = security;
+        self.recheck_logins();
         let mut removed = Vec::new();
         for s in self.sessions.values_mut() {
             let denied: Vec<String> = s
@@ -212,6 +220,54 @@ impl Router {
         for (f, c) in removed {
             self.subs.remove(&f, &c);
         }
+    }
+
+    /// Re-runs the login of every connected client against the current policy; disconnects those
+    /// it refuses.
+    fn recheck_logins(&mut self) {
+        let security = Arc::clone(&self.security);
+        let mut refused = Vec::new();
+        {
+            // Many clients share credentials: each distinct pair is verified once.
+            type Key<'a> = (Option<&'a str>, Option<&'a [u8]>);
+            let mut verdicts: HashMap<Key<'_>, Result<(), LoginRefusal>> = HashMap::new();
+            for s in self.sessions.values() {
+                let Some(conn) = s.conn else { continue };
+                let key = (
+                    s.username.as_deref(),
+                    s.password.as_ref().map(Secret::expose),
+                );
+                let verdict = verdicts
+                    .entry(key)
+                    .or_insert_with(|| security.login(key.0, key.1));
+                if let Err(refusal) = verdict {
+                    let peer = Peer {
+                        username: s.username.as_deref(),
+                        client_id: Some(&s.client_id),
+                        address: Some(&s.address),
+                    };
+                    let mut record = AuditRecord::login(self.wall, peer, refusal.denial.clone());
+                    record
+                        .message
+                        .push_str(" (credentials checked again on reload; client disconnected)");
+                    refused.push((conn, record));
+                }
+            }
+        }
+        for (conn, record) in refused {
+            self.log(record.message.clone());
+            self.out.push(Action::Audit(Box::new(record)));
+            self.kick(
+                conn,
+                reason::NOT_AUTHORIZED,
+                "the credentials are no longer accepted after a policy reload",
+            );
+        }
+    }
+
+    /// The client id of a connection, once its CONNECT is accepted.
+    pub fn client_id(&self, conn: ConnId) -> Option<&str> {
+        self.conns.get(&conn).map(String::as_str)
     }
 
     /// Number of sessions (connected or not).
@@ -265,6 +321,8 @@ impl Router {
 
     fn on_connect(&mut self, conn: ConnId, address: String, mut c: Connect) {
         let version = c.version;
+        // Kept while the client is connected (re-checked on SIGHUP), zeroed when dropped.
+        let password = c.password.take().map(Secret::new);
         // Mosquitto 2.0 treats a zero-length username as none at all (checked against the real broker by
         // the differential test): the client is anonymous, for login and for the acl file alike.
         if c.username.as_deref() == Some("") {
@@ -287,7 +345,7 @@ impl Router {
         }
         if let Err(refusal) = self
             .security
-            .login(c.username.as_deref(), c.password.as_deref())
+            .login(c.username.as_deref(), password.as_ref().map(Secret::expose))
         {
             let peer = Peer {
                 username: c.username.as_deref(),
@@ -339,9 +397,10 @@ impl Router {
         let s = self
             .sessions
             .entry(client_id.clone())
-            .or_insert_with(|| Session::new(client_id.clone(), version));
+            .or_insert_with(|| Box::new(Session::new(client_id.clone(), version)));
         s.version = version;
         s.username = c.username.take();
+        s.password = password;
         s.address = address;
         s.conn = Some(conn);
         s.expiry = expiry;
@@ -349,7 +408,7 @@ impl Router {
         s.receive_maximum = c.properties.receive_maximum.unwrap_or(u16::MAX);
         s.max_packet_size = c.properties.maximum_packet_size;
         s.aliases.clear();
-        s.will = c.will.take();
+        s.will = c.will.take().map(Box::new);
         self.conns.insert(conn, client_id.clone());
 
         let mut keep_alive = c.keep_alive;
@@ -954,6 +1013,7 @@ impl Router {
             return;
         }
         s.conn = None;
+        s.password = None;
         s.aliases.clear();
         s.disconnected_at = Some(self.now);
         let mut will_now = None;
@@ -978,7 +1038,7 @@ impl Router {
     }
 
     /// Publishes a Will, if its client may write its topic.
-    fn send_will(&mut self, client_id: &str, w: Will) {
+    fn send_will(&mut self, client_id: &str, w: Box<Will>) {
         let Some(s) = self.sessions.get(client_id) else {
             return;
         };
@@ -1088,21 +1148,30 @@ fn push(s: &mut Session, d: Delivery, limits: &Limits, out: &mut Vec<Action>, no
         start(s, d, out, now);
         return;
     }
-    if limits.max_queued != 0 && s.queue.len() >= limits.max_queued {
+    if s.queue_full(limits.max_queued, limits.max_queued_bytes) {
         s.dropped += 1;
+        if s.dropped == 1 {
+            // Counted from here on; the total is logged when the session ends.
+            out.push(Action::Log(format!(
+                "client {}: its queue is full ({} messages, {} payload bytes): QoS 1/2 messages to it are being dropped",
+                s.client_id,
+                s.queue.len(),
+                s.queued_bytes
+            )));
+        }
         return;
     }
-    s.queue.push_back(d);
+    s.enqueue(d);
 }
 
 /// Puts a QoS 1/2 delivery in flight.
 fn start(s: &mut Session, d: Delivery, out: &mut Vec<Action>, now: Instant) {
     let Some(conn) = s.conn else {
-        s.queue.push_front(d);
+        s.requeue(d);
         return;
     };
     let Some(pkid) = s.allocate_pkid() else {
-        s.queue.push_front(d);
+        s.requeue(d);
         return;
     };
     let p = d.to_publish(pkid, false, now);
@@ -1124,7 +1193,7 @@ fn pump(
     let limit = s.inflight_limit(limits.max_inflight);
     // Bounded by the queue's length.
     while s.conn.is_some() && s.inflight.len() < limit {
-        let Some(d) = s.queue.pop_front() else {
+        let Some(d) = s.dequeue() else {
             break;
         };
         if d.msg.expired(now)

@@ -80,6 +80,37 @@ impl Delivery {
     }
 }
 
+/// A password kept while its client is connected, because a SIGHUP re-checks every connected
+/// client's credentials against the reloaded password file (as Mosquitto does). Never printed (its
+/// `Debug` is redacted), never cloned, overwritten with zeros when dropped (best effort: without
+/// `unsafe` the compiler is only discouraged, through `black_box`, from skipping the writes).
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    /// Takes ownership of the bytes (no copy is left behind).
+    pub fn new(bytes: Vec<u8>) -> Secret {
+        Secret(bytes)
+    }
+
+    /// The password, for a verification.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        self.0.iter_mut().for_each(|b| *b = 0);
+        std::hint::black_box(&mut self.0);
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
 /// An outgoing QoS 1/2 message not yet fully acknowledged.
 #[derive(Clone, Debug)]
 pub enum InFlight {
@@ -118,6 +149,9 @@ pub struct Session {
     pub client_id: String,
     /// Username of the connection that owns (or last owned) it.
     pub username: Option<String>,
+    /// The password its connection logged in with, kept only while connected (for the re-check of
+    /// credentials on SIGHUP).
+    pub password: Option<Secret>,
     /// Address of that connection.
     pub address: String,
     /// Protocol version of that connection.
@@ -132,8 +166,12 @@ pub struct Session {
     pub subscriptions: HashMap<String, super::subs::SubEntry>,
     /// Outgoing QoS 1/2 in flight, by packet identifier.
     pub inflight: BTreeMap<u16, InFlight>,
-    /// Deliveries waiting for an in-flight slot or a connection.
+    /// Deliveries waiting for an in-flight slot or a connection; change it only through
+    /// [`Session::enqueue`], [`Session::requeue`] and [`Session::dequeue`], which keep
+    /// [`Session::queued_bytes`].
     pub queue: VecDeque<Delivery>,
+    /// Payload bytes in [`Session::queue`] (for `max_queued_bytes`).
+    pub queued_bytes: usize,
     /// Incoming QoS 2 packet identifiers awaiting PUBREL.
     pub incoming_qos2: HashSet<u16>,
     /// Next packet identifier to try.
@@ -144,8 +182,8 @@ pub struct Session {
     pub max_packet_size: Option<u32>,
     /// Inbound topic aliases of the current connection.
     pub aliases: HashMap<u16, String>,
-    /// The Will of the current connection.
-    pub will: Option<Will>,
+    /// The Will of the current connection (boxed: most clients have none).
+    pub will: Option<Box<Will>>,
     /// When a delayed Will is due (after an unclean close).
     pub will_due: Option<Instant>,
     /// Deliveries dropped because the queue was full.
@@ -158,6 +196,7 @@ impl Session {
         Session {
             client_id,
             username: None,
+            password: None,
             address: String::new(),
             version,
             conn: None,
@@ -166,6 +205,7 @@ impl Session {
             subscriptions: HashMap::new(),
             inflight: BTreeMap::new(),
             queue: VecDeque::new(),
+            queued_bytes: 0,
             incoming_qos2: HashSet::new(),
             next_pkid: 1,
             receive_maximum: u16::MAX,
@@ -175,6 +215,32 @@ impl Session {
             will_due: None,
             dropped: 0,
         }
+    }
+
+    /// Appends a delivery to the queue.
+    pub fn enqueue(&mut self, d: Delivery) {
+        self.queued_bytes += d.msg.payload.len();
+        self.queue.push_back(d);
+    }
+
+    /// Puts a delivery back at the head of the queue.
+    pub fn requeue(&mut self, d: Delivery) {
+        self.queued_bytes += d.msg.payload.len();
+        self.queue.push_front(d);
+    }
+
+    /// Takes the delivery at the head of the queue.
+    pub fn dequeue(&mut self) -> Option<Delivery> {
+        let d = self.queue.pop_front()?;
+        self.queued_bytes -= d.msg.payload.len();
+        Some(d)
+    }
+
+    /// `true` when the queue may not grow: `max_messages` (0: no bound) deliveries or
+    /// `max_bytes` (0: no bound) payload bytes are waiting (Mosquitto's `db__ready_for_queue`).
+    pub fn queue_full(&self, max_messages: usize, max_bytes: usize) -> bool {
+        (max_messages != 0 && self.queue.len() >= max_messages)
+            || (max_bytes != 0 && self.queued_bytes >= max_bytes)
     }
 
     /// A free packet identifier, or `None` if all 65,535 are in flight.

@@ -3,12 +3,15 @@
 
 #![allow(dead_code)] // Each test file uses a different part of this module.
 
-use std::io::Read;
+use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use mqtt_policy::broker::codec::{
+    encode, Connect, Packet, Properties, QoS, SubOptions, Subscribe, SubscribeFilter, Version,
+};
 use mqtt_policy::policy::passwd::{hash_password, HashKind};
 
 /// The tutorial's ACL.
@@ -133,6 +136,8 @@ impl Broker {
         let conf_path = dir.path().join("mosquitto.conf");
         std::fs::write(&conf_path, text).expect("write conf");
         let audit = dir.path().join("audit.log");
+        // Its log goes to a file: a pipe nobody reads would block a chatty broker.
+        let log = std::fs::File::create(dir.path().join("broker.log")).expect("create the log");
         let child = Command::new(env!("CARGO_BIN_EXE_mqtt-policy"))
             .arg("broker")
             .arg("-c")
@@ -141,7 +146,7 @@ impl Broker {
             .arg(&audit)
             .arg("-v")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(log)
             .spawn()
             .expect("start the broker");
         let mut broker = Broker { child, dir, port };
@@ -151,11 +156,7 @@ impl Broker {
                 return broker;
             }
             if let Ok(Some(status)) = broker.child.try_wait() {
-                let mut err = String::new();
-                if let Some(mut e) = broker.child.stderr.take() {
-                    let _ = e.read_to_string(&mut err);
-                }
-                panic!("the broker exited with {status}: {err}");
+                panic!("the broker exited with {status}: {}", broker.log());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -173,6 +174,23 @@ impl Broker {
     /// A path in the broker's dir.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
+    }
+
+    /// What the broker logged so far (stderr; it runs with `-v`).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path("broker.log")).unwrap_or_default()
+    }
+
+    /// Waits (bounded, 10 s) until the log contains `text`; returns the log.
+    pub fn wait_log(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(text) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// The audit records written so far, one JSON value per line.
@@ -232,4 +250,127 @@ pub fn spawn_sub(args: &[&str]) -> Child {
 pub fn finish(child: Child) -> String {
     let out = child.wait_with_output().expect("wait for the client");
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A minimal MQTT client on a blocking socket (MQTT 3.1.1 unless said otherwise).
+pub struct RawClient {
+    /// The socket.
+    pub s: TcpStream,
+    /// The version it speaks.
+    pub version: Version,
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl RawClient {
+    /// Connects and logs in; returns the client and the CONNACK's body.
+    pub fn login(
+        b: &Broker,
+        version: Version,
+        id: &str,
+        credentials: Option<(&str, &str)>,
+    ) -> (RawClient, Vec<u8>) {
+        let s = TcpStream::connect(("127.0.0.1", b.port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut c = RawClient {
+            s,
+            version,
+            buf: Vec::new(),
+            at: 0,
+        };
+        c.send(&Packet::Connect(Box::new(Connect {
+            version,
+            client_id: id.into(),
+            clean_start: true,
+            keep_alive: 0,
+            username: credentials.map(|(u, _)| u.to_owned()),
+            password: credentials.map(|(_, p)| p.as_bytes().to_vec()),
+            will: None,
+            properties: Properties::default(),
+        })));
+        let (first, body) = c.read().expect("CONNACK");
+        assert_eq!(first, 0x20, "CONNACK");
+        (c, body)
+    }
+
+    /// An anonymous MQTT 3.1.1 client, accepted.
+    pub fn anonymous(b: &Broker, id: &str) -> RawClient {
+        let (c, connack) = RawClient::login(b, Version::V311, id, None);
+        assert_eq!(connack, vec![0, 0], "CONNACK 0");
+        c
+    }
+
+    /// Sends a packet.
+    pub fn send(&mut self, p: &Packet) {
+        let mut out = Vec::new();
+        encode(p, self.version, &mut out);
+        self.s.write_all(&out).expect("write");
+    }
+
+    /// One packet from the broker: first byte and body.
+    pub fn read(&mut self) -> io::Result<(u8, Vec<u8>)> {
+        loop {
+            let avail = &self.buf[self.at..];
+            if avail.len() >= 2 {
+                let mut len = 0usize;
+                let mut i = 1;
+                let mut complete = false;
+                while i < avail.len() && i <= 4 {
+                    len |= usize::from(avail[i] & 0x7f) << (7 * (i - 1));
+                    if avail[i] & 0x80 == 0 {
+                        complete = true;
+                        break;
+                    }
+                    i += 1;
+                }
+                if complete && avail.len() > i + len {
+                    let packet = (avail[0], avail[i + 1..i + 1 + len].to_vec());
+                    self.at += i + 1 + len;
+                    if self.at > 1 << 20 {
+                        self.buf.drain(..self.at);
+                        self.at = 0;
+                    }
+                    return Ok(packet);
+                }
+            }
+            let mut chunk = [0u8; 65536];
+            let n = self.s.read(&mut chunk)?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    pub fn subscribe(&mut self, filter: &str) {
+        self.send(&Packet::Subscribe(Subscribe {
+            pkid: 1,
+            filters: vec![SubscribeFilter {
+                filter: filter.into(),
+                options: SubOptions::qos(QoS::AtMostOnce),
+            }],
+            properties: Properties::default(),
+        }));
+        let (first, body) = self.read().expect("SUBACK");
+        assert_eq!(first, 0x90, "SUBACK");
+        assert_eq!(body.last(), Some(&0), "SUBACK granting QoS 0");
+    }
+
+    /// PINGREQ, then waits for the PINGRESP: the broker has handled everything sent before.
+    pub fn sync(&mut self) {
+        self.try_sync().expect("PINGRESP");
+    }
+
+    /// [`RawClient::sync`] that reports a closed connection (or any packet but PINGRESP).
+    pub fn try_sync(&mut self) -> io::Result<()> {
+        let mut out = Vec::new();
+        encode(&Packet::PingReq, self.version, &mut out);
+        self.s.write_all(&out)?;
+        match self.read()? {
+            (0xd0, _) => Ok(()),
+            (first, body) => Err(io::Error::other(format!(
+                "packet {first:#x} {body:?} instead of PINGRESP"
+            ))),
+        }
+    }
 }

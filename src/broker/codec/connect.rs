@@ -7,8 +7,8 @@ use super::{
     Reader, Version,
 };
 
-/// A CONNECT packet.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A CONNECT packet. Its `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Connect {
     /// The protocol version asked for.
     pub version: Version,
@@ -26,6 +26,21 @@ pub struct Connect {
     pub will: Option<Will>,
     /// MQTT 5 properties.
     pub properties: Properties,
+}
+
+impl std::fmt::Debug for Connect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connect")
+            .field("version", &self.version)
+            .field("client_id", &self.client_id)
+            .field("clean_start", &self.clean_start)
+            .field("keep_alive", &self.keep_alive)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("will", &self.will)
+            .field("properties", &self.properties)
+            .finish()
+    }
 }
 
 /// A Will message from CONNECT.

@@ -306,3 +306,113 @@ fn mqtt_3_3_2_10_topic_aliases_stand_for_their_topic() {
     assert_eq!(got[0].topic, "long/topic");
     assert_eq!(got[0].properties.topic_alias, None);
 }
+
+#[test]
+fn the_queue_of_a_session_is_bounded_by_max_queued_bytes() {
+    // Each message carries one payload byte.
+    let mut t = T::new("max_queued_messages 0\nmax_queued_bytes 4\n");
+    t.connect(1, "sub", Version::V311, false);
+    t.subscribe(1, "a", QoS::AtLeastOnce);
+    t.ev(Event::Closed { conn: 1 });
+    t.connect(2, "pub", Version::V311, true);
+    for i in 1..=10 {
+        t.publish(2, "a", QoS::AtLeastOnce, i);
+    }
+    assert_eq!(t.r.sessions["sub"].queued_bytes, 4);
+    let actions = t.connect(3, "sub", Version::V311, false);
+    assert_eq!(publishes(&actions, 3).len(), 4);
+    assert_eq!(t.r.sessions["sub"].queued_bytes, 0);
+}
+
+/// A router whose password file holds `user1` / `123456` and `user2` / `abc`.
+fn with_users(allow_anonymous: bool) -> T {
+    let mut t = T::new("");
+    t.r.set_security(Arc::new(security(&["user1", "user2"], allow_anonymous)));
+    t
+}
+
+fn security(users: &[&str], allow_anonymous: bool) -> Security {
+    use crate::policy::passwd::{hash_password, HashKind, PasswordFile};
+    let mut text = String::new();
+    for u in users {
+        let password = if *u == "user1" { "123456" } else { "abc" };
+        let hash = hash_password(password.as_bytes(), HashKind::Sha512Pbkdf2, Some(101));
+        text.push_str(&format!("{u}:{hash}\n"));
+    }
+    let pw = PasswordFile::parse("users.txt", text.as_bytes());
+    Security::new(None, Some(pw), allow_anonymous)
+}
+
+fn login(t: &mut T, conn: ConnId, id: &str, user: Option<(&str, &str)>) -> Vec<Action> {
+    t.ev(Event::Connect {
+        conn,
+        address: "10.0.0.1".into(),
+        connect: Box::new(Connect {
+            version: Version::V5,
+            client_id: id.into(),
+            clean_start: false,
+            keep_alive: 60,
+            username: user.map(|(u, _)| u.to_owned()),
+            password: user.map(|(_, p)| p.as_bytes().to_vec()),
+            will: None,
+            // A session that outlives its connection.
+            properties: Properties {
+                session_expiry: Some(300),
+                ..Properties::default()
+            },
+        }),
+    })
+}
+
+#[test]
+fn a_reload_checks_the_logins_of_connected_clients_again() {
+    let mut t = with_users(true);
+    login(&mut t, 1, "one", Some(("user1", "123456")));
+    login(&mut t, 2, "two", Some(("user2", "abc")));
+    login(&mut t, 3, "anon", None);
+    login(&mut t, 4, "one-b", Some(("user1", "123456")));
+    // The password is kept while connected, and never shown.
+    let s = &t.r.sessions["one"];
+    assert_eq!(
+        s.password.as_ref().map(Secret::expose),
+        Some(&b"123456"[..])
+    );
+    assert!(!format!("{s:?}").contains("123456"));
+    // user1 leaves the password file and anonymous access is turned off.
+    t.r.set_security(Arc::new(security(&["user2"], false)));
+    let mut actions = Vec::new();
+    t.r.drain_actions(&mut actions);
+    let closed: Vec<ConnId> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Close { conn } => Some(*conn),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closed.len(), 3, "{actions:?}");
+    for conn in [1, 3, 4] {
+        assert!(closed.contains(&conn), "{conn} is disconnected");
+        assert!(matches!(
+            sent(&actions, conn)[0],
+            Packet::Disconnect(d) if d.reason == reason::NOT_AUTHORIZED
+        ));
+    }
+    let audited: Vec<(String, String)> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Audit(r) => Some((r.client_id.clone()?, r.to_json())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(audited.len(), 3);
+    assert!(audited
+        .iter()
+        .any(|(id, j)| id == "one" && j.contains("unknown_user")));
+    assert!(audited
+        .iter()
+        .any(|(id, j)| id == "anon" && j.contains("anonymous_not_allowed")));
+    // The persistent sessions stay, without the password; user2 is still connected.
+    assert!(t.r.sessions["one"].password.is_none());
+    assert!(t.r.sessions["one"].conn.is_none());
+    assert_eq!(t.r.sessions["two"].conn, Some(2));
+}

@@ -1,0 +1,487 @@
+//! One connection's outgoing queue: what the core has decided to send and the connection task has not
+//! yet written to the socket.
+//!
+//! It is what bounds the memory an online client can cost, with Mosquitto's rules
+//! (`db__ready_for_flight` in `src/database.c`, 2.0.11):
+//! * a QoS 0 PUBLISH is queued unless `max_queued_messages` packets, or `max_queued_bytes` payload
+//!   bytes, already wait for the socket: then it is dropped, and the caller counts and logs it;
+//! * every other packet (QoS 1/2 PUBLISH, bounded by the in-flight window, and the answers to what the
+//!   client sends) is queued, up to the in-flight window plus [`CONTROL_HEADROOM`]: beyond that the
+//!   client sends without reading, and it is disconnected.
+//!
+//! An idle connection's queue holds no allocation: the items live in a `VecDeque` that the task swaps
+//! out whole when it wakes, and a queued PUBLISH is about 64 bytes (its properties boxed, and only
+//! when there are some) instead of a whole [`Packet`].
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::Notify;
+
+use super::codec::{self, Ack, Packet, Properties, Publish, QoS, Version};
+use super::config::BrokerConfig;
+
+/// Packets other than QoS 0 PUBLISH that may wait for one connection's socket beyond its in-flight
+/// window, before it counts as a client that sends without reading.
+pub const CONTROL_HEADROOM: usize = 4096;
+
+/// A PUBLISH waiting in an outbox.
+#[derive(Debug)]
+pub struct QueuedPublish {
+    topic: String,
+    payload: Arc<[u8]>,
+    properties: Option<Box<Properties>>,
+    pkid: u16,
+    qos: QoS,
+    dup: bool,
+    retain: bool,
+}
+
+/// Which acknowledgement an [`Outgoing::Ack`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckKind {
+    /// PUBACK.
+    PubAck,
+    /// PUBREC.
+    PubRec,
+    /// PUBREL.
+    PubRel,
+    /// PUBCOMP.
+    PubComp,
+}
+
+/// What a connection task receives from the core.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A PUBLISH.
+    Publish(QueuedPublish),
+    /// An acknowledgement without properties.
+    Ack {
+        /// Which one.
+        kind: AckKind,
+        /// Packet identifier.
+        pkid: u16,
+        /// MQTT 5 reason code.
+        reason: u8,
+    },
+    /// PINGRESP.
+    PingResp,
+    /// Any other packet.
+    Other(Box<Packet>),
+    /// The CONNECT was accepted: apply this keep alive (seconds, 0: none).
+    Accepted {
+        /// Keep alive in force.
+        keep_alive: u16,
+    },
+    /// Write what came before, then close.
+    Close,
+}
+
+impl Outgoing {
+    /// The queued form of a packet.
+    pub fn from_packet(packet: Packet) -> Outgoing {
+        let ack = |kind, a: Ack| {
+            if a.properties.is_empty() {
+                Outgoing::Ack {
+                    kind,
+                    pkid: a.pkid,
+                    reason: a.reason,
+                }
+            } else {
+                Outgoing::Other(Box::new(match kind {
+                    AckKind::PubAck => Packet::PubAck(a),
+                    AckKind::PubRec => Packet::PubRec(a),
+                    AckKind::PubRel => Packet::PubRel(a),
+                    AckKind::PubComp => Packet::PubComp(a),
+                }))
+            }
+        };
+        match packet {
+            Packet::Publish(Publish {
+                dup,
+                qos,
+                retain,
+                topic,
+                pkid,
+                payload,
+                properties,
+            }) => Outgoing::Publish(QueuedPublish {
+                topic,
+                payload,
+                properties: (!properties.is_empty()).then(|| Box::new(properties)),
+                pkid,
+                qos,
+                dup,
+                retain,
+            }),
+            Packet::PubAck(a) => ack(AckKind::PubAck, a),
+            Packet::PubRec(a) => ack(AckKind::PubRec, a),
+            Packet::PubRel(a) => ack(AckKind::PubRel, a),
+            Packet::PubComp(a) => ack(AckKind::PubComp, a),
+            Packet::PingResp => Outgoing::PingResp,
+            other => Outgoing::Other(Box::new(other)),
+        }
+    }
+
+    /// The packet again (for [`Outgoing::Accepted`] and [`Outgoing::Close`]: `None`).
+    pub fn into_packet(self) -> Option<Packet> {
+        Some(match self {
+            Outgoing::Publish(p) => Packet::Publish(Publish {
+                dup: p.dup,
+                qos: p.qos,
+                retain: p.retain,
+                topic: p.topic,
+                pkid: p.pkid,
+                payload: p.payload,
+                properties: p.properties.map(|b| *b).unwrap_or_default(),
+            }),
+            Outgoing::Ack { kind, pkid, reason } => {
+                let a = Ack {
+                    pkid,
+                    reason,
+                    properties: Properties::default(),
+                };
+                match kind {
+                    AckKind::PubAck => Packet::PubAck(a),
+                    AckKind::PubRec => Packet::PubRec(a),
+                    AckKind::PubRel => Packet::PubRel(a),
+                    AckKind::PubComp => Packet::PubComp(a),
+                }
+            }
+            Outgoing::PingResp => Packet::PingResp,
+            Outgoing::Other(p) => *p,
+            Outgoing::Accepted { .. } | Outgoing::Close => return None,
+        })
+    }
+
+    /// What this item counts for in the bounds: `(packets, control packets, payload bytes)`.
+    pub fn weight(&self) -> Weight {
+        match self {
+            Outgoing::Publish(p) => Weight {
+                packets: 1,
+                control: usize::from(p.qos != QoS::AtMostOnce),
+                bytes: p.payload.len(),
+            },
+            Outgoing::Accepted { .. } | Outgoing::Close => Weight::default(),
+            _ => Weight {
+                packets: 1,
+                control: 1,
+                bytes: 0,
+            },
+        }
+    }
+
+    /// Appends its encoding for a peer speaking `version` (nothing for the non-packets).
+    pub fn encode(self, version: Version, out: &mut Vec<u8>) {
+        if let Some(p) = self.into_packet() {
+            codec::encode(&p, version, out);
+        }
+    }
+}
+
+/// What queued items count for in the bounds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Weight {
+    /// Packets.
+    pub packets: usize,
+    /// Packets other than QoS 0 PUBLISH.
+    pub control: usize,
+    /// Payload bytes of the PUBLISH packets.
+    pub bytes: usize,
+}
+
+impl std::ops::AddAssign for Weight {
+    fn add_assign(&mut self, o: Weight) {
+        self.packets += o.packets;
+        self.control += o.control;
+        self.bytes += o.bytes;
+    }
+}
+
+/// The bounds of every outbox, from the config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Packets waiting beyond which QoS 0 is dropped (0: no bound of this kind).
+    pub messages: usize,
+    /// Payload bytes waiting beyond which QoS 0 is dropped (0: no bound of this kind).
+    pub bytes: usize,
+    /// Control packets waiting beyond which the client is disconnected.
+    pub control: usize,
+}
+
+impl Limits {
+    /// `max_queued_messages`/`max_queued_bytes` (see [`BrokerConfig::queue_limits`]) and the
+    /// in-flight window (`max_inflight_messages`, 0 meaning 65,535) plus [`CONTROL_HEADROOM`].
+    pub fn new(config: &BrokerConfig) -> Limits {
+        let (messages, bytes) = config.queue_limits();
+        let inflight = match config.max_inflight_messages {
+            0 => usize::from(u16::MAX),
+            n => usize::from(n),
+        };
+        Limits {
+            messages,
+            bytes,
+            control: inflight + CONTROL_HEADROOM,
+        }
+    }
+
+    fn qos0_full(&self, w: &Weight) -> bool {
+        (self.messages != 0 && w.packets >= self.messages)
+            || (self.bytes != 0 && w.bytes >= self.bytes)
+    }
+}
+
+/// What became of a packet given to [`Outbox::push`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued.
+    Queued,
+    /// A QoS 0 PUBLISH dropped: the queue is at `max_queued_messages`/`max_queued_bytes`.
+    Dropped,
+    /// Not queued: too many control packets wait; the client sends without reading and must be
+    /// disconnected.
+    Overflow,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    items: VecDeque<Outgoing>,
+    /// Queued, or taken by the task and not yet written.
+    waiting: Weight,
+    /// Close without writing what waits (a client that does not read).
+    abort: bool,
+}
+
+/// One connection's outgoing queue, shared by the core (which pushes) and the connection task (which
+/// takes everything at once and writes it).
+#[derive(Debug, Default)]
+pub struct Outbox {
+    state: Mutex<State>,
+    /// Something was queued into an empty queue, or the connection must be aborted.
+    wake: Notify,
+    /// The connection must be aborted (also while the task is busy writing).
+    abort: Notify,
+}
+
+impl Outbox {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves consistent counters: go on.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues a packet within `limits`.
+    pub fn push(&self, packet: Packet, limits: &Limits) -> Pushed {
+        let item = Outgoing::from_packet(packet);
+        let w = item.weight();
+        let mut st = self.lock();
+        if w.control == 0 {
+            if limits.qos0_full(&st.waiting) {
+                return Pushed::Dropped;
+            }
+        } else if st.waiting.control >= limits.control {
+            return Pushed::Overflow;
+        }
+        st.waiting += w;
+        self.queue(st, item);
+        Pushed::Queued
+    }
+
+    /// Queues [`Outgoing::Accepted`] or [`Outgoing::Close`] (never bounded).
+    pub fn push_signal(&self, item: Outgoing) {
+        let st = self.lock();
+        self.queue(st, item);
+    }
+
+    fn queue(&self, mut st: MutexGuard<'_, State>, item: Outgoing) {
+        let was_empty = st.items.is_empty();
+        st.items.push_back(item);
+        drop(st);
+        if was_empty {
+            // The task takes the whole queue when it wakes: one wake per empty → non-empty.
+            self.wake.notify_one();
+        }
+    }
+
+    /// Makes the task close the connection now, without writing what waits.
+    pub fn abort(&self) {
+        self.lock().abort = true;
+        self.wake.notify_one();
+        self.abort.notify_one();
+    }
+
+    /// Waits until something is queued (or the connection is aborted).
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Waits until the connection is aborted.
+    pub async fn aborted(&self) {
+        self.abort.notified().await;
+    }
+
+    /// Swaps the queue with `into` (which must be empty): the task then owns what was queued.
+    /// Returns `false` when the connection is to be aborted.
+    pub fn take(&self, into: &mut VecDeque<Outgoing>) -> bool {
+        let mut st = self.lock();
+        std::mem::swap(&mut st.items, into);
+        !st.abort
+    }
+
+    /// Items taken with [`Outbox::take`] are now written.
+    pub fn written(&self, w: Weight) {
+        let mut st = self.lock();
+        st.waiting.packets -= w.packets;
+        st.waiting.control -= w.control;
+        st.waiting.bytes -= w.bytes;
+    }
+
+    /// What waits (queued or being written).
+    pub fn waiting(&self) -> Weight {
+        self.lock().waiting
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish(qos: QoS, payload: usize) -> Packet {
+        Packet::Publish(Publish {
+            dup: false,
+            qos,
+            retain: false,
+            topic: "a/b".into(),
+            pkid: u16::from(qos != QoS::AtMostOnce),
+            payload: Arc::from(vec![7u8; payload]),
+            properties: Properties::default(),
+        })
+    }
+
+    const LIMITS: Limits = Limits {
+        messages: 3,
+        bytes: 0,
+        control: 5,
+    };
+
+    #[test]
+    fn a_queued_packet_is_small_and_encodes_as_the_packet() {
+        assert!(
+            std::mem::size_of::<Outgoing>() <= 64,
+            "{}",
+            std::mem::size_of::<Outgoing>()
+        );
+        let mut props = Properties::default();
+        props.user.push(("k".into(), "v".into()));
+        let with_props = Packet::Publish(Publish {
+            properties: props,
+            ..match publish(QoS::AtLeastOnce, 5) {
+                Packet::Publish(p) => p,
+                _ => unreachable!(),
+            }
+        });
+        let denied = Packet::PubAck(Ack {
+            pkid: 9,
+            reason: 0x87,
+            properties: Properties {
+                reason_string: Some("no".into()),
+                ..Properties::default()
+            },
+        });
+        for p in [
+            publish(QoS::AtMostOnce, 3),
+            with_props,
+            Packet::PubRec(Ack::new(4)),
+            denied,
+            Packet::PingResp,
+        ] {
+            for v in [Version::V311, Version::V5] {
+                let mut direct = Vec::new();
+                codec::encode(&p, v, &mut direct);
+                let mut queued = Vec::new();
+                Outgoing::from_packet(p.clone()).encode(v, &mut queued);
+                assert_eq!(direct, queued, "{p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn qos_0_is_dropped_at_max_queued_messages_and_nothing_else_is() {
+        let o = Outbox::default();
+        for _ in 0..3 {
+            assert_eq!(
+                o.push(publish(QoS::AtMostOnce, 10), &LIMITS),
+                Pushed::Queued
+            );
+        }
+        assert_eq!(
+            o.push(publish(QoS::AtMostOnce, 10), &LIMITS),
+            Pushed::Dropped
+        );
+        // QoS 1 and acknowledgements still go, up to the control bound.
+        assert_eq!(
+            o.push(publish(QoS::AtLeastOnce, 10), &LIMITS),
+            Pushed::Queued
+        );
+        for _ in 0..4 {
+            assert_eq!(o.push(Packet::PubAck(Ack::new(1)), &LIMITS), Pushed::Queued);
+        }
+        assert_eq!(o.push(Packet::PingResp, &LIMITS), Pushed::Overflow);
+        assert_eq!(
+            o.waiting(),
+            Weight {
+                packets: 8,
+                control: 5,
+                bytes: 40
+            }
+        );
+        // Taken is still waiting until written; then there is room again.
+        let mut taken = VecDeque::new();
+        assert!(o.take(&mut taken));
+        assert_eq!(taken.len(), 8);
+        assert_eq!(
+            o.push(publish(QoS::AtMostOnce, 10), &LIMITS),
+            Pushed::Dropped
+        );
+        let mut w = Weight::default();
+        for item in &taken {
+            w += item.weight();
+        }
+        o.written(w);
+        assert_eq!(o.waiting(), Weight::default());
+        assert_eq!(
+            o.push(publish(QoS::AtMostOnce, 10), &LIMITS),
+            Pushed::Queued
+        );
+    }
+
+    #[test]
+    fn qos_0_is_dropped_at_max_queued_bytes() {
+        let limits = Limits {
+            messages: 0,
+            bytes: 100,
+            control: 5,
+        };
+        let o = Outbox::default();
+        assert_eq!(
+            o.push(publish(QoS::AtMostOnce, 60), &limits),
+            Pushed::Queued
+        );
+        assert_eq!(
+            o.push(publish(QoS::AtMostOnce, 60), &limits),
+            Pushed::Queued
+        );
+        assert_eq!(
+            o.push(publish(QoS::AtMostOnce, 1), &limits),
+            Pushed::Dropped
+        );
+    }
+
+    #[test]
+    fn abort_is_seen_by_take() {
+        let o = Outbox::default();
+        o.push_signal(Outgoing::Close);
+        o.abort();
+        let mut taken = VecDeque::new();
+        assert!(!o.take(&mut taken));
+    }
+}
