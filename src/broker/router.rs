@@ -132,17 +132,21 @@ fn who(s: &Session) -> ClientRef<'_> {
     }
 }
 
+/// The audit record for a denied ACL decision of session `s`'s client.
 fn audit_acl(
     security: &Security,
-    who: ClientRef<'_>,
+    wall: SystemTime,
+    s: &Session,
     topic: &str,
     access: Access,
     decision: Decision,
-    address: &str,
-    wall: SystemTime,
 ) -> Action {
-    let explanation = security.explain(who, topic, access, decision);
-    Action::Audit(Box::new(AuditRecord::acl(wall, Some(address), explanation)))
+    let explanation = security.explain(who(s), topic, access, decision);
+    Action::Audit(Box::new(AuditRecord::acl(
+        wall,
+        Some(&s.address),
+        explanation,
+    )))
 }
 
 fn send(out: &mut Vec<Action>, conn: ConnId, packet: Packet) {
@@ -645,12 +649,11 @@ impl Router {
         if !decision.is_allowed() {
             let record = audit_acl(
                 &self.security,
-                who(s),
+                self.wall,
+                s,
                 &p.topic,
                 Access::Write,
                 decision,
-                &s.address,
-                self.wall,
             );
             self.out.push(record);
             let ack = Ack {
@@ -771,12 +774,11 @@ impl Router {
             if self.withheld.note(client_id, &msg.topic) == Withheld::First {
                 let record = audit_acl(
                     &self.security,
-                    who(s),
+                    self.wall,
+                    s,
                     &msg.topic,
                     Access::Read,
                     decision,
-                    &s.address,
-                    self.wall,
                 );
                 self.out.push(record);
             }
@@ -876,12 +878,11 @@ impl Router {
             if !decision.is_allowed() {
                 let record = audit_acl(
                     &self.security,
-                    who(s),
+                    self.wall,
+                    s,
                     &f.filter,
                     Access::Subscribe,
                     decision,
-                    &s.address,
-                    self.wall,
                 );
                 self.out.push(record);
                 codes.push(reason::NOT_AUTHORIZED);
@@ -939,12 +940,11 @@ impl Router {
             if !decision.is_allowed() {
                 let record = audit_acl(
                     &self.security,
-                    who(s),
+                    self.wall,
+                    s,
                     f,
                     Access::Unsubscribe,
                     decision,
-                    &s.address,
-                    self.wall,
                 );
                 self.out.push(record);
                 codes.push(reason::NOT_AUTHORIZED);
@@ -1046,12 +1046,11 @@ impl Router {
         if !decision.is_allowed() {
             let record = audit_acl(
                 &self.security,
-                who(s),
+                self.wall,
+                s,
                 &w.topic,
                 Access::Write,
                 decision,
-                &s.address,
-                self.wall,
             );
             self.out.push(record);
             return;
