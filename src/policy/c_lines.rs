@@ -12,6 +12,12 @@
 //!
 //! Callers warn about both (see [`Cut`]) so that nobody is surprised by them.
 
+/// C `isspace` in the "C" locale: space, `\t`, `\n`, `\v`, `\f`, `\r` (Rust's `is_ascii_whitespace` omits `\v`).
+/// Mosquitto trims lines and fields with it.
+pub(crate) fn is_c_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
 /// The buffer Mosquitto starts each file with.
 const INITIAL_BUFFER: usize = 256;
 /// How much it grows the buffer when a line does not fit.
@@ -44,6 +50,15 @@ pub enum Cut {
         /// The dropped line.
         line: u32,
     },
+}
+
+impl Cut {
+    /// The line the cut happens at.
+    pub fn line(&self) -> u32 {
+        match *self {
+            Cut::Nul { line, .. } | Cut::LastLineDropped { line } => line,
+        }
+    }
 }
 
 impl std::fmt::Display for Cut {

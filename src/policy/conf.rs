@@ -8,6 +8,8 @@
 
 use thiserror::Error;
 
+use crate::policy::c_lines::is_c_space;
+
 /// One `key value` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfLine {
@@ -62,7 +64,7 @@ impl MosquittoConf {
                 line: line_no,
                 message: "the line is not valid UTF-8".to_owned(),
             })?;
-            let text = text.trim_end_matches([' ', '\t', '\r', '\n', '\x0b', '\x0c']);
+            let text = text.trim_end_matches(|c: char| c.is_ascii() && is_c_space(c as u8));
             if text.starts_with('#') {
                 continue;
             }

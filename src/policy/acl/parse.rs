@@ -13,7 +13,7 @@
 use thiserror::Error;
 
 use super::rule::{Permission, Rule, RuleList};
-use crate::policy::c_lines::{mosquitto_lines, Cut};
+use crate::policy::c_lines::{is_c_space, mosquitto_lines};
 use crate::policy::topic::{self, FilterError};
 
 /// A parsed acl file: its rules in file order and the warnings Mosquitto would log.
@@ -93,17 +93,12 @@ pub enum AclErrorKind {
     Unreadable(String),
 }
 
-/// C's `isspace` in the "C" locale (Rust's `is_ascii_whitespace` omits vertical tab).
-pub(crate) fn c_isspace(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
-
 fn trim_c(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_ascii() && c_isspace(c as u8))
+    s.trim_matches(|c: char| c.is_ascii() && is_c_space(c as u8))
 }
 
 fn trim_end_c(s: &str) -> &str {
-    s.trim_end_matches(|c: char| c.is_ascii() && c_isspace(c as u8))
+    s.trim_end_matches(|c: char| c.is_ascii() && is_c_space(c as u8))
 }
 
 /// Splits off the next space-separated token the way `strtok_r(s, " ")` does: leading spaces are
@@ -132,11 +127,8 @@ pub fn parse_acl(path: &str, bytes: &[u8]) -> Result<AclFile, AclError> {
 
     let (lines, cut) = mosquitto_lines(bytes);
     if let Some(cut) = cut {
-        let line = match cut {
-            Cut::Nul { line, .. } | Cut::LastLineDropped { line } => line,
-        };
         warnings.push(AclWarning {
-            line,
+            line: cut.line(),
             message: cut.to_string(),
         });
     }

@@ -14,10 +14,7 @@
 /// The longest username or hash field Mosquitto keeps (longer ones are skipped with a notice).
 pub const MAX_FIELD_LEN: usize = 65535;
 
-/// C `isspace` in the "C" locale.
-pub(crate) fn is_c_space(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
-}
+pub(crate) use crate::policy::c_lines::is_c_space;
 
 /// Removes leading and trailing C `isspace` bytes, like Mosquitto's `misc__trimblanks`.
 pub(crate) fn trim_c_space(s: &[u8]) -> &[u8] {

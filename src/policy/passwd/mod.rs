@@ -44,7 +44,6 @@ use std::fmt;
 
 use subtle::ConstantTimeEq;
 
-use crate::policy::c_lines::Cut;
 pub use argon2id::MAX_MEMORY_KIB as ARGON2_MAX_MEMORY_KIB;
 pub use create::{
     hash_password, HashKind, ARGON2_LEN, ARGON2_M_COST, ARGON2_P_COST, ARGON2_T_COST,
@@ -149,10 +148,7 @@ impl PasswordFile {
             parsed.add_line(line.number, file::classify(line.text));
         }
         if let Some(cut) = cut {
-            let line = match cut {
-                Cut::Nul { line, .. } | Cut::LastLineDropped { line } => line,
-            };
-            parsed.warn(line, cut.to_string());
+            parsed.warn(cut.line(), cut.to_string());
         }
         parsed.warnings.sort_by_key(|w| w.line);
         parsed
