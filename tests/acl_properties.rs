@@ -124,6 +124,32 @@ proptest! {
     }
 
     #[test]
+    fn the_subscription_index_changes_no_decision_and_no_reason(
+        lines in prop::collection::vec(rule_line(), 80..140),
+        user in username(),
+        id in client_id(),
+        subs in prop::collection::vec(
+            prop_oneof![3 => filter(), 1 => Just("#".to_owned()), 1 => filter().prop_map(|f| format!("+/{f}"))],
+            1..8,
+        ),
+    ) {
+        // Long lists (over the index threshold): every `topic` line in one user block, and the patterns.
+        let lines: Vec<&String> = lines.iter().filter(|l| !l.starts_with("user")).collect();
+        let acl = format!("user u1\n{}\n", lines.iter().map(|l| l.as_str()).collect::<Vec<_>>().join("\n"));
+        let file = parse_acl("acl.txt", acl.as_bytes()).expect("generated acl is valid");
+        let indexed = Policy::compile(file.clone());
+        let scanned = Policy::compile(file).without_subscribe_index();
+        let client = ClientRef { username: user.as_deref(), client_id: &id };
+        for sub in &subs {
+            prop_assert_eq!(
+                indexed.decide(client, sub, Access::Subscribe),
+                scanned.decide(client, sub, Access::Subscribe),
+                "acl:\n{}\n{:?} sub {}", acl, client, sub
+            );
+        }
+    }
+
+    #[test]
     fn parsing_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
         let _ = Policy::from_acl("acl.txt", &bytes);
     }

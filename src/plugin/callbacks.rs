@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::host::{Client, Host, LogLevel, Text};
+use super::memo::DecisionMemo;
 use super::options::{trailing_space_hint, OptionError, PluginOptions};
 use super::outcome::Outcome;
 use super::sink::AuditSink;
@@ -159,6 +160,8 @@ pub struct Plugin {
     files: RefCell<Files>,
     audit: RefCell<AuditSink>,
     withheld: RefCell<WithheldDeliveries>,
+    /// Recently allowed reads and writes (emptied when the files are reloaded).
+    memo: RefCell<DecisionMemo>,
     clock: fn() -> SystemTime,
 }
 
@@ -224,6 +227,7 @@ impl Plugin {
             files: RefCell::new(files),
             audit: RefCell::new(audit),
             withheld: RefCell::new(WithheldDeliveries::new(WITHHELD_CAPACITY)),
+            memo: RefCell::new(DecisionMemo::new()),
             clock,
         })
     }
@@ -286,8 +290,15 @@ impl Plugin {
             username,
             client_id,
         };
+        let repeatable = matches!(access, Access::Read | Access::Write);
+        if repeatable && self.memo.borrow().allowed(who, topic_name, access) {
+            return Outcome::Allow;
+        }
         let decision = policy.decide(who, topic_name, access);
         if decision.verdict == Verdict::Allow {
+            if repeatable {
+                self.memo.borrow_mut().remember(who, topic_name, access);
+            }
             return Outcome::Allow;
         }
         if access == Access::Read
@@ -390,6 +401,7 @@ impl Plugin {
                     &format!("{} (reloaded)", describe(&self.options, &files)),
                 );
                 *self.files.borrow_mut() = files;
+                self.memo.borrow_mut().clear();
             }
             Err(e) => host.log(
                 LogLevel::Err,
@@ -727,6 +739,47 @@ mod tests {
         std::fs::remove_file(&acl).unwrap();
         assert_eq!(plugin.reload(&log), Outcome::Defer);
         assert_eq!(plugin.acl_check(&log, &USER1, t("x"), w), Outcome::Allow);
+    }
+
+    #[test]
+    fn a_remembered_allow_does_not_survive_a_reload_that_denies() {
+        let dir = tempfile::tempdir().unwrap();
+        let acl = write(&dir, "acl.txt", "user user1\ntopic readwrite x\n");
+        let log = Log::default();
+        let plugin = start(&acl, &log);
+        for access in [sys::MOSQ_ACL_WRITE, sys::MOSQ_ACL_READ] {
+            // Twice: the second answer comes from the memo.
+            assert_eq!(
+                plugin.acl_check(&log, &USER1, t("x"), access),
+                Outcome::Allow
+            );
+            assert_eq!(
+                plugin.acl_check(&log, &USER1, t("x"), access),
+                Outcome::Allow
+            );
+        }
+        write(
+            &dir,
+            "acl.txt",
+            "user user1\ntopic readwrite x\ntopic deny x\n",
+        );
+        assert_eq!(plugin.reload(&log), Outcome::Defer);
+        for access in [sys::MOSQ_ACL_WRITE, sys::MOSQ_ACL_READ] {
+            assert_eq!(
+                plugin.acl_check(&log, &USER1, t("x"), access),
+                Outcome::DenyAccess
+            );
+        }
+        // Another client on the same topic is decided on its own.
+        let other = ClientValues {
+            username: Some("user2"),
+            id: Some("c1"),
+            address: None,
+        };
+        assert_eq!(
+            plugin.acl_check(&log, &other, t("x"), sys::MOSQ_ACL_WRITE),
+            Outcome::DenyAccess
+        );
     }
 
     #[test]

@@ -58,10 +58,15 @@ impl<'a> Text<'a> {
     pub fn from_c(s: Option<&'a CStr>) -> Text<'a> {
         match s {
             None => Text::Absent,
-            Some(s) => match s.to_str() {
-                Ok(s) => Text::Utf8(s),
-                Err(_) => Text::NotUtf8(s.to_bytes()),
-            },
+            Some(s) => Text::from_bytes(s.to_bytes()),
+        }
+    }
+
+    /// Checks borrowed bytes. No copy, no allocation.
+    pub fn from_bytes(bytes: &'a [u8]) -> Text<'a> {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => Text::Utf8(s),
+            Err(_) => Text::NotUtf8(bytes),
         }
     }
 

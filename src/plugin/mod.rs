@@ -11,7 +11,7 @@
 //! * [`sys`]: bindgen's declarations of Mosquitto's headers (`build.rs`, `include/mqtt_policy.h`).
 //! * [`ffi`]: the entry points and callbacks; the only `unsafe` code of the crate. Checks pointers,
 //!   borrows C strings for one call, catches panics, and calls into the safe layer.
-//! * the safe layer: [`options`] (the `plugin_opt_*` lines), [`callbacks`] (state and decisions),
+//! * the safe layer: [`options`] (the `plugin_opt_*` lines), [`callbacks`] (state and decisions), [`memo`] (recently allowed checks),
 //!   [`outcome`] (the one mapping to `MOSQ_ERR_*`), [`sink`] (audit records), [`host`] (what the safe
 //!   layer needs from the broker, as traits).
 //!
@@ -23,6 +23,7 @@
 pub mod callbacks;
 pub mod ffi;
 pub mod host;
+pub mod memo;
 pub mod options;
 pub mod outcome;
 pub mod sink;

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod acl;
+pub(crate) mod bytes;
 pub mod c_lines;
 pub mod conf;
 pub mod decision;

@@ -6,6 +6,7 @@ mod parse;
 mod policy;
 pub mod reference;
 mod rule;
+mod subscribe_index;
 mod trie;
 
 pub use explain::{

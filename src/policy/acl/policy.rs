@@ -4,6 +4,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use super::parse::{parse_acl, AclError, AclFile};
 use super::rule::{Permission, Rule, RuleList};
+use super::subscribe_index::{Looking, SubscribeIndex, INDEX_FROM};
 use super::trie::{Arena, NodeId, Terminal, Walk};
 use crate::policy::decision::{Access, ClientRef, Decision, Reason, RuleId};
 use crate::policy::topic;
@@ -22,12 +23,13 @@ pub struct Policy {
     patterns: Option<List>,
 }
 
-/// One rule list: its compiled trie and its rules in file order (for the subscription check and
-/// explanations, which look at rules one by one).
+/// One rule list: its compiled trie, its rules in file order (for explanations, which look at rules one
+/// by one) and, for long lists, the index the subscription check uses.
 #[derive(Debug)]
 struct List {
     root: NodeId,
     rules: Vec<RuleId>,
+    subscribe_index: Option<SubscribeIndex>,
 }
 
 impl List {
@@ -35,6 +37,19 @@ impl List {
         List {
             root: arena.new_root(),
             rules: Vec::new(),
+            subscribe_index: None,
+        }
+    }
+
+    /// The rules the subscription check must try for `filter`, in file order.
+    fn subscribe_candidates<'a>(
+        &'a self,
+        filter: &str,
+        looking: Looking,
+    ) -> Box<dyn Iterator<Item = RuleId> + 'a> {
+        match &self.subscribe_index {
+            Some(index) => Box::new(index.candidates(filter, looking)),
+            None => Box::new(self.rules.iter().copied()),
         }
     }
 }
@@ -69,6 +84,22 @@ impl Policy {
             list.rules.push(id);
             arena.insert(list.root, &rule.filter, substitute, id, rule.permission);
         }
+        let rules = &file.rules;
+        let index = |list: &mut List, substitute: bool| {
+            if list.rules.len() > INDEX_FROM {
+                list.subscribe_index = Some(SubscribeIndex::build(
+                    &list.rules,
+                    |id| &rules[id.index()],
+                    substitute,
+                ));
+            }
+        };
+        for list in anonymous.iter_mut().chain(users.values_mut()) {
+            index(list, false);
+        }
+        if let Some(list) = patterns.as_mut() {
+            index(list, true);
+        }
         Policy {
             path: file.path,
             rules: file.rules,
@@ -77,6 +108,21 @@ impl Policy {
             users,
             patterns,
         }
+    }
+
+    /// The same policy with the subscription index dropped, so that every subscription check scans its
+    /// lists whole: for tests that compare the two.
+    #[doc(hidden)]
+    pub fn without_subscribe_index(mut self) -> Policy {
+        for list in self
+            .anonymous
+            .iter_mut()
+            .chain(self.users.values_mut())
+            .chain(self.patterns.iter_mut())
+        {
+            list.subscribe_index = None;
+        }
+        self
     }
 
     /// The name the acl file was loaded under.
@@ -187,9 +233,9 @@ impl Policy {
     /// Our addition to Mosquitto: refuse a subscription when no topic it matches could ever be read.
     /// Sound, not complete: every filter that could deliver something is granted.
     ///
-    /// Not on the per-message path, but a client may send many filters: the own list is scanned as
-    /// written, and patterns are substituted into one reused buffer, skipping those whose plain first
-    /// level already rules them out.
+    /// Not on the per-message path, but a client may send many filters: long lists are narrowed by
+    /// their rules' first levels (`SubscribeIndex`), and patterns are substituted into one reused buffer,
+    /// skipping those whose plain first level already rules them out.
     fn decide_subscribe(&self, client: ClientRef<'_>, filter: &str) -> Decision {
         if topic::validate_filter(filter).is_err() {
             return Decision::deny(Reason::InvalidFilter);
@@ -206,49 +252,56 @@ impl Policy {
         let may_read = |f: &str| topic::filters_intersect(f, filter);
         let is_deny = |p: Permission| p.is_deny();
         let reads = |p: Permission| p.grants(Access::Read);
-        let own = self.own_rules(client.username);
-        let in_own = |kind: &dyn Fn(Permission) -> bool, test: &dyn Fn(&str) -> bool| {
-            own.iter().copied().find(|&id| {
-                let rule = self.rule(id);
-                kind(rule.permission) && test(&rule.filter)
-            })
-        };
-        if let Some(deny) = in_own(&is_deny, &covers) {
+        let own = self.own_list(client.username);
+        let in_own =
+            |looking: Looking, kind: &dyn Fn(Permission) -> bool, test: &dyn Fn(&str) -> bool| {
+                own.and_then(|list| {
+                    list.subscribe_candidates(filter, looking).find(|&id| {
+                        let rule = self.rule(id);
+                        kind(rule.permission) && test(&rule.filter)
+                    })
+                })
+            };
+        if let Some(deny) = in_own(Looking::ForCover, &is_deny, &covers) {
             return Decision::deny(Reason::SubscriptionDeniedBy(deny));
         }
-        if let Some(rule) = in_own(&reads, &may_read) {
+        if let Some(rule) = in_own(Looking::ForIntersection, &reads, &may_read) {
             return Decision::allow(Reason::SubscriptionMayDeliver(rule));
         }
-        if self.patterns.is_none() || dangerous_identity(client).is_some() {
+        let Some(patterns) = &self.patterns else {
+            return Decision::deny(Reason::SubscriptionNeverDelivers);
+        };
+        if dangerous_identity(client).is_some() {
             return Decision::deny(Reason::SubscriptionNeverDelivers);
         }
         let mut buffer = String::new();
-        let mut in_patterns = |kind: &dyn Fn(Permission) -> bool, test: &dyn Fn(&str) -> bool| {
-            for &id in self.pattern_rules() {
-                let rule = self.rule(id);
-                if !kind(rule.permission)
-                    || (rule.uses_username() && client.username.is_none())
-                    || first_levels_disjoint(&rule.filter, filter)
-                {
-                    continue;
+        let mut in_patterns =
+            |looking: Looking, kind: &dyn Fn(Permission) -> bool, test: &dyn Fn(&str) -> bool| {
+                for id in patterns.subscribe_candidates(filter, looking) {
+                    let rule = self.rule(id);
+                    if !kind(rule.permission)
+                        || (rule.uses_username() && client.username.is_none())
+                        || first_levels_disjoint(&rule.filter, filter)
+                    {
+                        continue;
+                    }
+                    buffer.clear();
+                    super::rule::substitute_into(
+                        &mut buffer,
+                        &rule.filter,
+                        client.username,
+                        client.client_id,
+                    );
+                    if test(&buffer) {
+                        return Some(id);
+                    }
                 }
-                buffer.clear();
-                super::rule::substitute_into(
-                    &mut buffer,
-                    &rule.filter,
-                    client.username,
-                    client.client_id,
-                );
-                if test(&buffer) {
-                    return Some(id);
-                }
-            }
-            None
-        };
-        if let Some(deny) = in_patterns(&is_deny, &covers) {
+                None
+            };
+        if let Some(deny) = in_patterns(Looking::ForCover, &is_deny, &covers) {
             return Decision::deny(Reason::SubscriptionDeniedBy(deny));
         }
-        match in_patterns(&reads, &may_read) {
+        match in_patterns(Looking::ForIntersection, &reads, &may_read) {
             Some(rule) => Decision::allow(Reason::SubscriptionMayDeliver(rule)),
             None => Decision::deny(Reason::SubscriptionNeverDelivers),
         }
@@ -268,6 +321,9 @@ impl Policy {
 /// The checks Mosquitto makes before any ACL callback, which no acl file or plugin can override:
 /// `$SYS` writes (but for bridge state) and any read or write of `$share...` are denied.
 pub fn broker_rules(topic: &str, access: Access) -> Option<Decision> {
+    if topic.as_bytes().first() != Some(&b'$') {
+        return None;
+    }
     if topic.starts_with("$SYS") && access == Access::Write {
         if topic::matches("$SYS/broker/connection/+/state", topic) {
             return None;
@@ -293,7 +349,7 @@ fn first_levels_disjoint(pattern: &str, filter: &str) -> bool {
 
 /// CVE-2017-7650: with patterns present, a username or client id containing `+` or `#` is denied.
 fn dangerous_identity(client: ClientRef<'_>) -> Option<Reason> {
-    let dangerous = |s: &str| s.bytes().any(|b| b == b'+' || b == b'#');
+    let dangerous = topic::has_wildcard;
     if client.username.is_some_and(dangerous) {
         return Some(Reason::DangerousUsername);
     }

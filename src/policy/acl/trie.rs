@@ -124,6 +124,13 @@ struct Node {
     /// Other pattern levels containing `%u`/`%c`.
     templates: Vec<(Box<[Piece]>, NodeId)>,
     terminal: Terminal,
+    /// Whether the node has literal or `+` children (the walk then needs the level's end).
+    has_level_children: bool,
+    /// Whether the node has `%u`, `%c` or template children.
+    has_identity_children: bool,
+    /// Whether the node is only a step to its `+` child: no other child, no rule ends here. A walk
+    /// passes through a run of these (`+/+/+/%u`) without a visit each.
+    only_plus: bool,
 }
 
 /// What a level of a rule's filter is, once parsed.
@@ -190,24 +197,39 @@ pub(crate) struct Walk<'a> {
     pub client_id: &'a str,
 }
 
-/// Where the next topic level starts, or `None` when the topic has been fully consumed.
-type Cursor = Option<usize>;
+/// A position in the topic: where the next level starts, or [`END`] once every level is consumed.
+type Cursor = usize;
 
-/// If `value` sits at `pos` in `topic` and ends on a level boundary, the cursor after it.
-fn after_value(topic: &str, pos: usize, value: &str) -> Option<Cursor> {
-    let rest = &topic.as_bytes()[pos..];
-    if !rest.starts_with(value.as_bytes()) {
-        return None;
+/// The cursor after the last level.
+const END: Cursor = usize::MAX;
+
+/// Where the level starting at `pos` ends, and the cursor after it.
+#[inline]
+fn level_at(topic: &[u8], pos: usize) -> (usize, Cursor) {
+    match crate::policy::bytes::find_from(topic, pos, b'/') {
+        Some(end) => (end, end + 1),
+        None => (topic.len(), END),
     }
-    boundary(topic, pos + value.len())
 }
 
-fn boundary(topic: &str, end: usize) -> Option<Cursor> {
-    match topic.as_bytes().get(end) {
-        None => Some(None),
-        Some(b'/') => Some(Some(end + 1)),
+/// The cursor after `end` if a level boundary is there (the end of the topic or a `/`).
+#[inline]
+fn boundary(topic: &[u8], end: usize) -> Option<Cursor> {
+    match topic.get(end) {
+        None => Some(END),
+        Some(b'/') => Some(end + 1),
         Some(_) => None,
     }
+}
+
+/// If `value` sits at `pos` in `topic` and ends on a level boundary, the cursor after it.
+#[inline]
+fn after_value(topic: &[u8], pos: usize, value: &str) -> Option<Cursor> {
+    let end = pos + value.len();
+    if topic.get(pos..end)? != value.as_bytes() {
+        return None;
+    }
+    boundary(topic, end)
 }
 
 fn after_template(w: &Walk<'_>, pos: usize, pieces: &[Piece]) -> Option<Cursor> {
@@ -224,7 +246,7 @@ fn after_template(w: &Walk<'_>, pos: usize, pieces: &[Piece]) -> Option<Cursor> 
         }
         at += value.len();
     }
-    boundary(w.topic, at)
+    boundary(bytes, at)
 }
 
 /// The arena of all tries of a policy.
@@ -257,6 +279,7 @@ impl Arena {
     ) {
         let mut node = root;
         for level in filter.split('/') {
+            let parent = node;
             node = match classify(level, substitute) {
                 LevelKind::Literal(text) => match self.nodes[node as usize].literals.get(text) {
                     Some(child) => child,
@@ -288,8 +311,24 @@ impl Arena {
                     }
                 }
             };
+            self.note_children(parent);
+            self.note_children(node);
         }
         self.nodes[node as usize].terminal.add(rule, permission);
+        self.note_children(node);
+    }
+
+    /// Records on `node` which kinds of children it has, after one was added.
+    fn note_children(&mut self, node: NodeId) {
+        let n = &mut self.nodes[node as usize];
+        n.has_level_children = !matches!(n.literals, Literals::None) || n.plus.is_some();
+        n.has_identity_children =
+            n.username.is_some() || n.client_id.is_some() || !n.templates.is_empty();
+        n.only_plus = n.plus.is_some()
+            && matches!(n.literals, Literals::None)
+            && n.hash.is_none()
+            && !n.has_identity_children
+            && n.terminal == Terminal::default();
     }
 
     fn child(&mut self, node: NodeId, slot: impl Fn(&mut Node) -> &mut Option<NodeId>) -> NodeId {
@@ -304,52 +343,75 @@ impl Arena {
     /// Collects, into `acc`, the terminals of every filter under `root` that matches the walk's topic.
     /// The topic must be valid (non-empty, no wildcards).
     pub fn matching(&self, root: NodeId, w: &Walk<'_>, acc: &mut Terminal) {
-        self.visit(root, Some(0), true, w, acc);
+        // The `$` rule: wildcards in the first level never match a topic starting with `$`.
+        let wildcards = w.topic.as_bytes().first() != Some(&b'$');
+        self.visit_level(&self.nodes[root as usize], 0, wildcards, w, acc);
     }
 
-    fn visit(&self, id: NodeId, cursor: Cursor, at_root: bool, w: &Walk<'_>, acc: &mut Terminal) {
-        let node = &self.nodes[id as usize];
-        let Some(pos) = cursor else {
-            // The topic is used up: filters ending here match, and so does a trailing `#` (`a/#` matches `a`).
+    /// Visits node `id` with the topic consumed up to `cursor`.
+    fn visit(&self, id: NodeId, mut cursor: Cursor, w: &Walk<'_>, acc: &mut Terminal) {
+        let mut node = &self.nodes[id as usize];
+        // Pass through nodes that only lead to `+`: each takes one level, whatever it is.
+        while node.only_plus && cursor != END {
+            let (_, next) = level_at(w.topic.as_bytes(), cursor);
+            cursor = next;
+            node = &self.nodes[node.plus.expect("only_plus has a `+` child") as usize];
+        }
+        if cursor == END {
+            // The topic is used up: filters ending here match, and so does a trailing `#` (`a/#`
+            // matches `a`).
             acc.merge(&node.terminal);
             if let Some(hash) = node.hash {
                 acc.merge(&self.nodes[hash as usize].terminal);
             }
             return;
-        };
-        // The `$` rule: wildcards in the first level never match a topic starting with `$`.
-        let wildcards = !(at_root && w.topic.as_bytes().first() == Some(&b'$'));
+        }
+        self.visit_level(node, cursor, true, w, acc);
+    }
+
+    /// Matches the level starting at `pos` against `node`'s children (`wildcards`: whether `+` and `#`
+    /// may match it).
+    fn visit_level(
+        &self,
+        node: &Node,
+        pos: usize,
+        wildcards: bool,
+        w: &Walk<'_>,
+        acc: &mut Terminal,
+    ) {
+        let topic = w.topic.as_bytes();
         if wildcards {
             if let Some(hash) = node.hash {
                 acc.merge(&self.nodes[hash as usize].terminal);
             }
         }
-        // A plain byte loop: levels are short, and `str::find`'s searcher costs more than the scan.
-        let (level, next) = match w.topic.as_bytes()[pos..].iter().position(|&b| b == b'/') {
-            Some(i) => (&w.topic[pos..pos + i], Some(pos + i + 1)),
-            None => (&w.topic[pos..], None),
-        };
-        if let Some(child) = node.literals.get(level) {
-            self.visit(child, next, false, w, acc);
-        }
-        if wildcards {
-            if let Some(child) = node.plus {
-                self.visit(child, next, false, w, acc);
+        if node.has_level_children {
+            let (end, next) = level_at(topic, pos);
+            if let Some(child) = node.literals.get(&w.topic[pos..end]) {
+                self.visit(child, next, w, acc);
+            }
+            if wildcards {
+                if let Some(child) = node.plus {
+                    self.visit(child, next, w, acc);
+                }
             }
         }
+        if !node.has_identity_children {
+            return;
+        }
         if let (Some(child), Some(username)) = (node.username, w.username) {
-            if let Some(after) = after_value(w.topic, pos, username) {
-                self.visit(child, after, false, w, acc);
+            if let Some(after) = after_value(topic, pos, username) {
+                self.visit(child, after, w, acc);
             }
         }
         if let Some(child) = node.client_id {
-            if let Some(after) = after_value(w.topic, pos, w.client_id) {
-                self.visit(child, after, false, w, acc);
+            if let Some(after) = after_value(topic, pos, w.client_id) {
+                self.visit(child, after, w, acc);
             }
         }
         for (pieces, child) in &node.templates {
             if let Some(after) = after_template(w, pos, pieces) {
-                self.visit(*child, after, false, w, acc);
+                self.visit(*child, after, w, acc);
             }
         }
     }
