@@ -30,6 +30,12 @@ pub enum LoginDenial {
     },
     /// No password file is configured, so no named user can log in.
     NoPasswordFile,
+    /// The listener takes usernames from client certificates and this client's gives none (no
+    /// certificate, no Common Name, ...).
+    Certificate {
+        /// What is wrong, as a sentence.
+        problem: String,
+    },
 }
 
 impl std::fmt::Display for LoginDenial {
@@ -49,6 +55,10 @@ impl std::fmt::Display for LoginDenial {
                 )
             }
             LoginDenial::NoPasswordFile => write!(f, "no password file is configured"),
+            LoginDenial::Certificate { problem } => write!(
+                f,
+                "the listener takes usernames from client certificates and {problem}"
+            ),
         }
     }
 }
@@ -153,8 +163,14 @@ impl AuditRecord {
     pub fn login(time: SystemTime, peer: Peer<'_>, denial: LoginDenial) -> AuditRecord {
         let message = format!(
             "DENY: connect by {} (client id {:?}) because {denial}",
-            peer.username
-                .map_or("an anonymous client".to_owned(), |u| format!("user {u:?}")),
+            peer.username.map_or_else(
+                || match denial {
+                    // The CONNECT's username is not what counts: the certificate gave none.
+                    LoginDenial::Certificate { .. } => "a client".to_owned(),
+                    _ => "an anonymous client".to_owned(),
+                },
+                |u| format!("user {u:?}")
+            ),
             peer.client_id.unwrap_or("")
         );
         AuditRecord {

@@ -2,12 +2,23 @@
 //!
 //! Built on [`MosquittoConf`] (raw `key value` lines with line numbers). Keys the broker implements are
 //! honoured; harmless keys it does not implement (logging, persistence, ...) produce a warning naming the
-//! key; security keys it cannot honour (`use_identity_as_username`, `psk_file`, foreign plugins,
+//! key; security keys it cannot honour (`psk_file`, `use_username_as_clientid`, foreign plugins,
 //! `per_listener_settings true`, ...) stop it at start with a message naming `file:line`, because
 //! ignoring them would open access the operator meant to close.
+//!
+//! TLS listeners (`cafile`, `certfile`, `keyfile`, `tls_version`, `require_certificate`) may take
+//! usernames from client certificates as Mosquitto 2.0 does: `use_identity_as_username true` (the
+//! subject's Common Name) or `use_subject_as_username true` (the whole subject, RFC 2253 as OpenSSL
+//! prints it); the CONNECT's username and password are then ignored and the password file is not
+//! consulted (see [`super::identity`]). Mosquitto accepts both keys where they cannot work, and so
+//! does this broker, with a warning: without `require_certificate true` no client certificate is
+//! asked for, so every client of that listener is refused (CONNACK 4 / `0x86`); on a listener
+//! without TLS the keys are ignored and the CONNECT's credentials are checked as usual. When both
+//! are true, `use_identity_as_username` wins, as in Mosquitto.
 
 use std::time::Duration;
 
+use super::identity::CertUsername;
 use crate::policy::conf::{ConfError, MosquittoConf};
 
 /// The lowest TLS version a listener accepts.
@@ -32,6 +43,9 @@ pub struct TlsSettings {
     pub min_version: TlsMin,
     /// `require_certificate`: clients must present a certificate signed by `cafile`.
     pub require_certificate: bool,
+    /// `use_identity_as_username` / `use_subject_as_username`: the username comes from the client
+    /// certificate (`None`: from the CONNECT, checked against the password file).
+    pub cert_username: Option<CertUsername>,
 }
 
 /// One listening socket.
@@ -133,8 +147,6 @@ const IGNORED: &[&str] = &[
 /// Keys the broker refuses to start with: they change who may connect or what they may do, and the
 /// broker does not implement them.
 const UNSUPPORTED_SECURITY: &[&str] = &[
-    "use_identity_as_username",
-    "use_subject_as_username",
     "use_username_as_clientid",
     "psk_file",
     "psk_hint",
@@ -197,21 +209,46 @@ struct Pending {
     keyfile: Option<(String, u32)>,
     tls_version: Option<TlsMin>,
     require_certificate: bool,
+    /// `use_identity_as_username true` and its line.
+    use_identity: Option<u32>,
+    /// `use_subject_as_username true` and its line.
+    use_subject: Option<u32>,
     max_connections: Option<usize>,
     line: u32,
     touched: bool,
 }
 
 impl Pending {
-    fn finish(self, conf: &MosquittoConf, default_port: u16) -> Result<Listener, ConfError> {
+    fn finish(
+        self,
+        conf: &MosquittoConf,
+        default_port: u16,
+        warnings: &mut Vec<String>,
+    ) -> Result<Listener, ConfError> {
+        let cert_username = match (self.use_identity, self.use_subject) {
+            (Some(line), _) => Some((CertUsername::CommonName, line, "use_identity_as_username")),
+            (None, Some(line)) => Some((CertUsername::Subject, line, "use_subject_as_username")),
+            (None, None) => None,
+        };
         let tls = match (self.certfile, self.keyfile) {
-            (Some((certfile, _)), Some((keyfile, _))) => Some(TlsSettings {
-                cafile: self.cafile,
-                certfile,
-                keyfile,
-                min_version: self.tls_version.unwrap_or(TlsMin::Tls12),
-                require_certificate: self.require_certificate,
-            }),
+            (Some((certfile, _)), Some((keyfile, _))) => {
+                if let Some((_, line, key)) = cert_username {
+                    if !self.require_certificate {
+                        warnings.push(format!(
+                            "{}:{line}: `{key} true` without `require_certificate true`: no client certificate is asked for, so every client of this listener is refused (CONNACK 4 / 0x86), as Mosquitto does",
+                            conf.path
+                        ));
+                    }
+                }
+                Some(TlsSettings {
+                    cafile: self.cafile,
+                    certfile,
+                    keyfile,
+                    min_version: self.tls_version.unwrap_or(TlsMin::Tls12),
+                    require_certificate: self.require_certificate,
+                    cert_username: cert_username.map(|(from, _, _)| from),
+                })
+            }
             (Some((_, line)), None) | (None, Some((_, line))) => {
                 return Err(err(
                     conf,
@@ -226,6 +263,12 @@ impl Pending {
                         self.line,
                         "`require_certificate` without `certfile`/`keyfile`: TLS is not enabled on this listener"
                             .to_owned(),
+                    ));
+                }
+                if let Some((_, line, key)) = cert_username {
+                    warnings.push(format!(
+                        "{}:{line}: `{key} true` on a listener without TLS (`certfile`/`keyfile`) is ignored, as Mosquitto ignores it: the CONNECT's username and password are checked",
+                        conf.path
                     ));
                 }
                 None
@@ -279,7 +322,7 @@ impl BrokerConfig {
                     let port: u16 = parse_num(conf, line, key, words.next().unwrap_or(""))?;
                     let bind = words.next().map(str::to_owned);
                     if let Some(done) = current.take() {
-                        cfg.listeners.push(done.finish(conf, 1883)?);
+                        cfg.listeners.push(done.finish(conf, 1883, &mut cfg.warnings)?);
                     }
                     current = Some(Pending {
                         port: Some(port),
@@ -335,6 +378,16 @@ impl BrokerConfig {
                 }
                 "require_certificate" => {
                     target.require_certificate = parse_bool(conf, line, key, value)?;
+                }
+                "use_identity_as_username" => {
+                    // Like Mosquitto, `true` on the default listener makes it a listener.
+                    target.use_identity = parse_bool(conf, line, key, value)?.then_some(line);
+                    target.touched |= target.use_identity.is_some();
+                }
+                "use_subject_as_username" => {
+                    // Like Mosquitto, `true` on the default listener makes it a listener.
+                    target.use_subject = parse_bool(conf, line, key, value)?.then_some(line);
+                    target.touched |= target.use_subject.is_some();
                 }
                 "max_connections" => {
                     let n: i64 = parse_num(conf, line, key, value)?;
@@ -429,7 +482,8 @@ impl BrokerConfig {
             }
         }
         if let Some(done) = current.take() {
-            cfg.listeners.push(done.finish(conf, 1883)?);
+            cfg.listeners
+                .push(done.finish(conf, 1883, &mut cfg.warnings)?);
         }
         if cfg.max_queued_messages == 0 && cfg.max_queued_bytes == 0 {
             cfg.warnings.push(format!(
@@ -438,7 +492,8 @@ impl BrokerConfig {
             ));
         }
         if default.touched {
-            cfg.listeners.insert(0, default.finish(conf, 1883)?);
+            let listener = default.finish(conf, 1883, &mut cfg.warnings)?;
+            cfg.listeners.insert(0, listener);
         }
         if !network_keys && cfg.listeners.is_empty() {
             // Local-only mode (mosquitto-semantics §4.1).
@@ -551,12 +606,51 @@ mod tests {
 
     #[test]
     fn security_keys_it_cannot_honour_stop_it_naming_the_line() {
-        let e = cfg("listener 1\nuse_identity_as_username true\n").unwrap_err();
+        let e = cfg("listener 1\nuse_username_as_clientid true\n").unwrap_err();
         assert_eq!(e.line, 2);
-        assert!(e.to_string().contains("use_identity_as_username"));
+        assert!(e.to_string().contains("use_username_as_clientid"));
         assert_eq!(cfg("plugin /usr/lib/other.so\n").unwrap_err().line, 1);
         assert_eq!(cfg("per_listener_settings true\n").unwrap_err().line, 1);
         assert!(cfg("per_listener_settings false\n").is_ok());
+    }
+
+    #[test]
+    fn usernames_from_certificates_are_a_tls_listener_setting() {
+        let tls = "certfile /c\nkeyfile /k\ncafile /ca\n";
+        let c = cfg(&format!(
+            "listener 1\n{tls}require_certificate true\nuse_identity_as_username true\nlistener 2\n{tls}require_certificate true\nuse_subject_as_username true\n"
+        ))
+        .unwrap();
+        assert_eq!(from_listener(&c, 0), Some(CertUsername::CommonName));
+        assert_eq!(from_listener(&c, 1), Some(CertUsername::Subject));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        // Both: the identity (CN) wins, as in Mosquitto. `false` is the default.
+        let c = cfg(&format!("listener 1\n{tls}require_certificate true\nuse_subject_as_username true\nuse_identity_as_username true\nlistener 2\n{tls}use_identity_as_username false\n")).unwrap();
+        assert_eq!(from_listener(&c, 0), Some(CertUsername::CommonName));
+        assert_eq!(from_listener(&c, 1), None);
+    }
+
+    fn from_listener(c: &BrokerConfig, i: usize) -> Option<CertUsername> {
+        c.listeners[i].tls.as_ref().unwrap().cert_username
+    }
+
+    #[test]
+    fn usernames_from_certificates_where_they_cannot_work_are_warned_about() {
+        // TLS without require_certificate: accepted, every client will be refused.
+        let c =
+            cfg("listener 1\ncertfile /c\nkeyfile /k\nuse_identity_as_username true\n").unwrap();
+        assert_eq!(from_listener(&c, 0), Some(CertUsername::CommonName));
+        assert!(c.warnings[0].starts_with("m.conf:4:"), "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].contains("require_certificate"),
+            "{:?}",
+            c.warnings
+        );
+        // No TLS: ignored.
+        let c = cfg("listener 1\nuse_subject_as_username true\n").unwrap();
+        assert!(c.listeners[0].tls.is_none());
+        assert!(c.warnings[0].starts_with("m.conf:2:"), "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("ignored"), "{:?}", c.warnings);
     }
 
     #[test]

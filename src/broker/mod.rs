@@ -11,6 +11,8 @@
 //! * [`codec`]: the wire format, strict and bounded.
 //! * [`router`], [`session`], [`subs`], [`retained`]: the core state machine, free of I/O.
 //! * [`security`]: logins and access decisions.
+//! * [`identity`]: usernames taken from client certificates (`use_identity_as_username`,
+//!   `use_subject_as_username`).
 //! * [`outbox`]: each connection's outgoing queue and its bounds (`max_queued_messages`/`_bytes`).
 //! * [`net`]: listeners, connections, signals — the only async code.
 
@@ -18,6 +20,7 @@
 
 pub mod codec;
 pub mod config;
+pub mod identity;
 pub mod net;
 pub mod outbox;
 pub mod retained;

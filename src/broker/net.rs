@@ -27,6 +27,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::codec::{self, Packet, Version};
 use super::config::{BrokerConfig, Listener, TlsMin, TlsSettings};
+use super::identity::{self, Login};
 use super::outbox::{self, Outbox, Outgoing, Pushed, Weight};
 use super::router::{Action, Event, Router};
 use super::security::Security;
@@ -448,12 +449,14 @@ async fn accept_loop(
         let conn = next_conn.fetch_add(1, Ordering::Relaxed);
         let core = core.clone();
         let acceptor = acceptor.clone();
+        let cert_username = listener.tls.as_ref().and_then(|t| t.cert_username);
         let open = Arc::clone(&open);
         open.fetch_add(1, Ordering::Relaxed);
         // Two task types: a plain connection's task does not carry the room a TLS handshake needs.
         match acceptor {
             None => tokio::spawn(async move {
-                connection(stream, peer, conn, max_packet_size, &core).await;
+                let login = Login::Credentials;
+                connection(stream, peer, conn, login, max_packet_size, &core).await;
                 closed(&core, conn).await;
                 open.fetch_sub(1, Ordering::Relaxed);
             }),
@@ -462,7 +465,16 @@ async fn accept_loop(
                 if let Ok(Ok(tls)) =
                     tokio::time::timeout(CONNECT_TIMEOUT, acceptor.accept(stream)).await
                 {
-                    connection(tls, peer, conn, max_packet_size, &core).await;
+                    // With `require_certificate`, rustls has verified the client's chain already.
+                    let login = match cert_username {
+                        None => Login::Credentials,
+                        Some(from) => {
+                            let certs = tls.get_ref().1.peer_certificates();
+                            let end_entity = certs.and_then(|c| c.first()).map(|c| c.as_ref());
+                            identity::certificate_login(end_entity, from)
+                        }
+                    };
+                    connection(tls, peer, conn, login, max_packet_size, &core).await;
                 }
                 closed(&core, conn).await;
                 open.fetch_sub(1, Ordering::Relaxed);
@@ -560,10 +572,12 @@ where
 }
 
 /// One client connection: reads and decodes packets for the core, writes what the core sends.
+/// `login` says where its username comes from (the CONNECT, or its certificate).
 async fn connection<S>(
     stream: S,
     peer: SocketAddr,
     conn: ConnId,
+    login: Login,
     max_packet_size: usize,
     core: &mpsc::Sender<CoreMsg>,
 ) where
@@ -623,7 +637,7 @@ async fn connection<S>(
                                     // The password's bytes do not stay behind in the buffer.
                                     buf[at..start].fill(0);
                                     version = Some(c.version);
-                                    Event::Connect { conn, address: peer.ip().to_string(), connect: c }
+                                    Event::Connect { conn, address: peer.ip().to_string(), login: login.clone(), connect: c }
                                 }
                                 packet => Event::Packet { conn, packet },
                             };
@@ -727,7 +741,7 @@ mod tests {
             let addr = l.local_addr().expect("addr");
             let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
             let (core, _rx) = mpsc::channel(1);
-            let task = connection(stream, addr, 1, 100, &core);
+            let task = connection(stream, addr, 1, Login::Credentials, 100, &core);
             let size = std::mem::size_of_val(&task);
             assert!(size <= 1024, "the connection future takes {size} bytes");
         });

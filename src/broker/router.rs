@@ -16,6 +16,7 @@ use super::codec::{
     Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe, Version, Will,
 };
 use super::config::BrokerConfig;
+use super::identity::Login;
 use super::retained::Retained;
 use super::security::{LoginRefusal, Security};
 use super::session::{ConnId, Delivery, Expiry, InFlight, Message, Origin, Secret, Session};
@@ -35,6 +36,8 @@ pub enum Event {
         conn: ConnId,
         /// The peer's IP address.
         address: String,
+        /// Where the username comes from: the CONNECT, or the client certificate.
+        login: Login,
         /// The CONNECT.
         connect: Box<Connect>,
     },
@@ -237,6 +240,11 @@ impl Router {
             let mut verdicts: HashMap<Key<'_>, Result<(), LoginRefusal>> = HashMap::new();
             for s in self.sessions.values() {
                 let Some(conn) = s.conn else { continue };
+                if s.cert_login {
+                    // Its username comes from its certificate, which a reload does not change, and
+                    // the password file does not apply to it (as in Mosquitto).
+                    continue;
+                }
                 let key = (
                     s.username.as_deref(),
                     s.password.as_ref().map(Secret::expose),
@@ -288,8 +296,9 @@ impl Router {
             Event::Connect {
                 conn,
                 address,
+                login,
                 connect,
-            } => self.on_connect(conn, address, *connect),
+            } => self.on_connect(conn, address, login, *connect),
             Event::Packet { conn, packet } => self.on_packet(conn, packet),
             Event::Invalid { conn, error } => self.on_invalid(conn, &error),
             Event::Closed { conn } => self.detach(conn),
@@ -323,10 +332,10 @@ impl Router {
         self.out.push(Action::Close { conn });
     }
 
-    fn on_connect(&mut self, conn: ConnId, address: String, mut c: Connect) {
+    fn on_connect(&mut self, conn: ConnId, address: String, login: Login, mut c: Connect) {
         let version = c.version;
         // Kept while the client is connected (re-checked on SIGHUP), zeroed when dropped.
-        let password = c.password.take().map(Secret::new);
+        let mut password = c.password.take().map(Secret::new);
         // Mosquitto 2.0 treats a zero-length username as none at all (checked against the real broker by
         // the differential test): the client is anonymous, for login and for the acl file alike.
         if c.username.as_deref() == Some("") {
@@ -347,10 +356,22 @@ impl Router {
             c.client_id = self.auto_id();
             assigned = Some(c.client_id.clone());
         }
-        if let Err(refusal) = self
-            .security
-            .login(c.username.as_deref(), password.as_ref().map(Secret::expose))
-        {
+        let cert_login = matches!(login, Login::Certificate(_));
+        let verdict = match login {
+            Login::Credentials => self
+                .security
+                .login(c.username.as_deref(), password.as_ref().map(Secret::expose)),
+            // As Mosquitto: the CONNECT's username and password are dropped, the certificate's
+            // username stands without a password check.
+            Login::Certificate(from_cert) => {
+                password = None;
+                c.username = None;
+                from_cert
+                    .map(|name| c.username = Some(name))
+                    .map_err(|problem| super::security::certificate_refusal(&problem))
+            }
+        };
+        if let Err(refusal) = verdict {
             let peer = Peer {
                 username: c.username.as_deref(),
                 client_id: Some(&c.client_id),
@@ -405,6 +426,7 @@ impl Router {
         s.version = version;
         s.username = c.username.take();
         s.password = password;
+        s.cert_login = cert_login;
         s.address = address;
         s.conn = Some(conn);
         s.expiry = expiry;

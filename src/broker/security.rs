@@ -11,6 +11,7 @@ use crate::policy::{Access, ClientRef, Decision, Reason};
 
 use super::codec::ConnectReason;
 use super::config::BrokerConfig;
+use super::identity::CertProblem;
 
 /// The loaded policy files.
 #[derive(Debug)]
@@ -146,6 +147,17 @@ impl Security {
             .as_ref()
             .unwrap_or(&self.none)
             .explain_decision(client, topic, access, decision)
+    }
+}
+
+/// The refusal of a client whose certificate gives no username on a listener that takes usernames
+/// from certificates: CONNACK 4 / `0x86` ("bad user name or password"), as Mosquitto answers it.
+pub fn certificate_refusal(problem: &CertProblem) -> LoginRefusal {
+    LoginRefusal {
+        connack: ConnectReason::BadCredentials,
+        denial: LoginDenial::Certificate {
+            problem: problem.to_string(),
+        },
     }
 }
 

@@ -152,6 +152,9 @@ pub struct Session {
     /// The password its connection logged in with, kept only while connected (for the re-check of
     /// credentials on SIGHUP).
     pub password: Option<Secret>,
+    /// The username came from the client certificate (`use_identity_as_username`,
+    /// `use_subject_as_username`): a reload does not check it against the password file.
+    pub cert_login: bool,
     /// Address of that connection.
     pub address: String,
     /// Protocol version of that connection.
@@ -197,6 +200,7 @@ impl Session {
             client_id,
             username: None,
             password: None,
+            cert_login: false,
             address: String::new(),
             version,
             conn: None,

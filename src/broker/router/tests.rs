@@ -50,6 +50,7 @@ impl T {
         self.ev(Event::Connect {
             conn,
             address: "127.0.0.1".into(),
+            login: Login::Credentials,
             connect: Box::new(Connect {
                 version,
                 client_id: id.into(),
@@ -344,9 +345,20 @@ fn security(users: &[&str], allow_anonymous: bool) -> Security {
 }
 
 fn login(t: &mut T, conn: ConnId, id: &str, user: Option<(&str, &str)>) -> Vec<Action> {
+    login_as(t, conn, id, user, Login::Credentials)
+}
+
+fn login_as(
+    t: &mut T,
+    conn: ConnId,
+    id: &str,
+    user: Option<(&str, &str)>,
+    login: Login,
+) -> Vec<Action> {
     t.ev(Event::Connect {
         conn,
         address: "10.0.0.1".into(),
+        login,
         connect: Box::new(Connect {
             version: Version::V5,
             client_id: id.into(),
@@ -415,4 +427,56 @@ fn a_reload_checks_the_logins_of_connected_clients_again() {
     assert!(t.r.sessions["one"].password.is_none());
     assert!(t.r.sessions["one"].conn.is_none());
     assert_eq!(t.r.sessions["two"].conn, Some(2));
+}
+
+#[test]
+fn a_certificate_login_ignores_the_connect_credentials_and_survives_a_reload() {
+    use crate::broker::identity::CertProblem;
+    let mut t = with_users(false);
+    // The CONNECT claims user2 with a wrong password: the certificate's CN decides, unchecked.
+    let actions = login_as(
+        &mut t,
+        1,
+        "cert",
+        Some(("user2", "wrong")),
+        Login::Certificate(Ok("user1".to_owned())),
+    );
+    assert!(matches!(
+        sent(&actions, 1)[0],
+        Packet::ConnAck(a) if a.reason == ConnectReason::Success
+    ));
+    let s = &t.r.sessions["cert"];
+    assert_eq!(s.username.as_deref(), Some("user1"));
+    assert!(s.password.is_none() && s.cert_login);
+    // A certificate without a CN: CONNACK 0x86 and an audit record without a username.
+    let actions = login_as(
+        &mut t,
+        2,
+        "nocn",
+        Some(("user1", "123456")),
+        Login::Certificate(Err(CertProblem::NoCommonName)),
+    );
+    assert!(matches!(
+        sent(&actions, 2)[0],
+        Packet::ConnAck(a) if a.reason == ConnectReason::BadCredentials
+    ));
+    let record = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Audit(r) => Some(r),
+            _ => None,
+        })
+        .expect("an audit record");
+    assert_eq!(record.username, None);
+    assert!(
+        record.to_json().contains("Common Name"),
+        "{}",
+        record.to_json()
+    );
+    // A reload with an empty password file leaves the certificate client connected.
+    t.r.set_security(Arc::new(security(&[], false)));
+    let mut actions = Vec::new();
+    t.r.drain_actions(&mut actions);
+    assert!(actions.is_empty(), "{actions:?}");
+    assert_eq!(t.r.sessions["cert"].conn, Some(1));
 }
