@@ -6,13 +6,16 @@
 //! cargo build --release --example loadgen
 //! target/release/examples/loadgen flow --port P [--pubs 1] [--subs 1] [--messages 100000] [--qos 0|1]
 //!                                      [--payload 32] [--window 100] [--timeout 60] [--idle 3]
+//!                                      [--topics 1]
 //! target/release/examples/loadgen idle --port P [--clients 10000] [--concurrency 50] [--hold 600]
 //!                                      [--id-prefix idle-]
 //! ```
 //!
 //! `flow`: `--subs` subscribers connect and subscribe, then `--pubs` publishers each publish
 //! `--messages` messages as fast as the broker takes them (QoS 1: at most `--window` unacknowledged
-//! per publisher). Publisher `i` is `user1` (password `123456`) publishing to `bench/load/p{i}/user1`,
+//! per publisher). Publisher `i` is `user1` (password `123456`) publishing to `bench/load/p{i}/user1`
+//! (with `--topics N`: message `k` to `bench/load/p{i}-{k % N}/user1`, so that no two messages in a row
+//! share a topic),
 //! allowed by the tutorial's `pattern readwrite +/+/+/%u`. Subscribers alternate between `admin`
 //! (`topic readwrite #`) subscribing to `bench/#` and `user1` subscribing to `bench/+/+/user1` (read
 //! through the pattern); a single subscriber is `admin`, as in the tutorial. The clock starts when every
@@ -56,12 +59,13 @@ struct Args {
     concurrency: usize,
     hold: f64,
     id_prefix: String,
+    topics: usize,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: loadgen flow --port P [--host H] [--pubs N] [--subs N] [--messages N] [--qos 0|1] \
-         [--payload BYTES] [--window N] [--timeout SECS] [--idle SECS]\n       \
+         [--payload BYTES] [--window N] [--timeout SECS] [--idle SECS] [--topics N]\n       \
          loadgen idle --port P [--host H] [--clients N] [--concurrency N] [--hold SECS] [--id-prefix P]"
     );
     std::process::exit(2);
@@ -89,6 +93,7 @@ fn parse_args() -> Args {
         concurrency: 50,
         hold: 600.0,
         id_prefix: "idle-".to_owned(),
+        topics: 1,
     };
     while let Some(key) = it.next() {
         let value = it.next().unwrap_or_else(|| usage());
@@ -113,6 +118,7 @@ fn parse_args() -> Args {
             "--concurrency" => a.concurrency = num(&key, &value),
             "--hold" => a.hold = num(&key, &value),
             "--id-prefix" => a.id_prefix = value,
+            "--topics" => a.topics = num::<usize>(&key, &value).max(1),
             _ => usage(),
         }
     }
@@ -330,7 +336,7 @@ async fn run_subscriber(
 
 async fn run_publisher(
     c: Client,
-    topic: String,
+    topics: Vec<String>,
     qos: u8,
     messages: u64,
     payload_len: usize,
@@ -342,7 +348,8 @@ async fn run_publisher(
     if qos == 0 {
         for seq in 0..messages {
             payload[..8].copy_from_slice(&seq.to_be_bytes());
-            put_publish(&mut batch, &topic, 0, 0, &payload);
+            let topic = &topics[(seq % topics.len() as u64) as usize];
+            put_publish(&mut batch, topic, 0, 0, &payload);
             if batch.len() >= WRITE_BATCH {
                 wr.write_all(&batch).await?;
                 batch.clear();
@@ -400,7 +407,8 @@ async fn run_publisher(
         }
         pkid = if pkid == u16::MAX { 1 } else { pkid + 1 };
         payload[..8].copy_from_slice(&seq.to_be_bytes());
-        put_publish(&mut batch, &topic, 1, pkid, &payload);
+        let topic = &topics[(seq % topics.len() as u64) as usize];
+        put_publish(&mut batch, topic, 1, pkid, &payload);
         if batch.len() >= WRITE_BATCH {
             wr.write_all(&batch).await?;
             batch.clear();
@@ -438,15 +446,23 @@ async fn flow(a: &Args) -> Result<(), Error> {
     let mut pubs = Vec::new();
     for i in 0..a.pubs {
         let c = Client::connect(&addr, &format!("lg-pub-{i}"), PUB_USER.0, PUB_USER.1, 60).await?;
-        pubs.push((c, format!("bench/load/p{i}/{}", PUB_USER.0)));
+        // With `--topics N`, message `k` goes to `bench/load/p{i}-{k % N}/user1`.
+        let topics: Vec<String> = if a.topics == 1 {
+            vec![format!("bench/load/p{i}/{}", PUB_USER.0)]
+        } else {
+            (0..a.topics)
+                .map(|k| format!("bench/load/p{i}-{k}/{}", PUB_USER.0))
+                .collect()
+        };
+        pubs.push((c, topics));
     }
 
     let t0 = Instant::now();
     let _ = start.set(t0);
     let mut pub_tasks = Vec::new();
-    for (c, topic) in pubs {
+    for (c, topics) in pubs {
         pub_tasks.push(tokio::spawn(run_publisher(
-            c, topic, a.qos, a.messages, a.payload, a.window,
+            c, topics, a.qos, a.messages, a.payload, a.window,
         )));
     }
     let expected = a.messages * a.pubs as u64 * a.subs as u64;

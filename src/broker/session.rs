@@ -44,6 +44,23 @@ impl Message {
     pub fn expired(&self, now: Instant) -> bool {
         self.expires_at.is_some_and(|t| t <= now)
     }
+
+    /// A QoS 0 message with no properties, for tests.
+    #[cfg(test)]
+    pub fn for_tests(topic: &str, payload: &[u8]) -> Message {
+        Message {
+            topic: topic.to_owned(),
+            payload: payload.into(),
+            qos: QoS::AtMostOnce,
+            retain: true,
+            properties: Properties::default(),
+            expires_at: None,
+            origin: Origin {
+                username: None,
+                client_id: "test".to_owned(),
+            },
+        }
+    }
 }
 
 /// A message on its way to one subscriber.
