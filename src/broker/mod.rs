@@ -9,7 +9,8 @@
 //! ```
 //! * [`config`]: the mosquitto.conf keys the broker reads.
 //! * [`codec`]: the wire format, strict and bounded.
-//! * [`router`], [`session`], [`subs`], [`retained`]: the core state machine, free of I/O.
+//! * [`router`], [`session`], [`subs`], [`shared`], [`retained`]: the core state machine, free of I/O
+//!   ([`shared`]: the groups of `$share/GROUP/FILTER` subscriptions and their round-robin).
 //! * [`security`]: logins and access decisions.
 //! * [`identity`]: usernames taken from client certificates (`use_identity_as_username`,
 //!   `use_subject_as_username`).
@@ -27,4 +28,5 @@ pub mod retained;
 pub mod router;
 pub mod security;
 pub mod session;
+pub mod shared;
 pub mod subs;

@@ -20,6 +20,7 @@ use super::identity::Login;
 use super::retained::Retained;
 use super::security::{LoginRefusal, Security};
 use super::session::{ConnId, Delivery, Expiry, InFlight, Message, Origin, Secret, Session};
+use super::shared::{self, SharedSubs};
 use super::subs::{SubEntry, SubTree};
 
 /// How many (client, topic) pairs of withheld deliveries are remembered for the audit log.
@@ -119,6 +120,7 @@ pub struct Router {
     sessions: HashMap<String, Box<Session>>,
     conns: HashMap<ConnId, String>,
     subs: SubTree,
+    shared: SharedSubs,
     retained: Retained,
     withheld: WithheldDeliveries,
     next_auto_id: u64,
@@ -188,6 +190,7 @@ impl Router {
             sessions: HashMap::new(),
             conns: HashMap::new(),
             subs: SubTree::default(),
+            shared: SharedSubs::default(),
             retained: Retained::default(),
             withheld: WithheldDeliveries::new(WITHHELD_CAPACITY),
             next_auto_id: 0,
@@ -225,7 +228,7 @@ impl Router {
             }
         }
         for (f, c) in removed {
-            self.subs.remove(&f, &c);
+            unindex(&mut self.subs, &mut self.shared, &f, &c);
         }
     }
 
@@ -448,7 +451,6 @@ impl Router {
             if !self.limits.retain_available {
                 properties.retain_available = Some(0);
             }
-            properties.shared_available = Some(0);
             if keep_alive > self.limits.max_keepalive
                 || (keep_alive == 0 && self.limits.max_keepalive < u16::MAX)
             {
@@ -500,7 +502,7 @@ impl Router {
             None => return,
         };
         for f in denied {
-            self.subs.remove(&f, client_id);
+            unindex(&mut self.subs, &mut self.shared, &f, client_id);
             if let Some(s) = self.sessions.get_mut(client_id) {
                 s.subscriptions.remove(&f);
             }
@@ -755,8 +757,9 @@ impl Router {
         })
     }
 
-    /// Stores a retained message and delivers `msg` to every matching subscription. Returns the
-    /// number of subscribed clients that matched.
+    /// Stores a retained message and delivers `msg` to every matching subscription, and to one
+    /// member of every matching shared group. Returns the number of subscribed clients and groups
+    /// that matched.
     fn publish(&mut self, msg: Arc<Message>) -> usize {
         if msg.retain {
             self.retained.set(&msg);
@@ -766,7 +769,7 @@ impl Router {
         self.subs.for_each_match(&msg.topic, |client, entry| {
             Session::merge(targets.entry(client.into()).or_default(), entry);
         });
-        let matched = targets.len();
+        let mut matched = targets.len();
         for (client, merged) in targets {
             if let Some((options, ids)) = merged {
                 if options.no_local && *client == msg.origin.client_id {
@@ -775,6 +778,16 @@ impl Router {
                 let retain = options.retain_as_published && msg.retain;
                 self.deliver(&client, &msg, options.qos, retain, ids);
             }
+        }
+        // One member of each matching shared group, in turn (No Local cannot be set on these).
+        let mut chosen: Vec<(Box<str>, SubEntry)> = Vec::new();
+        matched += self.shared.choose(&msg.topic, |client, entry| {
+            chosen.push((client.into(), entry))
+        });
+        for (client, entry) in chosen {
+            let retain = entry.options.retain_as_published && msg.retain;
+            let ids = entry.id.into_iter().collect();
+            self.deliver(&client, &msg, entry.options.qos, retain, ids);
         }
         matched
     }
@@ -883,19 +896,13 @@ impl Router {
         let Some(s) = self.sessions.get_mut(client_id) else {
             return;
         };
-        let version = s.version;
         let id = sub.properties.subscription_ids.first().copied();
         let mut codes = Vec::with_capacity(sub.filters.len());
         let mut send_retained = Vec::new();
         for f in sub.filters {
-            if f.filter.starts_with("$share/") {
-                codes.push(if version.is_v5() {
-                    reason::SHARED_SUBSCRIPTIONS_NOT_SUPPORTED
-                } else {
-                    reason::UNSPECIFIED_ERROR
-                });
-                continue;
-            }
+            // `$share/GROUP/FILTER` (the codec refused the malformed ones and, from MQTT 5 clients,
+            // No Local with them: MQTT-3.8.3-4). The policy strips `$share/GROUP/`.
+            let is_shared = shared::split(&f.filter).is_some();
             let decision = self.security.decide(who(s), &f.filter, Access::Subscribe);
             if !decision.is_allowed() {
                 let record = audit_acl(
@@ -914,11 +921,17 @@ impl Router {
                 options: f.options,
                 id,
             };
-            let new = self.subs.insert(&f.filter, client_id, entry);
+            let new = if is_shared {
+                self.shared.insert(&f.filter, client_id, entry)
+            } else {
+                self.subs.insert(&f.filter, client_id, entry)
+            };
             s.subscriptions.insert(f.filter.clone(), entry);
             codes.push(f.options.qos as u8);
             let rh = f.options.retain_handling;
-            if rh == 0 || (rh == 1 && new) {
+            // A shared subscription gets no retained messages (MQTT 5 §3.3.1.3 sends them when a
+            // new non-shared subscription is made; Mosquitto from 2.0.13 on, 2.0.11 still does).
+            if !is_shared && (rh == 0 || (rh == 1 && new)) {
                 send_retained.push((f.filter, f.options.qos, id));
             }
         }
@@ -973,7 +986,7 @@ impl Router {
                 continue;
             }
             let existed = s.subscriptions.remove(f).is_some();
-            self.subs.remove(f, client_id);
+            unindex(&mut self.subs, &mut self.shared, f, client_id);
             codes.push(if existed {
                 reason::SUCCESS
             } else {
@@ -1101,7 +1114,7 @@ impl Router {
         }
         if let Some(s) = self.sessions.remove(client_id) {
             for filter in s.subscriptions.keys() {
-                self.subs.remove(filter, client_id);
+                unindex(&mut self.subs, &mut self.shared, filter, client_id);
             }
             if s.dropped > 0 {
                 self.log(format!(
@@ -1147,6 +1160,16 @@ impl Router {
             self.end_session(&id);
         }
         self.retained.expire(now);
+    }
+}
+
+/// Removes `client`'s subscription `filter` from the index that holds it: the shared groups for
+/// `$share/GROUP/FILTER`, the trie otherwise. `true` if it was there.
+fn unindex(subs: &mut SubTree, shared: &mut SharedSubs, filter: &str, client: &str) -> bool {
+    if shared::split(filter).is_some() {
+        shared.remove(filter, client)
+    } else {
+        subs.remove(filter, client)
     }
 }
 

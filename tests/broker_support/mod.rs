@@ -270,7 +270,17 @@ impl RawClient {
         id: &str,
         credentials: Option<(&str, &str)>,
     ) -> (RawClient, Vec<u8>) {
-        let s = TcpStream::connect(("127.0.0.1", b.port)).expect("connect");
+        RawClient::login_at(b.port, version, id, credentials)
+    }
+
+    /// [`RawClient::login`] to any broker on `127.0.0.1:port` (ours or Debian's mosquitto).
+    pub fn login_at(
+        port: u16,
+        version: Version,
+        id: &str,
+        credentials: Option<(&str, &str)>,
+    ) -> (RawClient, Vec<u8>) {
+        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut c = RawClient {
             s,

@@ -438,6 +438,11 @@ pub fn check_topic_filter(filter: &str) -> Result<(), DecodeError> {
     }
     if let Some(rest) = filter.strip_prefix("$share/") {
         match rest.split_once('/') {
+            Some((name, _)) if name.bytes().any(|b| b == b'+' || b == b'#') => {
+                return Err(DecodeError::Protocol(
+                    "a share name contains a wildcard (MQTT-4.8.2-2)",
+                ))
+            }
             Some((name, f)) if !name.is_empty() && !f.is_empty() => {}
             _ => {
                 return Err(DecodeError::Protocol(

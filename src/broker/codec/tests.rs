@@ -345,6 +345,40 @@ fn mqtt_4_7_1_2_hash_must_be_last_and_wildcards_whole_levels() {
 }
 
 #[test]
+fn mqtt_4_8_2_1_and_2_a_shared_filter_needs_a_plain_share_name_and_a_filter() {
+    for bad in [
+        "$share",
+        "$share/",
+        "$share//x",
+        "$share/g",
+        "$share/g/",
+        "$share/+/x",
+        "$share/#",
+    ] {
+        assert!(
+            matches!(check_topic_filter(bad), Err(DecodeError::Protocol(_))),
+            "{bad}"
+        );
+    }
+    // Wildcards that are not whole levels, or `#` before the end, are malformed anywhere.
+    for bad in ["$share/a+/x", "$share/#/x"] {
+        assert!(
+            matches!(check_topic_filter(bad), Err(DecodeError::Malformed(_))),
+            "{bad}"
+        );
+    }
+    for good in [
+        "$share/g/x",
+        "$share/g/+/#",
+        "$share/g/#",
+        "$share/g//",
+        "$sharefoo/x",
+    ] {
+        assert!(check_topic_filter(good).is_ok(), "{good}");
+    }
+}
+
+#[test]
 fn mqtt_2_3_1_1_packet_identifier_zero_is_refused() {
     let b = [0x40, 2, 0, 0];
     assert!(decode_client_packet(&b, Some(Version::V311), MAX).is_err());

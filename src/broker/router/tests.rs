@@ -480,3 +480,5 @@ fn a_certificate_login_ignores_the_connect_credentials_and_survives_a_reload() {
     assert!(actions.is_empty(), "{actions:?}");
     assert_eq!(t.r.sessions["cert"].conn, Some(1));
 }
+
+mod shared;
