@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::host::{Client, Host, LogLevel, Text};
-use super::memo::DecisionMemo;
+use super::memo::{DecisionMemo, RawCheck};
 use super::options::{trailing_space_hint, OptionError, PluginOptions};
 use super::outcome::Outcome;
 use super::sink::AuditSink;
@@ -250,6 +250,14 @@ impl Plugin {
         events
     }
 
+    /// Was exactly this read or write allowed by [`Plugin::acl_check`] since the policy was last loaded?
+    /// The fast path for repeated checks: bytes compared, nothing decoded. `false` means "ask
+    /// [`Plugin::acl_check`]", never "denied".
+    #[inline]
+    pub fn remembered(&self, check: &RawCheck<'_>) -> bool {
+        self.memo.borrow().allowed(check)
+    }
+
     /// `MOSQ_EVT_ACL_CHECK`: may `client` do `access` (a `MOSQ_ACL_*` bit) on `topic`?
     ///
     /// Allowed reads and writes allocate nothing: the identity is borrowed from the broker for the call.
@@ -290,14 +298,12 @@ impl Plugin {
             username,
             client_id,
         };
-        let repeatable = matches!(access, Access::Read | Access::Write);
-        if repeatable && self.memo.borrow().allowed(who, topic_name, access) {
-            return Outcome::Allow;
-        }
         let decision = policy.decide(who, topic_name, access);
         if decision.verdict == Verdict::Allow {
-            if repeatable {
-                self.memo.borrow_mut().remember(who, topic_name, access);
+            if matches!(access, Access::Read | Access::Write) {
+                self.memo
+                    .borrow_mut()
+                    .remember(&RawCheck::new(who, topic_name, access));
             }
             return Outcome::Allow;
         }
@@ -747,16 +753,20 @@ mod tests {
         let acl = write(&dir, "acl.txt", "user user1\ntopic readwrite x\n");
         let log = Log::default();
         let plugin = start(&acl, &log);
-        for access in [sys::MOSQ_ACL_WRITE, sys::MOSQ_ACL_READ] {
-            // Twice: the second answer comes from the memo.
-            assert_eq!(
-                plugin.acl_check(&log, &USER1, t("x"), access),
-                Outcome::Allow
-            );
-            assert_eq!(
-                plugin.acl_check(&log, &USER1, t("x"), access),
-                Outcome::Allow
-            );
+        let raw = |access| RawCheck {
+            username: Some(b"user1"),
+            client_id: b"c1",
+            topic: b"x",
+            access,
+        };
+        let both = [
+            (sys::MOSQ_ACL_WRITE, Access::Write),
+            (sys::MOSQ_ACL_READ, Access::Read),
+        ];
+        for (code, access) in both {
+            assert!(!plugin.remembered(&raw(access)));
+            assert_eq!(plugin.acl_check(&log, &USER1, t("x"), code), Outcome::Allow);
+            assert!(plugin.remembered(&raw(access)));
         }
         write(
             &dir,
@@ -764,11 +774,13 @@ mod tests {
             "user user1\ntopic readwrite x\ntopic deny x\n",
         );
         assert_eq!(plugin.reload(&log), Outcome::Defer);
-        for access in [sys::MOSQ_ACL_WRITE, sys::MOSQ_ACL_READ] {
+        for (code, access) in both {
+            assert!(!plugin.remembered(&raw(access)));
             assert_eq!(
-                plugin.acl_check(&log, &USER1, t("x"), access),
+                plugin.acl_check(&log, &USER1, t("x"), code),
                 Outcome::DenyAccess
             );
+            assert!(!plugin.remembered(&raw(access)));
         }
         // Another client on the same topic is decided on its own.
         let other = ClientValues {

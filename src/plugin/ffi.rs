@@ -31,8 +31,9 @@ use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::OnceLock;
 
-use super::callbacks::{Event, Plugin};
+use super::callbacks::{access_from_code, Event, Plugin};
 use super::host::{Client, Host, LogLevel, Text};
+use super::memo::RawCheck;
 use super::outcome::{return_code, Outcome};
 use super::sys;
 
@@ -196,6 +197,18 @@ unsafe fn c_text<'a>(p: *const c_char) -> Text<'a> {
     }
 }
 
+/// The bytes of a C string borrowed for `'a`, or `None` for NULL.
+///
+/// # Safety
+/// `p` is NULL or points to a NUL-terminated string that stays valid and unchanged for `'a`.
+unsafe fn c_bytes<'a>(p: *const c_char) -> Option<&'a [u8]> {
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: non-NULL, and the caller promises a valid string for 'a.
+    Some(unsafe { CStr::from_ptr(p) }.to_bytes())
+}
+
 /// A client the broker passed to a callback, valid for that callback only (`'call`).
 struct BrokerClient<'call> {
     api: &'static BrokerApi,
@@ -210,6 +223,12 @@ impl BrokerClient<'_> {
             client: NonNull::new(client)?,
             _call: PhantomData,
         })
+    }
+
+    /// The bytes of one of the client's strings, unchecked (`None` for NULL).
+    fn bytes(&self, helper: ClientString) -> Option<&[u8]> {
+        // SAFETY: as in `string`.
+        unsafe { c_bytes(helper(self.client.as_ptr())) }
     }
 
     fn string(&self, helper: ClientString) -> Text<'_> {
@@ -514,6 +533,23 @@ unsafe extern "C" fn on_acl_check(
         let Some(client) = BrokerClient::new(api, data.client) else {
             return fail;
         };
+        // The fast path: a read or write allowed before, compared as bytes (see `memo`).
+        if let (Some(access), Some(client_id), Some(topic)) = (
+            access_from_code(data.access),
+            client.bytes(api.client_id),
+            // SAFETY: the topic is NULL or a string valid for the call.
+            unsafe { c_bytes(data.topic) },
+        ) {
+            let check = RawCheck {
+                username: client.bytes(api.client_username),
+                client_id,
+                topic,
+                access,
+            };
+            if plugin.remembered(&check) {
+                return Outcome::Allow;
+            }
+        }
         // SAFETY: the topic is NULL or a string valid for the call.
         let topic = unsafe { c_text(data.topic) };
         plugin.acl_check(host, &client, topic, data.access)

@@ -19,6 +19,32 @@ use rustc_hash::FxHasher;
 
 use crate::policy::{Access, ClientRef};
 
+/// The identity and topic of an ACL check as the broker passed them: bytes, not yet checked as UTF-8
+/// (the memo compares bytes, so a hit needs no UTF-8 check at all).
+#[derive(Clone, Copy, Debug)]
+pub struct RawCheck<'a> {
+    /// The username, if the client has one.
+    pub username: Option<&'a [u8]>,
+    /// The client id.
+    pub client_id: &'a [u8],
+    /// The topic.
+    pub topic: &'a [u8],
+    /// What is asked.
+    pub access: Access,
+}
+
+impl<'a> RawCheck<'a> {
+    /// The same check, from checked text.
+    pub fn new(client: ClientRef<'a>, topic: &'a str, access: Access) -> RawCheck<'a> {
+        RawCheck {
+            username: client.username.map(str::as_bytes),
+            client_id: client.client_id.as_bytes(),
+            topic: topic.as_bytes(),
+            access,
+        }
+    }
+}
+
 /// Number of slots (a power of two).
 const SLOTS: usize = 512;
 
@@ -52,24 +78,24 @@ impl Slot {
         }
     }
 
-    fn holds(&self, client: ClientRef<'_>, topic: &str, access: Access) -> bool {
+    fn holds(&self, c: &RawCheck<'_>) -> bool {
         if !self.used
-            || self.access != access
-            || usize::from(self.client_id_len) != client.client_id.len()
-            || usize::from(self.topic_len) != topic.len()
+            || self.access != c.access
+            || usize::from(self.client_id_len) != c.client_id.len()
+            || usize::from(self.topic_len) != c.topic.len()
         {
             return false;
         }
-        let user_len = match (self.username_len, client.username) {
+        let user_len = match (self.username_len, c.username) {
             (None, None) => 0,
             (Some(n), Some(name)) if usize::from(n) == name.len() => name.len(),
             _ => return false,
         };
         let (user, rest) = self.key.split_at(user_len);
-        let (id, rest) = rest.split_at(client.client_id.len());
-        topic.as_bytes() == &rest[..topic.len()]
-            && client.client_id.as_bytes() == id
-            && client.username.map_or(true, |name| name.as_bytes() == user)
+        let (id, rest) = rest.split_at(c.client_id.len());
+        c.topic == &rest[..c.topic.len()]
+            && c.client_id == id
+            && c.username.map_or(true, |name| name == user)
     }
 }
 
@@ -95,31 +121,31 @@ impl DecisionMemo {
 
     /// Was this exact check allowed since the last [`DecisionMemo::clear`]?
     #[inline]
-    pub fn allowed(&self, client: ClientRef<'_>, topic: &str, access: Access) -> bool {
-        self.slots[slot_index(client.client_id, access)].holds(client, topic, access)
+    pub fn allowed(&self, check: &RawCheck<'_>) -> bool {
+        self.slots[slot_index(check.client_id, check.access)].holds(check)
     }
 
     /// Remembers that this check was allowed (replacing whatever its slot held). Keys too long for a
     /// slot are not remembered.
-    pub fn remember(&mut self, client: ClientRef<'_>, topic: &str, access: Access) {
-        let username = client.username.unwrap_or("");
-        let total = username.len() + client.client_id.len() + topic.len();
-        let slot = &mut self.slots[slot_index(client.client_id, access)];
+    pub fn remember(&mut self, check: &RawCheck<'_>) {
+        let username = check.username.unwrap_or(b"");
+        let total = username.len() + check.client_id.len() + check.topic.len();
+        let slot = &mut self.slots[slot_index(check.client_id, check.access)];
         if total > KEY_CAPACITY {
             // Leave the slot as it was: still correct for its own key.
             return;
         }
         let mut at = 0;
-        for part in [username, client.client_id, topic] {
-            slot.key[at..at + part.len()].copy_from_slice(part.as_bytes());
+        for part in [username, check.client_id, check.topic] {
+            slot.key[at..at + part.len()].copy_from_slice(part);
             at += part.len();
         }
         // Every length is at most KEY_CAPACITY, which fits in u16.
-        let len = |s: &str| s.len() as u16;
-        slot.username_len = client.username.map(len);
-        slot.client_id_len = len(client.client_id);
-        slot.topic_len = len(topic);
-        slot.access = access;
+        let len = |s: &[u8]| s.len() as u16;
+        slot.username_len = check.username.map(len);
+        slot.client_id_len = len(check.client_id);
+        slot.topic_len = len(check.topic);
+        slot.access = check.access;
         slot.used = true;
     }
 
@@ -133,9 +159,9 @@ impl DecisionMemo {
 
 /// The slot for a client id and access: reads and writes of one client never evict each other.
 #[inline]
-fn slot_index(client_id: &str, access: Access) -> usize {
+fn slot_index(client_id: &[u8], access: Access) -> usize {
     let mut hasher = FxHasher::default();
-    hasher.write(client_id.as_bytes());
+    hasher.write(client_id);
     let kind = usize::from(access == Access::Write);
     // Truncating the hash is intended: only its low bits pick the slot.
     ((hasher.finish() as usize).wrapping_mul(2) | kind) & (SLOTS - 1)
@@ -152,42 +178,54 @@ mod tests {
         }
     }
 
+    fn check<'a>(client: ClientRef<'a>, topic: &'a str, access: Access) -> RawCheck<'a> {
+        RawCheck::new(client, topic, access)
+    }
+
     #[test]
     fn remembers_only_the_exact_check() {
         let mut memo = DecisionMemo::new();
         let c = client(Some("user1"), "c1");
-        assert!(!memo.allowed(c, "a/b/c/user1", Access::Write));
-        memo.remember(c, "a/b/c/user1", Access::Write);
-        assert!(memo.allowed(c, "a/b/c/user1", Access::Write));
+        assert!(!memo.allowed(&check(c, "a/b/c/user1", Access::Write)));
+        memo.remember(&check(c, "a/b/c/user1", Access::Write));
+        assert!(memo.allowed(&check(c, "a/b/c/user1", Access::Write)));
         // Any difference misses: access, topic, username (including absent vs empty), client id.
-        assert!(!memo.allowed(c, "a/b/c/user1", Access::Read));
-        assert!(!memo.allowed(c, "a/b/c/user2", Access::Write));
-        assert!(!memo.allowed(c, "a/b/c/user", Access::Write));
-        assert!(!memo.allowed(client(Some("user2"), "c1"), "a/b/c/user1", Access::Write));
-        assert!(!memo.allowed(client(None, "c1"), "a/b/c/user1", Access::Write));
-        assert!(!memo.allowed(client(Some(""), "c1"), "a/b/c/user1", Access::Write));
-        assert!(!memo.allowed(client(Some("user1"), "c2"), "a/b/c/user1", Access::Write));
+        assert!(!memo.allowed(&check(c, "a/b/c/user1", Access::Read)));
+        assert!(!memo.allowed(&check(c, "a/b/c/user2", Access::Write)));
+        assert!(!memo.allowed(&check(c, "a/b/c/user", Access::Write)));
+        assert!(!memo.allowed(&check(
+            client(Some("user2"), "c1"),
+            "a/b/c/user1",
+            Access::Write
+        )));
+        assert!(!memo.allowed(&check(client(None, "c1"), "a/b/c/user1", Access::Write)));
+        assert!(!memo.allowed(&check(client(Some(""), "c1"), "a/b/c/user1", Access::Write)));
+        assert!(!memo.allowed(&check(
+            client(Some("user1"), "c2"),
+            "a/b/c/user1",
+            Access::Write
+        )));
         // Moving bytes between the parts of the key is a different key.
-        memo.remember(client(Some("ab"), "c"), "t", Access::Read);
-        assert!(memo.allowed(client(Some("ab"), "c"), "t", Access::Read));
-        assert!(!memo.allowed(client(Some("a"), "bc"), "t", Access::Read));
+        memo.remember(&check(client(Some("ab"), "c"), "t", Access::Read));
+        assert!(memo.allowed(&check(client(Some("ab"), "c"), "t", Access::Read)));
+        assert!(!memo.allowed(&check(client(Some("a"), "bc"), "t", Access::Read)));
         memo.clear();
-        assert!(!memo.allowed(c, "a/b/c/user1", Access::Write));
+        assert!(!memo.allowed(&check(c, "a/b/c/user1", Access::Write)));
     }
 
     #[test]
     fn absent_and_empty_usernames_are_different_keys() {
         let mut memo = DecisionMemo::new();
-        memo.remember(client(None, "c1"), "t", Access::Read);
-        assert!(memo.allowed(client(None, "c1"), "t", Access::Read));
-        assert!(!memo.allowed(client(Some(""), "c1"), "t", Access::Read));
+        memo.remember(&check(client(None, "c1"), "t", Access::Read));
+        assert!(memo.allowed(&check(client(None, "c1"), "t", Access::Read)));
+        assert!(!memo.allowed(&check(client(Some(""), "c1"), "t", Access::Read)));
     }
 
     #[test]
     fn keys_longer_than_a_slot_are_not_remembered() {
         let mut memo = DecisionMemo::new();
         let long = "x".repeat(KEY_CAPACITY);
-        memo.remember(client(Some("u"), "c1"), &long, Access::Write);
-        assert!(!memo.allowed(client(Some("u"), "c1"), &long, Access::Write));
+        memo.remember(&check(client(Some("u"), "c1"), &long, Access::Write));
+        assert!(!memo.allowed(&check(client(Some("u"), "c1"), &long, Access::Write)));
     }
 }
