@@ -19,10 +19,10 @@
 
 mod accept;
 mod conn;
+mod drops;
 mod shard;
 mod transport;
 
-use std::collections::HashMap;
 use std::io::{self, Write as _};
 use std::net::ToSocketAddrs;
 use std::sync::Arc;
@@ -37,6 +37,8 @@ use super::router::{Action, Event, Router};
 use super::security::Security;
 use super::session::ConnId;
 use crate::audit::{AuditRecord, JsonLinesFile};
+use drops::Drops;
+use rustc_hash::FxHashMap;
 
 /// Time allowed between accepting a socket (and, after it, its TLS handshake) and its CONNECT.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -160,77 +162,6 @@ fn tls_config(tls: &TlsSettings) -> Result<Arc<rustls::ServerConfig>, String> {
     Ok(Arc::new(config))
 }
 
-/// One registered connection, as the core sees it.
-struct Conn {
-    outbox: Arc<Outbox>,
-    /// The client id, once QoS 0 messages have been dropped for it (for the log).
-    client: Option<String>,
-    /// QoS 0 messages dropped for it since it connected.
-    dropped: u64,
-    /// Of those, not yet reported in a verbose log line.
-    unreported: u64,
-}
-
-/// The QoS 0 drops of one connection that the core counts and logs.
-#[derive(Debug, Default)]
-struct Drops {
-    /// Since the broker started.
-    total: u64,
-    /// Connections with drops not yet reported (verbose: once a second).
-    pending: Vec<ConnId>,
-}
-
-impl Drops {
-    /// Counts one drop; the first for a connection is logged (as Mosquitto logs "Outgoing messages
-    /// are being dropped for client X" at NOTICE), the rest once a second with `-v`.
-    fn note(&mut self, conn: ConnId, c: &mut Conn, router: &Router, limits: &outbox::Limits) {
-        self.total += 1;
-        c.dropped += 1;
-        c.unreported += 1;
-        if c.unreported == 1 {
-            self.pending.push(conn);
-        }
-        if c.dropped == 1 {
-            let client = router.client_id(conn).unwrap_or("?").to_owned();
-            let w = c.outbox.waiting();
-            log(&format!(
-                "outgoing QoS 0 messages are being dropped for client {client:?}: {} packets ({} payload bytes) wait for its socket (max_queued_messages {}, max_queued_bytes {})",
-                w.packets, w.bytes, limits.messages, limits.bytes
-            ));
-            c.unreported = 0;
-            c.client = Some(client);
-        }
-    }
-
-    /// Verbose: one line per connection with drops since the last report.
-    fn report(&mut self, conns: &mut HashMap<ConnId, Conn>, verbose: bool) {
-        for conn in self.pending.drain(..) {
-            if let Some(c) = conns.get_mut(&conn) {
-                if verbose && c.unreported > 0 {
-                    log(&format!(
-                        "client {:?}: {} more QoS 0 messages dropped ({} since it connected)",
-                        c.client.as_deref().unwrap_or("?"),
-                        c.unreported,
-                        c.dropped
-                    ));
-                }
-                c.unreported = 0;
-            }
-        }
-    }
-
-    /// The connection is gone from the core: sums up its drops.
-    fn forget(c: &Conn) {
-        if c.dropped > 0 {
-            log(&format!(
-                "client {:?}: {} outgoing QoS 0 messages were dropped in all because its queue was full",
-                c.client.as_deref().unwrap_or("?"),
-                c.dropped
-            ));
-        }
-    }
-}
-
 /// SIGHUP: reads the config again for the keys that decide logins and access (`allow_anonymous`,
 /// `password_file`, `acl_file`, as Mosquitto reloads them) and loads those files. Any failure
 /// leaves everything as it was.
@@ -315,7 +246,8 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
     });
     drop(core_tx);
 
-    let mut conns: HashMap<ConnId, Conn> = HashMap::new();
+    // Registered connections' outboxes (the rest of a connection lives in its shard).
+    let mut conns: FxHashMap<ConnId, Arc<Outbox>> = FxHashMap::default();
     let mut drops = Drops::default();
     let mut actions = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -343,15 +275,7 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
         };
         match msg {
             CoreMsg::Register { conn, outbox } => {
-                conns.insert(
-                    conn,
-                    Conn {
-                        outbox,
-                        client: None,
-                        dropped: 0,
-                        unreported: 0,
-                    },
-                );
+                conns.insert(conn, outbox);
                 continue;
             }
             CoreMsg::Reload => {
@@ -372,14 +296,16 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
                 let closed = match &event {
                     Event::Closed { conn } => Some(*conn),
                     Event::Tick => {
-                        drops.report(&mut conns, options.verbose);
+                        drops.report(options.verbose);
                         None
                     }
                     _ => None,
                 };
                 router.handle(event, Instant::now(), SystemTime::now());
-                if let Some(c) = closed.and_then(|conn| conns.remove(&conn)) {
-                    Drops::forget(&c);
+                if let Some(conn) = closed {
+                    if conns.remove(&conn).is_some() {
+                        drops.forget(conn);
+                    }
                 }
             }
         }
@@ -387,10 +313,10 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
         for action in actions.drain(..) {
             match action {
                 Action::Send { conn, packet } => {
-                    let Some(c) = conns.get_mut(&conn) else {
+                    let Some(c) = conns.get(&conn) else {
                         continue;
                     };
-                    match c.outbox.push(packet, &limits) {
+                    match c.push(packet, &limits) {
                         Pushed::Queued => {}
                         Pushed::Dropped => drops.note(conn, c, &router, &limits),
                         Pushed::Overflow => {
@@ -399,24 +325,23 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
                             log(&format!(
                                 "client {:?}: {} packets wait for its socket and it sends without reading: disconnecting",
                                 router.client_id(conn).unwrap_or("?"),
-                                c.outbox.waiting().packets
+                                c.waiting().packets
                             ));
-                            c.outbox.abort();
-                            if let Some(c) = conns.remove(&conn) {
-                                Drops::forget(&c);
-                            }
+                            c.abort();
+                            conns.remove(&conn);
+                            drops.forget(conn);
                         }
                     }
                 }
                 Action::Accepted { conn, keep_alive } => {
                     if let Some(c) = conns.get(&conn) {
-                        c.outbox.push_signal(Outgoing::Accepted { keep_alive });
+                        c.push_signal(Outgoing::Accepted { keep_alive });
                     }
                 }
                 Action::Close { conn } => {
                     if let Some(c) = conns.remove(&conn) {
-                        c.outbox.push_signal(Outgoing::Close);
-                        Drops::forget(&c);
+                        c.push_signal(Outgoing::Close);
+                        drops.forget(conn);
                     }
                 }
                 Action::Audit(record) => audit.write(&record),
@@ -455,7 +380,8 @@ mod tests {
         // are behind pointers, allocated only when used.
         let conn = std::mem::size_of::<Option<super::conn::Conn>>();
         assert!(conn <= 160, "a connection takes {conn} bytes");
+        // What a session holds in flight and queued is boxed, allocated only while in use.
         let session = std::mem::size_of::<super::super::session::Session>();
-        assert!(session <= 512, "a session takes {session} bytes");
+        assert!(session <= 256, "a session takes {session} bytes");
     }
 }
