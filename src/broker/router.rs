@@ -300,7 +300,12 @@ impl Router {
 
     /// Moves the pending actions into `into`.
     pub fn drain_actions(&mut self, into: &mut Vec<Action>) {
-        into.append(&mut self.out);
+        if into.is_empty() {
+            // No copy of the actions (a fan-out makes one per subscriber): the buffers trade places.
+            std::mem::swap(into, &mut self.out);
+        } else {
+            into.append(&mut self.out);
+        }
     }
 
     fn log(&mut self, line: String) {
