@@ -2,14 +2,14 @@
 //! packets and packets into bytes, and the core task that owns the [`Router`] and executes its
 //! actions. The only place with sockets, threads and signals.
 //!
-//! * [`accept`]: one thread takes every listener's sockets and deals them out to the shards.
-//! * [`shard`]: one thread per core (a mio poll each) serves its connections in turn, with their
+//! * `accept`: one thread takes every listener's sockets and deals them out to the shards.
+//! * `shard`: one thread per core (a mio poll each) serves its connections in turn, with their
 //!   deadlines in a timer heap.
-//! * [`conn`]: one connection's reads, writes and deadline; [`transport`]: plain TCP or TLS.
+//! * `conn`: one connection's reads, writes and deadline; `transport`: plain TCP or TLS.
 //!
 //! Memory is bounded per connection, and small while it is idle: a slab entry and an outbox, no
 //! task, no buffer. Reads go into the shard's buffer and only an incomplete packet is copied out
-//! (growing with what really arrives, never beyond the maximum packet size plus one read); the output
+//! (growing with what really arrives, at most twice that, and freed once the packet is whole); the output
 //! buffer exists only while something is being written; the outgoing queue ([`super::outbox`]) holds
 //! no allocation when empty and follows `max_queued_messages`/`max_queued_bytes` (QoS 0 beyond them is
 //! dropped, counted and logged; a client that sends without reading is disconnected); each session's
