@@ -3,7 +3,7 @@
 //! the Mosquitto plugin.
 //!
 //! ```text
-//!   net (tokio, rustls) ──bytes──► codec ──Packet──► router (sessions, subs trie, retained) ──Action──► net
+//!   net (mio, rustls)   ──bytes──► codec ──Packet──► router (sessions, subs trie, retained) ──Action──► net
 //!                                                       │
 //!                                              security (policy::acl, policy::passwd) ──► audit
 //! ```
@@ -15,7 +15,7 @@
 //! * [`identity`]: usernames taken from client certificates (`use_identity_as_username`,
 //!   `use_subject_as_username`).
 //! * [`outbox`]: each connection's outgoing queue and its bounds (`max_queued_messages`/`_bytes`).
-//! * [`net`]: listeners, connections, signals — the only async code.
+//! * [`net`]: listeners, connection threads, signals, and the core task — the only I/O.
 
 #![forbid(unsafe_code)]
 

@@ -1,4 +1,4 @@
-//! One connection's outgoing queue: what the core has decided to send and the connection task has not
+//! One connection's outgoing queue: what the core has decided to send and its connection has not
 //! yet written to the socket.
 //!
 //! It is what bounds the memory an online client can cost, with Mosquitto's rules
@@ -9,14 +9,12 @@
 //!   client sends) is queued, up to the in-flight window plus [`CONTROL_HEADROOM`]: beyond that the
 //!   client sends without reading, and it is disconnected.
 //!
-//! An idle connection's queue holds no allocation: the items live in a `VecDeque` that the task swaps
-//! out whole when it wakes, and a queued PUBLISH is about 64 bytes (its properties boxed, and only
+//! An idle connection's queue holds no allocation: the items live in a `VecDeque` that the writer swaps
+//! out whole when it is told, and a queued PUBLISH is about 64 bytes (its properties boxed, and only
 //! when there are some) instead of a whole [`Packet`].
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-
-use tokio::sync::Notify;
 
 use super::codec::{self, Ack, Packet, Properties, Publish, QoS, Version};
 use super::config::BrokerConfig;
@@ -50,7 +48,7 @@ pub enum AckKind {
     PubComp,
 }
 
-/// What a connection task receives from the core.
+/// What a connection receives from the core.
 #[derive(Debug)]
 pub enum Outgoing {
     /// A PUBLISH.
@@ -246,27 +244,67 @@ pub enum Pushed {
 #[derive(Debug, Default)]
 struct State {
     items: VecDeque<Outgoing>,
-    /// Queued, or taken by the task and not yet written.
+    /// Queued, or taken by the connection and not yet written.
     waiting: Weight,
     /// Close without writing what waits (a client that does not read).
     abort: bool,
 }
 
-/// One connection's outgoing queue, shared by the core (which pushes) and the connection task (which
-/// takes everything at once and writes it).
-#[derive(Debug, Default)]
+/// Whoever writes a connection's outbox to its socket: told when the outbox needs attention.
+pub trait Doorbell: Send + Sync {
+    /// Something was queued into an empty outbox, or the connection must be aborted; `token` is
+    /// the one given to [`Outbox::new`].
+    fn ring(&self, token: usize);
+}
+
+/// One connection's outgoing queue, shared by the core (which pushes) and the connection's writer
+/// (which takes everything at once and writes it).
 pub struct Outbox {
     state: Mutex<State>,
-    /// Something was queued into an empty queue, or the connection must be aborted.
-    wake: Notify,
-    /// The connection must be aborted (also while the task is busy writing).
-    abort: Notify,
+    /// Rung when something is queued into an empty queue, or on abort.
+    bell: Option<Arc<dyn Doorbell>>,
+    token: usize,
+}
+
+impl Default for Outbox {
+    /// An outbox nobody is told about (for tests).
+    fn default() -> Outbox {
+        Outbox {
+            state: Mutex::default(),
+            bell: None,
+            token: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("state", &self.state)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Outbox {
+    /// An empty outbox whose writer is told through `bell`, with `token`.
+    pub fn new(bell: Arc<dyn Doorbell>, token: usize) -> Outbox {
+        Outbox {
+            state: Mutex::default(),
+            bell: Some(bell),
+            token,
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves consistent counters: go on.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn ring(&self) {
+        if let Some(bell) = &self.bell {
+            bell.ring(self.token);
+        }
     }
 
     /// Queues a packet within `limits`.
@@ -297,29 +335,23 @@ impl Outbox {
         st.items.push_back(item);
         drop(st);
         if was_empty {
-            // The task takes the whole queue when it wakes: one wake per empty → non-empty.
-            self.wake.notify_one();
+            // The writer takes the whole queue when told: one ring per empty → non-empty.
+            self.ring();
         }
     }
 
-    /// Makes the task close the connection now, without writing what waits.
+    /// Makes the writer close the connection now, without writing what waits.
     pub fn abort(&self) {
         self.lock().abort = true;
-        self.wake.notify_one();
-        self.abort.notify_one();
+        self.ring();
     }
 
-    /// Waits until something is queued (or the connection is aborted).
-    pub async fn woken(&self) {
-        self.wake.notified().await;
+    /// `true` once [`Outbox::abort`] was called.
+    pub fn is_aborted(&self) -> bool {
+        self.lock().abort
     }
 
-    /// Waits until the connection is aborted.
-    pub async fn aborted(&self) {
-        self.abort.notified().await;
-    }
-
-    /// Swaps the queue with `into` (which must be empty): the task then owns what was queued.
+    /// Swaps the queue with `into` (which must be empty): the writer then owns what was queued.
     /// Returns `false` when the connection is to be aborted.
     pub fn take(&self, into: &mut VecDeque<Outgoing>) -> bool {
         let mut st = self.lock();

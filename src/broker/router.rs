@@ -117,8 +117,9 @@ pub struct Router {
     limits: Limits,
     security: Arc<Security>,
     /// Boxed: the map's spare capacity then costs a pointer per slot, not a whole session.
-    sessions: HashMap<String, Box<Session>>,
-    conns: HashMap<ConnId, String>,
+    sessions: HashMap<Arc<str>, Box<Session>>,
+    /// Client ids by connection, shared with the sessions' keys.
+    conns: HashMap<ConnId, Arc<str>>,
     subs: SubTree,
     shared: SharedSubs,
     retained: Retained,
@@ -282,7 +283,7 @@ impl Router {
 
     /// The client id of a connection, once its CONNECT is accepted.
     pub fn client_id(&self, conn: ConnId) -> Option<&str> {
-        self.conns.get(&conn).map(String::as_str)
+        self.conns.get(&conn).map(|c| &**c)
     }
 
     /// Number of sessions (connected or not).
@@ -311,7 +312,12 @@ impl Router {
 
     /// Moves the pending actions into `into`.
     pub fn drain_actions(&mut self, into: &mut Vec<Action>) {
-        into.append(&mut self.out);
+        if into.is_empty() {
+            // No copy of the actions (a fan-out makes one per subscriber): the buffers trade places.
+            std::mem::swap(into, &mut self.out);
+        } else {
+            into.append(&mut self.out);
+        }
     }
 
     fn log(&mut self, line: String) {
@@ -386,11 +392,11 @@ impl Router {
             return self.refuse(conn, version, refusal.connack);
         }
         // Session takeover (MQTT-3.1.4-2).
-        let old_conn = self.sessions.get(&c.client_id).and_then(|s| s.conn);
+        let old_conn = self.sessions.get(c.client_id.as_str()).and_then(|s| s.conn);
         if let Some(old) = old_conn {
             let old_version = self
                 .sessions
-                .get(&c.client_id)
+                .get(c.client_id.as_str())
                 .map_or(version, |s| s.version);
             if old_version.is_v5() {
                 send(
@@ -414,18 +420,23 @@ impl Router {
         };
         let mut session_present = false;
         if c.clean_start {
-            self.end_session(&c.client_id);
-        } else if let Some(s) = self.sessions.get_mut(&c.client_id) {
+            self.end_session(c.client_id.as_str());
+        } else if let Some(s) = self.sessions.get_mut(c.client_id.as_str()) {
             session_present = true;
             // Reconnected within the Will Delay: the old Will is not sent (MQTT-3.1.3-9).
             s.will = None;
             s.will_due = None;
         }
-        let client_id = c.client_id.clone();
-        let s = self
-            .sessions
-            .entry(client_id.clone())
-            .or_insert_with(|| Box::new(Session::new(client_id.clone(), version)));
+        let s = match self.sessions.get_mut(c.client_id.as_str()) {
+            Some(s) => s,
+            None => {
+                let id: Arc<str> = Arc::from(c.client_id.as_str());
+                self.sessions
+                    .entry(Arc::clone(&id))
+                    .or_insert_with(|| Box::new(Session::new(id, version)))
+            }
+        };
+        let client_id = Arc::clone(&s.client_id);
         s.version = version;
         s.username = c.username.take();
         s.password = password;
@@ -436,7 +447,7 @@ impl Router {
         s.disconnected_at = None;
         s.receive_maximum = c.properties.receive_maximum.unwrap_or(u16::MAX);
         s.max_packet_size = c.properties.maximum_packet_size;
-        s.aliases.clear();
+        s.clear_aliases();
         s.will = c.will.take().map(Box::new);
         self.conns.insert(conn, client_id.clone());
 
@@ -513,15 +524,15 @@ impl Router {
         let Some(conn) = s.conn else {
             return;
         };
-        let ids: Vec<u16> = s.inflight.keys().copied().collect();
+        let ids: Vec<u16> = s.t().inflight.keys().copied().collect();
         for id in ids {
-            let packet = match s.inflight.get(&id) {
+            let packet = match s.t().inflight.get(&id) {
                 Some(InFlight::Publish(d)) => {
                     if !security
                         .decide(who(s), &d.msg.topic, Access::Read)
                         .is_allowed()
                     {
-                        s.inflight.remove(&id);
+                        s.t_mut().inflight.remove(&id);
                         continue;
                     }
                     Packet::Publish(d.to_publish(id, true, self.now))
@@ -632,12 +643,12 @@ impl Router {
                 );
             }
             if p.topic.is_empty() {
-                match s.aliases.get(&alias) {
+                match s.t().aliases.get(&alias) {
                     Some(t) => p.topic.clone_from(t),
                     None => return self.kick(conn, reason::PROTOCOL_ERROR, "unknown topic alias"),
                 }
             } else {
-                s.aliases.insert(alias, p.topic.clone());
+                s.t_mut().aliases.insert(alias, p.topic.clone());
             }
         } else if p.topic.is_empty() {
             return self.kick(
@@ -649,7 +660,7 @@ impl Router {
         if p.retain && !self.limits.retain_available {
             return self.kick(conn, 0x9A, "retain is not supported");
         }
-        if p.qos == QoS::ExactlyOnce && s.incoming_qos2.contains(&p.pkid) {
+        if p.qos == QoS::ExactlyOnce && s.t().incoming_qos2.contains(&p.pkid) {
             // A resent QoS 2 message already received: acknowledge, do not deliver again.
             return send(&mut self.out, conn, Packet::PubRec(Ack::new(p.pkid)));
         }
@@ -691,7 +702,7 @@ impl Router {
                 QoS::ExactlyOnce => {
                     if !version.is_v5() {
                         // 3.1.1 cannot refuse: the flow completes as if accepted.
-                        s.incoming_qos2.insert(p.pkid);
+                        s.t_mut().incoming_qos2.insert(p.pkid);
                     }
                     send(&mut self.out, conn, Packet::PubRec(ack))
                 }
@@ -720,7 +731,7 @@ impl Router {
             QoS::AtLeastOnce => send(&mut self.out, conn, Packet::PubAck(ack)),
             QoS::ExactlyOnce => {
                 if let Some(s) = self.sessions.get_mut(client_id) {
-                    s.incoming_qos2.insert(pkid);
+                    s.t_mut().incoming_qos2.insert(pkid);
                 }
                 send(&mut self.out, conn, Packet::PubRec(ack));
             }
@@ -833,9 +844,9 @@ impl Router {
         let Some(s) = self.sessions.get_mut(client_id) else {
             return;
         };
-        if let Some(InFlight::Publish(d)) = s.inflight.get(&pkid) {
+        if let Some(InFlight::Publish(d)) = s.t().inflight.get(&pkid) {
             if d.qos == QoS::AtLeastOnce {
-                s.inflight.remove(&pkid);
+                s.t_mut().inflight.remove(&pkid);
                 pump(s, &self.limits, &security, &mut self.out, self.now);
             }
         }
@@ -846,14 +857,14 @@ impl Router {
         let Some(s) = self.sessions.get_mut(client_id) else {
             return;
         };
-        match s.inflight.get(&a.pkid) {
+        match s.t().inflight.get(&a.pkid) {
             Some(InFlight::Publish(d)) if d.qos == QoS::ExactlyOnce => {
                 if a.reason >= 0x80 {
                     // MQTT 5: the receiver refused it; the flow ends here.
-                    s.inflight.remove(&a.pkid);
+                    s.t_mut().inflight.remove(&a.pkid);
                     pump(s, &self.limits, &security, &mut self.out, self.now);
                 } else {
-                    s.inflight.insert(a.pkid, InFlight::Release);
+                    s.t_mut().inflight.insert(a.pkid, InFlight::Release);
                     send(&mut self.out, conn, Packet::PubRel(Ack::new(a.pkid)));
                 }
             }
@@ -875,9 +886,10 @@ impl Router {
             return;
         };
         let mut comp = Ack::new(pkid);
-        if !s.incoming_qos2.remove(&pkid) && s.version.is_v5() {
+        if !s.t_mut().incoming_qos2.remove(&pkid) && s.version.is_v5() {
             comp.reason = reason::PACKET_IDENTIFIER_NOT_FOUND;
         }
+        s.settle();
         send(&mut self.out, conn, Packet::PubComp(comp));
     }
 
@@ -886,8 +898,8 @@ impl Router {
         let Some(s) = self.sessions.get_mut(client_id) else {
             return;
         };
-        if let Some(InFlight::Release) = s.inflight.get(&pkid) {
-            s.inflight.remove(&pkid);
+        if let Some(InFlight::Release) = s.t().inflight.get(&pkid) {
+            s.t_mut().inflight.remove(&pkid);
             pump(s, &self.limits, &security, &mut self.out, self.now);
         }
     }
@@ -1049,7 +1061,7 @@ impl Router {
         }
         s.conn = None;
         s.password = None;
-        s.aliases.clear();
+        s.clear_aliases();
         s.disconnected_at = Some(self.now);
         let mut will_now = None;
         if let Some(w) = s.will.take() {
@@ -1116,10 +1128,10 @@ impl Router {
             for filter in s.subscriptions.keys() {
                 unindex(&mut self.subs, &mut self.shared, filter, client_id);
             }
-            if s.dropped > 0 {
+            if s.t().dropped > 0 {
                 self.log(format!(
                     "client {client_id}: {} messages dropped because its queue was full",
-                    s.dropped
+                    s.t().dropped
                 ));
             }
         }
@@ -1186,21 +1198,21 @@ fn push(s: &mut Session, d: Delivery, limits: &Limits, out: &mut Vec<Action>, no
         return;
     }
     if s.conn.is_some()
-        && s.queue.is_empty()
-        && s.inflight.len() < s.inflight_limit(limits.max_inflight)
+        && s.t().queue.is_empty()
+        && s.t().inflight.len() < s.inflight_limit(limits.max_inflight)
     {
         start(s, d, out, now);
         return;
     }
     if s.queue_full(limits.max_queued, limits.max_queued_bytes) {
-        s.dropped += 1;
-        if s.dropped == 1 {
+        s.t_mut().dropped += 1;
+        if s.t().dropped == 1 {
             // Counted from here on; the total is logged when the session ends.
             out.push(Action::Log(format!(
                 "client {}: its queue is full ({} messages, {} payload bytes): QoS 1/2 messages to it are being dropped",
                 s.client_id,
-                s.queue.len(),
-                s.queued_bytes
+                s.t().queue.len(),
+                s.t().queued_bytes
             )));
         }
         return;
@@ -1222,7 +1234,7 @@ fn start(s: &mut Session, d: Delivery, out: &mut Vec<Action>, now: Instant) {
     if !fits(s, &p) {
         return;
     }
-    s.inflight.insert(pkid, InFlight::Publish(d));
+    s.t_mut().inflight.insert(pkid, InFlight::Publish(d));
     send(out, conn, Packet::Publish(p));
 }
 
@@ -1236,7 +1248,7 @@ fn pump(
 ) {
     let limit = s.inflight_limit(limits.max_inflight);
     // Bounded by the queue's length.
-    while s.conn.is_some() && s.inflight.len() < limit {
+    while s.conn.is_some() && s.t().inflight.len() < limit {
         let Some(d) = s.dequeue() else {
             break;
         };
@@ -1249,6 +1261,7 @@ fn pump(
         }
         start(s, d, out, now);
     }
+    s.settle();
 }
 
 /// Whether a PUBLISH fits the client's Maximum Packet Size (MQTT-3.1.2-25: else it is dropped).

@@ -1,9 +1,11 @@
 //! A client's session: its subscriptions, the messages in flight both ways, its queue, its Will.
 //! Pure state; [`super::router::Router`] drives it.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::codec::{Properties, Publish, QoS, SubOptions, Version, Will};
 
@@ -137,6 +139,36 @@ pub enum InFlight {
     Release,
 }
 
+/// What a session has in flight and waiting, and its connection's topic aliases: boxed in the
+/// [`Session`] and allocated only while some of it is in use (an idle client's session has none).
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Outgoing QoS 1/2 in flight, by packet identifier.
+    pub inflight: BTreeMap<u16, InFlight>,
+    /// Deliveries waiting for an in-flight slot or a connection; change it only through
+    /// [`Session::enqueue`], [`Session::requeue`] and [`Session::dequeue`], which keep
+    /// [`Traffic::queued_bytes`].
+    pub queue: VecDeque<Delivery>,
+    /// Payload bytes in [`Traffic::queue`] (for `max_queued_bytes`).
+    pub queued_bytes: usize,
+    /// Incoming QoS 2 packet identifiers awaiting PUBREL.
+    pub incoming_qos2: FxHashSet<u16>,
+    /// Inbound topic aliases of the current connection.
+    pub aliases: FxHashMap<u16, String>,
+    /// Deliveries dropped because the queue was full.
+    pub dropped: u64,
+}
+
+impl Traffic {
+    fn is_empty(&self) -> bool {
+        self.inflight.is_empty()
+            && self.queue.is_empty()
+            && self.incoming_qos2.is_empty()
+            && self.aliases.is_empty()
+            && self.dropped == 0
+    }
+}
+
 /// When a session ends after its connection closes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expiry {
@@ -162,8 +194,8 @@ impl Expiry {
 /// One client's session.
 #[derive(Debug)]
 pub struct Session {
-    /// Client identifier.
-    pub client_id: String,
+    /// Client identifier (shared with the router's maps).
+    pub client_id: Arc<str>,
     /// Username of the connection that owns (or last owned) it.
     pub username: Option<String>,
     /// The password its connection logged in with, kept only while connected (for the re-check of
@@ -183,36 +215,24 @@ pub struct Session {
     /// When it was disconnected.
     pub disconnected_at: Option<Instant>,
     /// Filters → options, mirrored in the router's trie.
-    pub subscriptions: HashMap<String, super::subs::SubEntry>,
-    /// Outgoing QoS 1/2 in flight, by packet identifier.
-    pub inflight: BTreeMap<u16, InFlight>,
-    /// Deliveries waiting for an in-flight slot or a connection; change it only through
-    /// [`Session::enqueue`], [`Session::requeue`] and [`Session::dequeue`], which keep
-    /// [`Session::queued_bytes`].
-    pub queue: VecDeque<Delivery>,
-    /// Payload bytes in [`Session::queue`] (for `max_queued_bytes`).
-    pub queued_bytes: usize,
-    /// Incoming QoS 2 packet identifiers awaiting PUBREL.
-    pub incoming_qos2: HashSet<u16>,
+    pub subscriptions: FxHashMap<String, super::subs::SubEntry>,
+    /// What is in flight and waiting, and the topic aliases (`None` while all of it is empty).
+    pub traffic: Option<Box<Traffic>>,
     /// Next packet identifier to try.
     pub next_pkid: u16,
     /// The client's Receive Maximum.
     pub receive_maximum: u16,
     /// The client's Maximum Packet Size.
     pub max_packet_size: Option<u32>,
-    /// Inbound topic aliases of the current connection.
-    pub aliases: HashMap<u16, String>,
     /// The Will of the current connection (boxed: most clients have none).
     pub will: Option<Box<Will>>,
     /// When a delayed Will is due (after an unclean close).
     pub will_due: Option<Instant>,
-    /// Deliveries dropped because the queue was full.
-    pub dropped: u64,
 }
 
 impl Session {
     /// A new, empty session.
-    pub fn new(client_id: String, version: Version) -> Session {
+    pub fn new(client_id: Arc<str>, version: Version) -> Session {
         Session {
             client_id,
             username: None,
@@ -223,45 +243,73 @@ impl Session {
             conn: None,
             expiry: Expiry::OnClose,
             disconnected_at: None,
-            subscriptions: HashMap::new(),
-            inflight: BTreeMap::new(),
-            queue: VecDeque::new(),
-            queued_bytes: 0,
-            incoming_qos2: HashSet::new(),
+            subscriptions: FxHashMap::default(),
+            traffic: None,
             next_pkid: 1,
             receive_maximum: u16::MAX,
             max_packet_size: None,
-            aliases: HashMap::new(),
             will: None,
             will_due: None,
-            dropped: 0,
         }
+    }
+
+    /// What is in flight and waiting (empty when the session has none).
+    pub fn t(&self) -> &Traffic {
+        static EMPTY: OnceLock<Traffic> = OnceLock::new();
+        match self.traffic.as_deref() {
+            Some(t) => t,
+            None => EMPTY.get_or_init(Traffic::default),
+        }
+    }
+
+    /// What is in flight and waiting, to change it (allocated on first use).
+    pub fn t_mut(&mut self) -> &mut Traffic {
+        self.traffic.get_or_insert_with(Box::default)
+    }
+
+    /// Frees the traffic state once it holds nothing.
+    pub fn settle(&mut self) {
+        if self.traffic.as_ref().is_some_and(|t| t.is_empty()) {
+            self.traffic = None;
+        }
+    }
+
+    /// Forgets the topic aliases (a new or a closed connection).
+    pub fn clear_aliases(&mut self) {
+        if let Some(t) = self.traffic.as_mut() {
+            t.aliases.clear();
+        }
+        self.settle();
     }
 
     /// Appends a delivery to the queue.
     pub fn enqueue(&mut self, d: Delivery) {
-        self.queued_bytes += d.msg.payload.len();
-        self.queue.push_back(d);
+        let t = self.t_mut();
+        t.queued_bytes += d.msg.payload.len();
+        t.queue.push_back(d);
     }
 
     /// Puts a delivery back at the head of the queue.
     pub fn requeue(&mut self, d: Delivery) {
-        self.queued_bytes += d.msg.payload.len();
-        self.queue.push_front(d);
+        let t = self.t_mut();
+        t.queued_bytes += d.msg.payload.len();
+        t.queue.push_front(d);
     }
 
     /// Takes the delivery at the head of the queue.
     pub fn dequeue(&mut self) -> Option<Delivery> {
-        let d = self.queue.pop_front()?;
-        self.queued_bytes -= d.msg.payload.len();
+        let t = self.traffic.as_mut()?;
+        let d = t.queue.pop_front()?;
+        t.queued_bytes -= d.msg.payload.len();
         Some(d)
     }
 
     /// `true` when the queue may not grow: `max_messages` (0: no bound) deliveries or
     /// `max_bytes` (0: no bound) payload bytes are waiting (Mosquitto's `db__ready_for_queue`).
     pub fn queue_full(&self, max_messages: usize, max_bytes: usize) -> bool {
-        (max_messages != 0 && self.queue.len() >= max_messages)
-            || (max_bytes != 0 && self.queued_bytes >= max_bytes)
+        let t = self.t();
+        (max_messages != 0 && t.queue.len() >= max_messages)
+            || (max_bytes != 0 && t.queued_bytes >= max_bytes)
     }
 
     /// A free packet identifier, or `None` if all 65,535 are in flight.
@@ -269,7 +317,7 @@ impl Session {
         for _ in 0..u16::MAX {
             let id = self.next_pkid;
             self.next_pkid = if id == u16::MAX { 1 } else { id + 1 };
-            if !self.inflight.contains_key(&id) {
+            if !self.t().inflight.contains_key(&id) {
                 return Some(id);
             }
         }

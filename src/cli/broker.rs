@@ -29,7 +29,8 @@ pub fn run(args: &BrokerArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // The runtime runs the core task and the signals only: connections have their own threads.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -319,10 +319,10 @@ fn the_queue_of_a_session_is_bounded_by_max_queued_bytes() {
     for i in 1..=10 {
         t.publish(2, "a", QoS::AtLeastOnce, i);
     }
-    assert_eq!(t.r.sessions["sub"].queued_bytes, 4);
+    assert_eq!(t.r.sessions["sub"].t().queued_bytes, 4);
     let actions = t.connect(3, "sub", Version::V311, false);
     assert_eq!(publishes(&actions, 3).len(), 4);
-    assert_eq!(t.r.sessions["sub"].queued_bytes, 0);
+    assert_eq!(t.r.sessions["sub"].t().queued_bytes, 0);
 }
 
 /// A router whose password file holds `user1` / `123456` and `user2` / `abc`.

@@ -1,0 +1,411 @@
+//! One client connection as its shard drives it: bytes in → packets for the core, the outbox → bytes
+//! out, and its single deadline (CONNECT, keep alive, or the end of a close).
+//!
+//! An idle connection holds no buffer: incoming bytes are read into the shard's scratch buffer and
+//! only an incomplete packet is copied out (and kept until it is whole), and the output state exists
+//! only while something is being written.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::IpAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::transport::Transport;
+use super::{CoreMsg, CLOSE_FLUSH_TIMEOUT, CONNECT_TIMEOUT};
+use crate::broker::codec::{self, Packet, Version};
+use crate::broker::identity::{self, CertUsername, Login};
+use crate::broker::outbox::{Outbox, Outgoing, Weight};
+use crate::broker::router::Event;
+use crate::broker::session::ConnId;
+
+/// Bytes encoded before they are written.
+const WRITE_CHUNK: usize = 64 * 1024;
+/// Reads per turn before the shard serves other connections.
+const READ_TURN: usize = 4;
+/// Chunks written per turn before the shard serves other connections.
+const WRITE_TURN: usize = 4;
+/// Time allowed after an invalid packet for the core's answer and the close.
+const INVALID_CLOSE: Duration = Duration::from_secs(5);
+
+/// The connection is finished: the shard drops it and tells the core.
+#[derive(Debug)]
+pub(super) struct Gone;
+
+/// What a turn left to do.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Turn {
+    /// Nothing until the socket or the outbox says so.
+    Wait,
+    /// More to do right away (the turn's share was used up).
+    Again,
+    /// The core's channel is full: the packets read wait in the connection, which reads no more
+    /// until they are taken.
+    Stalled,
+}
+
+/// What the shard lends a connection for one turn.
+pub(super) struct Ctx<'a> {
+    /// The core's channel.
+    pub(super) core: &'a mpsc::Sender<CoreMsg>,
+    /// Largest packet accepted from clients.
+    pub(super) max_packet_size: usize,
+    /// Milliseconds since the shard's epoch (never 0).
+    pub(super) now: u64,
+}
+
+/// What is being written: allocated while there is output, dropped when it is all written.
+struct Writing {
+    /// Taken from the outbox, not yet encoded.
+    items: VecDeque<Outgoing>,
+    /// Encoded, from `pos` on not yet written.
+    out: Vec<u8>,
+    pos: usize,
+    /// What `out` counts for in the outbox's bounds.
+    weight: Weight,
+}
+
+/// One connection.
+pub(super) struct Conn {
+    /// Its identity for the core.
+    pub(super) id: ConnId,
+    /// The byte stream.
+    pub(super) io: Transport,
+    /// What the core sends it.
+    pub(super) outbox: Arc<Outbox>,
+    /// Its listener's count of open connections.
+    pub(super) open: Arc<AtomicUsize>,
+    /// Where the username comes from when it is the client certificate's.
+    cert_username: Option<CertUsername>,
+    /// The deadline, in the shard's milliseconds (0: none).
+    pub(super) deadline: u64,
+    /// The deadline the shard's timer heap holds for it (0: none).
+    pub(super) armed: u64,
+    /// An incomplete packet (empty and unallocated otherwise).
+    input: Vec<u8>,
+    writing: Option<Box<Writing>>,
+    peer: IpAddr,
+    /// 1.5 × the keep alive in force, in milliseconds (0: none, or not yet accepted).
+    keep_alive: u32,
+    version: Option<Version>,
+    /// The core knows it (for TLS: once the handshake is done).
+    registered: bool,
+    /// Reads are over (after an invalid packet).
+    reading_done: bool,
+    /// `input` holds packets the core could not take yet.
+    stalled: bool,
+    /// A close was asked: write what came before it, then close.
+    closing: bool,
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Conn {
+    /// A connection just accepted, with its CONNECT (or TLS handshake) deadline.
+    pub(super) fn new(
+        id: ConnId,
+        io: Transport,
+        outbox: Arc<Outbox>,
+        open: Arc<AtomicUsize>,
+        peer: IpAddr,
+        cert_username: Option<CertUsername>,
+        now: u64,
+    ) -> Conn {
+        Conn {
+            id,
+            io,
+            outbox,
+            open,
+            cert_username,
+            deadline: now + ms(CONNECT_TIMEOUT),
+            armed: 0,
+            input: Vec::new(),
+            writing: None,
+            peer,
+            keep_alive: 0,
+            version: None,
+            registered: false,
+            reading_done: false,
+            stalled: false,
+            closing: false,
+        }
+    }
+
+    /// Where this client's username comes from: its CONNECT, or (with `use_identity_as_username` /
+    /// `use_subject_as_username`) its certificate, which rustls has verified against `cafile` when
+    /// `require_certificate` is set.
+    fn login(&self) -> Login {
+        match self.cert_username {
+            None => Login::Credentials,
+            Some(from) => identity::certificate_login(self.io.peer_certificate(), from),
+        }
+    }
+
+    /// Tells the core about the connection once it can speak MQTT (a TLS handshake done).
+    pub(super) fn register(&mut self, ctx: &Ctx<'_>) -> Result<(), Gone> {
+        if self.registered || self.io.handshaking() {
+            return Ok(());
+        }
+        self.registered = true;
+        let msg = CoreMsg::Register {
+            conn: self.id,
+            outbox: Arc::clone(&self.outbox),
+        };
+        ctx.core.blocking_send(msg).map_err(|_| Gone)?;
+        // With TLS, the CONNECT's time starts after the handshake.
+        self.deadline = ctx.now + ms(CONNECT_TIMEOUT);
+        Ok(())
+    }
+
+    /// Reads what the socket has (a turn's share of it) and hands whole packets to the core. A
+    /// stalled connection first hands over the packets it holds.
+    pub(super) fn read(&mut self, ctx: &Ctx<'_>, scratch: &mut [u8]) -> Result<Turn, Gone> {
+        if self.stalled {
+            let mut input = std::mem::take(&mut self.input);
+            let used = self.packets(&mut input, ctx)?;
+            self.keep(input, used, scratch.len());
+            if self.stalled {
+                return Ok(Turn::Stalled);
+            }
+        }
+        for _ in 0..READ_TURN {
+            if self.reading_done {
+                return Ok(Turn::Wait);
+            }
+            let n = match self.io.read(scratch) {
+                Ok(0) => return Err(Gone),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.register(ctx)?;
+                    return Ok(Turn::Wait);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return Err(Gone),
+            };
+            self.register(ctx)?;
+            if self.keep_alive > 0 {
+                self.deadline = ctx.now + u64::from(self.keep_alive);
+            }
+            if self.input.is_empty() {
+                let used = self.packets(&mut scratch[..n], ctx)?;
+                if used < n && !self.reading_done {
+                    self.input = scratch[used..n].to_vec();
+                }
+            } else {
+                let mut input = std::mem::take(&mut self.input);
+                input.extend_from_slice(&scratch[..n]);
+                let used = self.packets(&mut input, ctx)?;
+                self.keep(input, used, scratch.len());
+            }
+            if self.stalled {
+                return Ok(Turn::Stalled);
+            }
+        }
+        Ok(Turn::Again)
+    }
+
+    /// Keeps what is left of `input` after `used` bytes (nothing after an invalid packet); the
+    /// buffer follows what it holds after a large packet.
+    fn keep(&mut self, mut input: Vec<u8>, used: usize, room: usize) {
+        input.drain(..used);
+        if input.is_empty() || self.reading_done {
+            return;
+        }
+        let keep = input.len().saturating_add(room);
+        if input.capacity() > keep.saturating_mul(2) {
+            input.shrink_to(keep);
+        }
+        self.input = input;
+    }
+
+    /// Sends `event` to the core; `false` (and the connection stalls) when the core's channel is
+    /// full.
+    fn send(&mut self, event: Event, ctx: &Ctx<'_>) -> Result<bool, Gone> {
+        match ctx.core.try_send(CoreMsg::Event(event)) {
+            Ok(()) => Ok(true),
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // The packet is decoded again from the same bytes when the core has room.
+                self.stalled = true;
+                Ok(false)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Gone),
+        }
+    }
+
+    /// Decodes the whole packets at the start of `buf` and sends them to the core, until it is
+    /// full; returns the bytes used.
+    fn packets(&mut self, buf: &mut [u8], ctx: &Ctx<'_>) -> Result<usize, Gone> {
+        self.stalled = false;
+        let mut start = 0;
+        // Bounded: each iteration consumes a whole packet from the buffer.
+        loop {
+            if let Ok(header) = codec::read_fixed_header(&buf[start..], ctx.max_packet_size) {
+                match header {
+                    Some((_, len, h)) if buf.len() - start >= h + len => {}
+                    _ => return Ok(start),
+                }
+            }
+            match codec::decode_client_packet(&buf[start..], self.version, ctx.max_packet_size) {
+                Ok(Some((packet, used))) => {
+                    let (event, version) = match packet {
+                        Packet::Connect(c) => {
+                            let version = c.version;
+                            let event = Event::Connect {
+                                conn: self.id,
+                                address: self.peer.to_string(),
+                                login: self.login(),
+                                connect: c,
+                            };
+                            (event, Some(version))
+                        }
+                        packet => {
+                            let event = Event::Packet {
+                                conn: self.id,
+                                packet,
+                            };
+                            (event, None)
+                        }
+                    };
+                    if !self.send(event, ctx)? {
+                        return Ok(start);
+                    }
+                    if let Some(v) = version {
+                        // The password's bytes do not stay behind in the buffer.
+                        buf[start..start + used].fill(0);
+                        self.version = Some(v);
+                    }
+                    start += used;
+                }
+                Ok(None) => return Ok(start),
+                Err(error) => {
+                    let event = Event::Invalid {
+                        conn: self.id,
+                        error,
+                    };
+                    if !self.send(event, ctx)? {
+                        return Ok(start);
+                    }
+                    self.reading_done = true;
+                    self.input = Vec::new();
+                    // The core answers with a DISCONNECT and a close; do not wait forever.
+                    self.deadline = ctx.now + ms(INVALID_CLOSE);
+                    self.keep_alive = 0;
+                    return Ok(start);
+                }
+            }
+        }
+    }
+
+    /// `true` when the core has asked for the connection to be dropped at once.
+    pub(super) fn aborted(&self) -> bool {
+        self.outbox.is_aborted()
+    }
+
+    /// Writes what the outbox holds (a turn's share of it).
+    pub(super) fn write(&mut self, ctx: &Ctx<'_>) -> Result<Turn, Gone> {
+        fn step(r: io::Result<()>) -> Result<bool, Gone> {
+            match r {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+                Err(_) => Err(Gone),
+            }
+        }
+        // What rustls still holds (handshake, the end of a chunk).
+        if !step(self.io.flush())? {
+            return Ok(Turn::Wait);
+        }
+        for _ in 0..WRITE_TURN {
+            let w = match self.writing.as_mut() {
+                Some(w) => w,
+                None => {
+                    let mut items = VecDeque::new();
+                    if !self.outbox.take(&mut items) {
+                        return Err(Gone);
+                    }
+                    if items.is_empty() {
+                        return Ok(Turn::Wait);
+                    }
+                    self.writing.insert(Box::new(Writing {
+                        items,
+                        out: Vec::new(),
+                        pos: 0,
+                        weight: Weight::default(),
+                    }))
+                }
+            };
+            while w.pos < w.out.len() {
+                match self.io.write(&w.out[w.pos..]) {
+                    Ok(n) => w.pos += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Turn::Wait),
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return Err(Gone),
+                }
+            }
+            if !step(self.io.flush())? {
+                return Ok(Turn::Wait);
+            }
+            if self.closing {
+                // Everything before the close is out: TLS close_notify (sent once), shut down, then
+                // the shard drops it.
+                self.io.close_notify();
+                if !step(self.io.flush())? {
+                    return Ok(Turn::Wait);
+                }
+                return match self.io.shutdown() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Turn::Wait),
+                    _ => Err(Gone),
+                };
+            }
+            if !w.out.is_empty() {
+                self.outbox.written(std::mem::take(&mut w.weight));
+                w.out.clear();
+                w.pos = 0;
+            }
+            if w.items.is_empty() {
+                // A fresh queue goes back to the outbox, so that an idle outbox holds no allocation.
+                w.items = VecDeque::new();
+                if !self.outbox.take(&mut w.items) {
+                    return Err(Gone);
+                }
+            }
+            if w.items.is_empty() {
+                // An idle connection keeps no output buffer nor queue.
+                self.writing = None;
+                return Ok(Turn::Wait);
+            }
+            if w.out.capacity() == 0 {
+                w.out.reserve((w.items.len() * 64).min(WRITE_CHUNK));
+            }
+            // One chunk at a time, so that reads (and the keep alive) are served in between.
+            while w.out.len() < WRITE_CHUNK {
+                let Some(m) = w.items.pop_front() else { break };
+                match m {
+                    Outgoing::Accepted { keep_alive: ka } => {
+                        self.keep_alive = u32::from(ka) * 1500;
+                        self.deadline = match self.keep_alive {
+                            0 => 0,
+                            k => ctx.now + u64::from(k),
+                        };
+                    }
+                    Outgoing::Close => {
+                        // What precedes a close (a refusing CONNECT, a DISCONNECT) gets a bounded
+                        // time.
+                        self.closing = true;
+                        self.deadline = ctx.now + ms(CLOSE_FLUSH_TIMEOUT);
+                        break;
+                    }
+                    m => {
+                        w.weight += m.weight();
+                        m.encode(self.version.unwrap_or(Version::V311), &mut w.out);
+                    }
+                }
+            }
+        }
+        Ok(Turn::Again)
+    }
+}

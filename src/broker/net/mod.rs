@@ -1,0 +1,388 @@
+//! The network layer: listeners (TCP, TLS through rustls), connection threads that turn bytes into
+//! packets and packets into bytes, and the core task that owns the [`Router`] and executes its
+//! actions. The only place with sockets, threads and signals.
+//!
+//! * `accept`: one thread takes every listener's sockets and deals them out to the shards.
+//! * `shard`: one thread per core (a mio poll each) serves its connections in turn, with their
+//!   deadlines in a timer heap.
+//! * `conn`: one connection's reads, writes and deadline; `transport`: plain TCP or TLS.
+//!
+//! Memory is bounded per connection, and small while it is idle: a slab entry and an outbox, no
+//! task, no buffer. Reads go into the shard's buffer and only an incomplete packet is copied out
+//! (growing with what really arrives, at most twice that, and freed once the packet is whole); the output
+//! buffer exists only while something is being written; the outgoing queue ([`super::outbox`]) holds
+//! no allocation when empty and follows `max_queued_messages`/`max_queued_bytes` (QoS 0 beyond them is
+//! dropped, counted and logged; a client that sends without reading is disconnected); each session's
+//! queue follows the same limits. A connection that sends no CONNECT within [`CONNECT_TIMEOUT`] is
+//! closed, and a connected client silent for 1.5 × its keep alive is disconnected (half-open
+//! connections).
+
+mod accept;
+mod conn;
+mod drops;
+mod shard;
+mod transport;
+
+use std::io::{self, Write as _};
+use std::net::ToSocketAddrs;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio_rustls::rustls;
+
+use super::config::{BrokerConfig, TlsMin, TlsSettings};
+use super::outbox::{self, Outbox, Outgoing, Pushed};
+use super::router::{Action, Event, Router};
+use super::security::Security;
+use super::session::ConnId;
+use crate::audit::{AuditRecord, JsonLinesFile};
+use drops::Drops;
+use rustc_hash::FxHashMap;
+
+/// Time allowed between accepting a socket (and, after it, its TLS handshake) and its CONNECT.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Events that may wait for the core task.
+const CORE_CAPACITY: usize = 8192;
+/// The largest read (each shard has one buffer of this size).
+pub const READ_MAX: usize = 16 * 1024;
+/// Time allowed to write what precedes a close (a DISCONNECT, a refused CONNACK).
+const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How the broker was started.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `--audit-log`: overrides `plugin_opt_audit_log`.
+    pub audit_log: Option<String>,
+    /// `-v`: log connections and refusals to stderr.
+    pub verbose: bool,
+}
+
+/// What the core task receives.
+// Events carrying packets dominate this channel; boxing them would cost an allocation per packet.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+enum CoreMsg {
+    Register { conn: ConnId, outbox: Arc<Outbox> },
+    Event(Event),
+    Reload,
+}
+
+fn log(line: &str) {
+    let mut err = io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "{} mqtt-policy: {line}",
+        crate::audit::rfc3339(SystemTime::now())
+    );
+}
+
+/// Where audit records go.
+enum AuditOut {
+    File(String, JsonLinesFile),
+    Stderr,
+}
+
+impl AuditOut {
+    fn open(path: Option<&str>) -> Result<AuditOut, String> {
+        match path {
+            None => Ok(AuditOut::Stderr),
+            Some(p) => JsonLinesFile::open(p)
+                .map(|f| AuditOut::File(p.to_owned(), f))
+                .map_err(|e| format!("cannot open the audit log {p:?}: {e}")),
+        }
+    }
+
+    fn write(&mut self, record: &AuditRecord) {
+        match self {
+            AuditOut::File(path, f) => {
+                if let Err(e) = f.write(record) {
+                    log(&format!("cannot write the audit log {path:?}: {e}"));
+                }
+            }
+            AuditOut::Stderr => log(&format!("audit: {}", record.to_json())),
+        }
+    }
+
+    fn reopen(&mut self) {
+        if let AuditOut::File(path, f) = self {
+            match JsonLinesFile::open(path) {
+                Ok(new) => *f = new,
+                Err(e) => log(&format!("cannot reopen the audit log {path:?}: {e}")),
+            }
+        }
+    }
+}
+
+/// Loads the TLS configuration of a listener.
+fn tls_config(tls: &TlsSettings) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.certfile)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("certfile {:?}: {e}", tls.certfile))?;
+    if certs.is_empty() {
+        return Err(format!("certfile {:?}: no certificate in it", tls.certfile));
+    }
+    let key = PrivateKeyDer::from_pem_file(&tls.keyfile)
+        .map_err(|e| format!("keyfile {:?}: {e}", tls.keyfile))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match tls.min_version {
+        TlsMin::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsMin::Tls13 => &[&rustls::version::TLS13],
+    };
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(versions)
+        .map_err(|e| format!("TLS: {e}"))?;
+    let builder = if tls.require_certificate {
+        let cafile = tls
+            .cafile
+            .as_deref()
+            .ok_or("require_certificate true needs cafile")?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in
+            CertificateDer::pem_file_iter(cafile).map_err(|e| format!("cafile {cafile:?}: {e}"))?
+        {
+            let cert = cert.map_err(|e| format!("cafile {cafile:?}: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("cafile {cafile:?}: {e}"))?;
+        }
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| format!("cafile {cafile:?}: {e}"))?;
+        builder.with_client_cert_verifier(verifier)
+    } else {
+        builder.with_no_client_auth()
+    };
+    let config = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("certfile/keyfile: {e}"))?;
+    Ok(Arc::new(config))
+}
+
+/// SIGHUP: reads the config again for the keys that decide logins and access (`allow_anonymous`,
+/// `password_file`, `acl_file`, as Mosquitto reloads them) and loads those files. Any failure
+/// leaves everything as it was.
+fn reload(config: &BrokerConfig) -> Result<(BrokerConfig, Security), String> {
+    let fresh = BrokerConfig::load(&config.path).map_err(|e| e.to_string())?;
+    let mut next = config.clone();
+    next.allow_anonymous = fresh.allow_anonymous;
+    next.password_file = fresh.password_file;
+    next.acl_file = fresh.acl_file;
+    let security = Security::load(&next)?;
+    Ok((next, security))
+}
+
+/// Runs the broker until SIGINT or SIGTERM. Errors at start (a port in use, a bad certificate, a
+/// policy file that does not load) are returned, naming the file.
+pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), String> {
+    for w in &config.warnings {
+        log(&format!("warning: {w}"));
+    }
+    let security = Arc::new(Security::load(&config)?);
+    for w in security.warnings() {
+        log(&format!("warning: {w}"));
+    }
+    log(&security.describe());
+    let audit_path = options.audit_log.clone().or(config.audit_log.clone());
+    let mut audit = AuditOut::open(audit_path.as_deref())?;
+    let mut router = Router::new(&config, security);
+    let limits = outbox::Limits::new(&config);
+
+    let (core_tx, mut core_rx) = mpsc::channel::<CoreMsg>(CORE_CAPACITY);
+    let mut bound = Vec::new();
+    for listener in &config.listeners {
+        let tls = match &listener.tls {
+            Some(tls) => Some(
+                tls_config(tls).map_err(|e| format!("{}:{}: {e}", config.path, listener.line))?,
+            ),
+            None => None,
+        };
+        let addr = format!(
+            "{}:{}",
+            listener.bind.as_deref().unwrap_or("0.0.0.0"),
+            listener.port
+        );
+        let socket = bind(&addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        log(&format!(
+            "listening on {addr}{}",
+            if tls.is_some() { " (TLS)" } else { "" }
+        ));
+        bound.push(accept::Bound {
+            socket,
+            tls,
+            cert_username: listener.tls.as_ref().and_then(|t| t.cert_username),
+            max_connections: listener.max_connections,
+        });
+    }
+    let shards = std::thread::available_parallelism().map_or(2, usize::from);
+    let mut handles = Vec::with_capacity(shards);
+    for i in 0..shards {
+        let (shard, handle) = shard::Shard::new(core_tx.clone(), config.max_packet_size)
+            .map_err(|e| format!("cannot start a connection thread: {e}"))?;
+        std::thread::Builder::new()
+            .name(format!("mqtt-conn-{i}"))
+            .spawn(move || shard.run())
+            .map_err(|e| format!("cannot start a connection thread: {e}"))?;
+        handles.push(handle);
+    }
+    accept::spawn(bound, handles).map_err(|e| format!("cannot start accepting: {e}"))?;
+
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    // A stream, not `ctrl_c()` in the loop: a SIGINT that arrives while the core is busy is kept.
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    let reload_tx = core_tx.clone();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            if reload_tx.send(CoreMsg::Reload).await.is_err() {
+                break;
+            }
+        }
+    });
+    drop(core_tx);
+
+    // Registered connections' outboxes (the rest of a connection lives in its shard).
+    let mut conns: FxHashMap<ConnId, Arc<Outbox>> = FxHashMap::default();
+    let mut drops = Drops::default();
+    let mut actions = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stopping = |why: &str, drops: &Drops| {
+        let dropped = if drops.total > 0 {
+            format!(
+                " ({} outgoing QoS 0 messages were dropped in all)",
+                drops.total
+            )
+        } else {
+            String::new()
+        };
+        log(&format!("{why}: stopping{dropped}"));
+    };
+    loop {
+        let msg = tokio::select! {
+            m = core_rx.recv() => match m {
+                Some(m) => m,
+                None => return Ok(()),
+            },
+            _ = tick.tick() => CoreMsg::Event(Event::Tick),
+            _ = term.recv() => { stopping("SIGTERM", &drops); return Ok(()); }
+            _ = int.recv() => { stopping("SIGINT", &drops); return Ok(()); }
+        };
+        match msg {
+            CoreMsg::Register { conn, outbox } => {
+                conns.insert(conn, outbox);
+                continue;
+            }
+            CoreMsg::Reload => {
+                match reload(&config) {
+                    Ok((next, s)) => {
+                        log(&format!("SIGHUP: reloaded; {}", s.describe()));
+                        config = next;
+                        // Connected clients' logins are checked again: some may be disconnected.
+                        router.set_security(Arc::new(s));
+                    }
+                    Err(e) => log(&format!(
+                        "SIGHUP: reload failed, the previous policy stays in force: {e}"
+                    )),
+                }
+                audit.reopen();
+            }
+            CoreMsg::Event(event) => {
+                let closed = match &event {
+                    Event::Closed { conn } => Some(*conn),
+                    Event::Tick => {
+                        drops.report(options.verbose);
+                        None
+                    }
+                    _ => None,
+                };
+                router.handle(event, Instant::now(), SystemTime::now());
+                if let Some(conn) = closed {
+                    if conns.remove(&conn).is_some() {
+                        drops.forget(conn);
+                    }
+                }
+            }
+        }
+        router.drain_actions(&mut actions);
+        for action in actions.drain(..) {
+            match action {
+                Action::Send { conn, packet } => {
+                    let Some(c) = conns.get(&conn) else {
+                        continue;
+                    };
+                    match c.push(packet, &limits) {
+                        Pushed::Queued => {}
+                        Pushed::Dropped => drops.note(conn, c, &router, &limits),
+                        Pushed::Overflow => {
+                            // A client that sends without reading: close it now; the task's end
+                            // reports the close to the router.
+                            log(&format!(
+                                "client {:?}: {} packets wait for its socket and it sends without reading: disconnecting",
+                                router.client_id(conn).unwrap_or("?"),
+                                c.waiting().packets
+                            ));
+                            c.abort();
+                            conns.remove(&conn);
+                            drops.forget(conn);
+                        }
+                    }
+                }
+                Action::Accepted { conn, keep_alive } => {
+                    if let Some(c) = conns.get(&conn) {
+                        c.push_signal(Outgoing::Accepted { keep_alive });
+                    }
+                }
+                Action::Close { conn } => {
+                    if let Some(c) = conns.remove(&conn) {
+                        c.push_signal(Outgoing::Close);
+                        drops.forget(conn);
+                    }
+                }
+                Action::Audit(record) => audit.write(&record),
+                Action::Log(line) => {
+                    if options.verbose {
+                        log(&line);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Binds a listening socket to the first address `addr` resolves to that accepts it.
+fn bind(addr: &str) -> io::Result<mio::net::TcpListener> {
+    let mut last = None;
+    for a in addr.to_socket_addrs()? {
+        match mio::net::TcpListener::bind(a) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "could not resolve to any address",
+        )
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_idle_connection_costs_little() {
+        // A connection's slab entry lives as long as the connection: buffers, TLS state and output
+        // are behind pointers, allocated only when used.
+        let conn = std::mem::size_of::<Option<super::conn::Conn>>();
+        assert!(conn <= 160, "a connection takes {conn} bytes");
+        // What a session holds in flight and queued is boxed, allocated only while in use.
+        let session = std::mem::size_of::<super::super::session::Session>();
+        assert!(session <= 256, "a session takes {session} bytes");
+    }
+}
