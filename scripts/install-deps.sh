@@ -2,12 +2,21 @@
 # Installs what mqtt-policy needs on Debian 12, when it is missing: Mosquitto 2.0 (broker, clients, plugin
 # headers), libclang (for bindgen), OpenSSL's command line (test certificates), paho-mqtt for Python (the
 # tutorial's client library, for tests). Rust crates come via cargo.
+#
+# Usage: bash scripts/install-deps.sh [--no-broker]
+#   --no-broker  leaves out the mosquitto broker itself (what `scripts/tutorial.sh` needs to run the tutorial
+#                on our own broker: the clients, the headers to build the plugin, openssl)
 set -euo pipefail
 
+broker=1
+[ "${1:-}" = --no-broker ] && broker=0
+
 need=()
-command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+if [ "$broker" = 1 ]; then
+    command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
+    command -v mosquitto_passwd >/dev/null 2>&1 || need+=(mosquitto)
+fi
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
-command -v mosquitto_passwd >/dev/null 2>&1 || need+=(mosquitto)
 [ -f /usr/include/mosquitto_plugin.h ] || need+=(mosquitto-dev)
 [ -f /usr/include/mosquitto.h ] || need+=(libmosquitto-dev)
 ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# The main job: the course tutorial end to end, on Debian's mosquitto 2.0 with the mqtt-policy plugin.
+# The main job: the course tutorial end to end, on our standalone broker (`mqtt-policy broker`, no mosquitto
+# broker needed) or, with `--broker mosquitto`, on Debian's mosquitto 2.0 with the mqtt-policy plugin.
 #
 # Makes a private CA and a server certificate, hashes the tutorial's users with `mqtt-policy passwd -U`,
-# starts mosquitto on TLS 1.2 (127.0.0.1 only) with the plugin reading the tutorial's users.txt and acl.txt,
-# runs the three scenarios with real clients and shows what a student should see: scenario 1 delivered,
-# scenario 2 refused, scenario 3 refused *and explained* by the audit records, and what an MQTT 5 client
-# is told (PUBACK 0x87). Everything it starts is stopped at the end.
+# starts the broker on TLS 1.2 (127.0.0.1 only) reading the tutorial's users.txt and acl.txt, runs the three
+# scenarios with real clients (mosquitto_pub/mosquitto_sub) and shows what a student should see: scenario 1
+# delivered, scenario 2 refused (CONNACK 4 on our broker, as the tutorial expects), scenario 3 refused *and
+# explained* by the audit records, and what an MQTT 5 client is told (PUBACK 0x87). Everything it starts is
+# stopped at the end.
 #
-# Usage: bash scripts/tutorial.sh [--broker mosquitto|mqtt-policy] [--port N] [--keep]
-#   --broker mqtt-policy  runs the same files on our standalone broker (`mqtt-policy broker`) instead of
-#                         mosquitto + plugin; it answers a wrong password with CONNACK 4, as the tutorial expects
+# Usage: bash scripts/tutorial.sh [--broker mqtt-policy|mosquitto] [--port N] [--keep]
+#   --broker mosquitto    runs the same files on Debian's mosquitto with our plugin (libmqtt_policy.so)
+#                         instead of our broker (installing mosquitto if it is missing)
 #   --keep                leaves the work directory for a look
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,18 +19,18 @@ root=$(pwd)
 
 port=8082
 keep=0
-broker=mosquitto
+broker=mqtt-policy
 while [ $# -gt 0 ]; do
     case "$1" in
         --port) port=$2; shift 2 ;;
         --keep) keep=1; shift ;;
         --broker) broker=$2; shift 2 ;;
-        *) echo "usage: $0 [--broker mosquitto|mqtt-policy] [--port N] [--keep]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--broker mqtt-policy|mosquitto] [--port N] [--keep]" >&2; exit 2 ;;
     esac
 done
 case "$broker" in mosquitto|mqtt-policy) ;; *) echo "--broker: mosquitto or mqtt-policy" >&2; exit 2 ;; esac
 
-bash scripts/install-deps.sh
+if [ "$broker" = mosquitto ]; then bash scripts/install-deps.sh; else bash scripts/install-deps.sh --no-broker; fi
 echo "== building mqtt-policy (release)"
 cargo build --release --quiet
 bin="$root/target/release/mqtt-policy"
@@ -137,7 +139,7 @@ echo "   MQTT 3.1.1: $out (exit $rc)"
 echo "   MQTT 5:     $out5"
 if [ "$broker" = mosquitto ]; then
     echo "   (the tutorial expects CONNACK 4; mosquitto 2.0 answers 5 / 0x87 'not authorised' and no plugin can change that;"
-    echo "    run with --broker mqtt-policy to see our broker answer 4 / 0x86 'bad user name or password')"
+    echo "    run without --broker mosquitto to see our broker answer 4 / 0x86 'bad user name or password')"
 fi
 [ "$rc" -ne 0 ] && echo "   => REFUSED, as expected" || { echo "   => ACCEPTED (unexpected)"; status=1; }
 
