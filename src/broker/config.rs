@@ -101,6 +101,9 @@ pub struct BrokerConfig {
     pub auto_id_prefix: String,
     /// `check_retain_source` (default false, as Mosquitto's code).
     pub check_retain_source: bool,
+    /// `queue_qos0_messages` (default false): QoS 0 messages are queued, like QoS 1/2, for a persistent
+    /// session while its client is disconnected, within the same queue limits.
+    pub queue_qos0_messages: bool,
     /// `persistent_client_expiration` (`None`: never).
     pub persistent_client_expiration: Option<Duration>,
     /// Warnings about keys the broker ignores, as `file:line: ...`.
@@ -130,7 +133,6 @@ const IGNORED: &[&str] = &[
     "sys_interval",
     "set_tcp_nodelay",
     "upgrade_outgoing_qos",
-    "queue_qos0_messages",
     "max_inflight_bytes",
     "memory_limit",
     "message_size_limit",
@@ -305,6 +307,7 @@ impl BrokerConfig {
             allow_zero_length_clientid: true,
             auto_id_prefix: "auto-".to_owned(),
             check_retain_source: false,
+            queue_qos0_messages: false,
             persistent_client_expiration: None,
             warnings: Vec::new(),
         };
@@ -461,6 +464,9 @@ impl BrokerConfig {
                 "auto_id_prefix" => cfg.auto_id_prefix = value.to_owned(),
                 "check_retain_source" => {
                     cfg.check_retain_source = parse_bool(conf, line, key, value)?
+                }
+                "queue_qos0_messages" => {
+                    cfg.queue_qos0_messages = parse_bool(conf, line, key, value)?
                 }
                 "persistent_client_expiration" => {
                     cfg.persistent_client_expiration = Some(parse_duration(conf, line, value)?)

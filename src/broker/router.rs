@@ -109,6 +109,7 @@ struct Limits {
     auto_id_prefix: String,
     check_retain_source: bool,
     persistent_expiration: Option<Duration>,
+    queue_qos0: bool,
 }
 
 /// The broker's state: sessions, subscriptions, retained messages.
@@ -186,6 +187,7 @@ impl Router {
                 auto_id_prefix: config.auto_id_prefix.clone(),
                 check_retain_source: config.check_retain_source,
                 persistent_expiration: config.persistent_client_expiration,
+                queue_qos0: config.queue_qos0_messages,
             },
             security,
             sessions: HashMap::new(),
@@ -1188,14 +1190,15 @@ fn unindex(subs: &mut SubTree, shared: &mut SharedSubs, filter: &str, client: &s
 /// Sends or queues a delivery to a session.
 fn push(s: &mut Session, d: Delivery, limits: &Limits, out: &mut Vec<Action>, now: Instant) {
     if d.qos == QoS::AtMostOnce {
-        // QoS 0 goes out now or never (Mosquitto's queue_qos0_messages false).
-        if let Some(conn) = s.conn {
-            let p = d.to_publish(0, false, now);
-            if fits(s, &p) {
-                send(out, conn, Packet::Publish(p));
-            }
+        // QoS 0 goes out now, or never unless `queue_qos0_messages` keeps it for a disconnected
+        // persistent session (as Mosquitto).
+        if s.conn.is_some() {
+            send_qos0(s, d, out, now);
+            return;
         }
-        return;
+        if !limits.queue_qos0 {
+            return;
+        }
     }
     if s.conn.is_some()
         && s.t().queue.is_empty()
@@ -1209,7 +1212,7 @@ fn push(s: &mut Session, d: Delivery, limits: &Limits, out: &mut Vec<Action>, no
         if s.t().dropped == 1 {
             // Counted from here on; the total is logged when the session ends.
             out.push(Action::Log(format!(
-                "client {}: its queue is full ({} messages, {} payload bytes): QoS 1/2 messages to it are being dropped",
+                "client {}: its queue is full ({} messages, {} payload bytes): messages to it are being dropped",
                 s.client_id,
                 s.t().queue.len(),
                 s.t().queued_bytes
@@ -1218,6 +1221,16 @@ fn push(s: &mut Session, d: Delivery, limits: &Limits, out: &mut Vec<Action>, no
         return;
     }
     s.enqueue(d);
+}
+
+/// Sends a QoS 0 delivery to a connected client (if it fits the client's Maximum Packet Size).
+fn send_qos0(s: &Session, d: Delivery, out: &mut Vec<Action>, now: Instant) {
+    if let Some(conn) = s.conn {
+        let p = d.to_publish(0, false, now);
+        if fits(s, &p) {
+            send(out, conn, Packet::Publish(p));
+        }
+    }
 }
 
 /// Puts a QoS 1/2 delivery in flight.
@@ -1259,7 +1272,12 @@ fn pump(
         {
             continue;
         }
-        start(s, d, out, now);
+        if d.qos == QoS::AtMostOnce {
+            // Queued by `queue_qos0_messages`: sent as it is, never in flight.
+            send_qos0(s, d, out, now);
+        } else {
+            start(s, d, out, now);
+        }
     }
     s.settle();
 }

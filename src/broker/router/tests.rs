@@ -482,3 +482,25 @@ fn a_certificate_login_ignores_the_connect_credentials_and_survives_a_reload() {
 }
 
 mod shared;
+
+/// `queue_qos0_messages true` keeps QoS 0 messages for a disconnected persistent session (as Mosquitto);
+/// by default they are lost.
+#[test]
+fn queue_qos0_messages_keeps_qos_0_for_a_disconnected_persistent_session() {
+    for (extra, kept) in [("", 0), ("queue_qos0_messages true\n", 2)] {
+        let mut t = T::new(extra);
+        t.connect(1, "sub", Version::V311, false);
+        t.subscribe(1, "a", QoS::AtMostOnce);
+        t.ev(Event::Closed { conn: 1 });
+        t.connect(2, "pub", Version::V311, true);
+        t.publish(2, "a", QoS::AtMostOnce, 0);
+        t.publish(2, "a", QoS::AtLeastOnce, 7);
+        let actions = t.connect(3, "sub", Version::V311, false);
+        let got = publishes(&actions, 3);
+        assert_eq!(got.len(), kept, "{extra:?}: {got:?}");
+        assert!(got.iter().all(|p| p.qos == QoS::AtMostOnce && p.pkid == 0));
+        // Once delivered, nothing is left to deliver again.
+        t.ev(Event::Closed { conn: 3 });
+        assert!(publishes(&t.connect(4, "sub", Version::V311, false), 4).is_empty());
+    }
+}
