@@ -182,11 +182,15 @@ fn guard<T>(entry: &'static str, on_panic: T, body: impl FnOnce() -> T) -> T {
 /// # Safety
 /// `p` is NULL or points to a NUL-terminated string that stays valid and unchanged for `'a`.
 unsafe fn c_text<'a>(p: *const c_char) -> Text<'a> {
-    if p.is_null() {
+    // SAFETY: the caller's promise, passed on.
+    text_of(unsafe { c_bytes(p) })
+}
+
+/// Checks a C string's bytes as UTF-8 (`None`, a NULL pointer, is [`Text::Absent`]).
+fn text_of(bytes: Option<&[u8]>) -> Text<'_> {
+    let Some(bytes) = bytes else {
         return Text::Absent;
-    }
-    // SAFETY: non-NULL, and the caller promises a valid string for 'a.
-    let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
+    };
     if bytes.is_ascii() {
         // The common case, on every ACL check: ASCII is a cheap word-at-a-time test, where `from_utf8`
         // costs several instructions a byte on short strings.
@@ -533,12 +537,13 @@ unsafe extern "C" fn on_acl_check(
         let Some(client) = BrokerClient::new(api, data.client) else {
             return fail;
         };
+        // SAFETY: the topic is NULL or a string valid for the call.
+        let topic_bytes = unsafe { c_bytes(data.topic) };
         // The fast path: a read or write allowed before, compared as bytes (see `memo`).
         if let (Some(access), Some(client_id), Some(topic)) = (
             access_from_code(data.access),
             client.bytes(api.client_id),
-            // SAFETY: the topic is NULL or a string valid for the call.
-            unsafe { c_bytes(data.topic) },
+            topic_bytes,
         ) {
             let check = RawCheck {
                 username: client.bytes(api.client_username),
@@ -550,9 +555,7 @@ unsafe extern "C" fn on_acl_check(
                 return Outcome::Allow;
             }
         }
-        // SAFETY: the topic is NULL or a string valid for the call.
-        let topic = unsafe { c_text(data.topic) };
-        plugin.acl_check(host, &client, topic, data.access)
+        plugin.acl_check(host, &client, text_of(topic_bytes), data.access)
     };
     // SAFETY: the broker passes the userdata registered with this callback.
     unsafe { dispatch("acl_check", Event::AclCheck, fail, event, userdata, body) }

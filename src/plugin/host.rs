@@ -4,8 +4,6 @@
 
 #![forbid(unsafe_code)]
 
-use std::ffi::CStr;
-
 use super::sys;
 
 /// Mosquitto's log levels (`MOSQ_LOG_*`).
@@ -54,14 +52,6 @@ pub enum Text<'a> {
 }
 
 impl<'a> Text<'a> {
-    /// Checks a borrowed C string. No copy, no allocation.
-    pub fn from_c(s: Option<&'a CStr>) -> Text<'a> {
-        match s {
-            None => Text::Absent,
-            Some(s) => Text::from_bytes(s.to_bytes()),
-        }
-    }
-
     /// Checks borrowed bytes. No copy, no allocation.
     pub fn from_bytes(bytes: &'a [u8]) -> Text<'a> {
         match std::str::from_utf8(bytes) {

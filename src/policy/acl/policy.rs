@@ -4,7 +4,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use super::parse::{parse_acl, AclError, AclFile};
 use super::rule::{Permission, Rule, RuleList};
-use super::subscribe_index::{Looking, SubscribeIndex, INDEX_FROM};
+use super::subscribe_index::{Looking, Merge, SubscribeIndex, INDEX_FROM};
 use super::trie::{Arena, NodeId, Terminal, Walk};
 use crate::policy::decision::{Access, ClientRef, Decision, Reason, RuleId};
 use crate::policy::topic;
@@ -42,14 +42,10 @@ impl List {
     }
 
     /// The rules the subscription check must try for `filter`, in file order.
-    fn subscribe_candidates<'a>(
-        &'a self,
-        filter: &str,
-        looking: Looking,
-    ) -> Box<dyn Iterator<Item = RuleId> + 'a> {
+    fn subscribe_candidates(&self, filter: &str, looking: Looking) -> Merge<'_> {
         match &self.subscribe_index {
-            Some(index) => Box::new(index.candidates(filter, looking)),
-            None => Box::new(self.rules.iter().copied()),
+            Some(index) => index.candidates(filter, looking),
+            None => Merge::whole(&self.rules),
         }
     }
 }

@@ -104,6 +104,11 @@ impl<'a> Merge<'a> {
     fn new(a: &'a [RuleId], b: &'a [RuleId]) -> Merge<'a> {
         Merge { a, b }
     }
+
+    /// All of one list, unindexed.
+    pub fn whole(rules: &'a [RuleId]) -> Merge<'a> {
+        Merge::new(rules, &[])
+    }
 }
 
 impl Iterator for Merge<'_> {

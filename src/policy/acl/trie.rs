@@ -312,7 +312,6 @@ impl Arena {
                 }
             };
             self.note_children(parent);
-            self.note_children(node);
         }
         self.nodes[node as usize].terminal.add(rule, permission);
         self.note_children(node);
