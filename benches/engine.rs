@@ -1,5 +1,6 @@
 //! Nanoseconds per ACL decision at three sizes: the tutorial's three lines; 10,000 `pattern` lines plus
-//! 10,000 `user` blocks; 100,000 users. Run with `cargo bench --bench engine`.
+//! 10,000 `user` blocks; 100,000 users; and SUBSCRIBE checks with the 10,000 patterns. Run with
+//! `cargo bench --bench engine`.
 
 use std::hint::black_box;
 
@@ -59,6 +60,24 @@ fn bench_policy(c: &mut Criterion, name: &str, acl: &str, user: &str) {
     group.finish();
 }
 
+/// SUBSCRIBE checks with 10,000 patterns whose first levels all differ, for a client the patterns must be
+/// searched for (no own list): the filters that cannot be narrowed by a first level are the costly ones.
+fn bench_subscribe(c: &mut Criterion) {
+    let policy =
+        Policy::from_acl("acl.txt", large_patterns_and_users().as_bytes()).expect("valid acl");
+    let client = ClientRef {
+        username: Some("bench"),
+        client_id: "client-1",
+    };
+    let mut group = c.benchmark_group("subscribe, 10k patterns + 10k users");
+    for filter in ["+/+/x/y", "+/x", "#", "site5/+/bench/#", "a/b"] {
+        group.bench_function(filter, |b| {
+            b.iter(|| policy.decide(black_box(client), black_box(filter), Access::Subscribe))
+        });
+    }
+    group.finish();
+}
+
 fn engine(c: &mut Criterion) {
     bench_policy(c, "tutorial (3 lines)", TUTORIAL, "u5000");
     bench_policy(
@@ -68,6 +87,7 @@ fn engine(c: &mut Criterion) {
         "u5000",
     );
     bench_policy(c, "100k users", &many_users(), "u50000");
+    bench_subscribe(c);
 }
 
 // The macro defines an undocumented public function.
