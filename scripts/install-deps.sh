@@ -1,48 +1,126 @@
 #!/usr/bin/env bash
-# Installs what mqtt-policy needs on Debian 12, when it is missing: Mosquitto 2.0 (broker, clients, plugin
-# headers), libclang (for bindgen), OpenSSL's command line (test certificates), paho-mqtt for Python (the
-# tutorial's client library, for tests). Rust crates come via cargo.
+# Installs what mqtt-policy needs on Debian 12, when it is missing. Every check looks for the thing that is
+# actually used, not a look-alike:
+#   - the libclang that bindgen loads (clang-sys's file names: libclang.so, libclang-N.so, libclang.so.N,
+#     never libclang-cpp, which a fresh machine has through llvm) and clang's own stdbool.h/stddef.h, which
+#     bindgen needs to parse the headers;
+#   - the three Mosquitto headers include/mqtt_policy.h includes (mosquitto.h, mosquitto_broker.h,
+#     mosquitto_plugin.h);
+#   - the programs the build and the tests run: cc, openssl, mosquitto_pub/_sub, /usr/sbin/mosquitto,
+#     mosquitto_passwd, Debian's python3 with paho-mqtt (the tutorial's client library);
+#   - for the tests that build the vendored Mosquitto 2.0.22 / 2.1.2: cmake, OpenSSL's and cJSON's headers.
+# Rust crates come via cargo. The packages are named in one table below, each beside what it provides.
 #
-# Usage: bash scripts/install-deps.sh [--no-broker]
-#   --no-broker  leaves out the mosquitto broker itself (what `scripts/tutorial.sh` needs to run the tutorial
-#                on our own broker: the clients, the headers to build the plugin, openssl)
+# Usage: bash scripts/install-deps.sh [--no-broker] [--check]
+#   --no-broker  leaves out what only the tests need (the mosquitto broker, python3-paho-mqtt, the build
+#                tools for the vendored Mosquitto): what `scripts/tutorial.sh` needs to run the tutorial on
+#                our own broker
+#   --check      installs nothing: prints what is missing and exits 1 if anything is
 set -euo pipefail
 
-broker=1
-[ "${1:-}" = --no-broker ] && broker=0
+tests=1
+check_only=0
+for arg in "$@"; do
+    case "$arg" in
+        --no-broker) tests=0 ;;
+        --check) check_only=1 ;;
+        *) echo "usage: $0 [--no-broker] [--check]" >&2; exit 2 ;;
+    esac
+done
 
 need=()
-if [ "$broker" = 1 ]; then
-    command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
-    command -v mosquitto_passwd >/dev/null 2>&1 || need+=(mosquitto)
+missing=()
+# want PACKAGE WHAT: PACKAGE provides WHAT, which was not found.
+want() {
+    need+=("$1")
+    missing+=("$2 (Debian package $1)")
+}
+have_cmd() { command -v "$1" >/dev/null 2>&1; }
+have_header() { [ -f "/usr/include/$1" ] || { [ -n "${MOSQUITTO_INCLUDE_DIR:-}" ] && [ -f "$MOSQUITTO_INCLUDE_DIR/$1" ]; }; }
+
+# The libclang bindgen loads: the directories and file names clang-sys searches on Linux.
+libclang_found() {
+    local dirs=() dir f name
+    [ -n "${LIBCLANG_PATH:-}" ] && dirs+=("$LIBCLANG_PATH")
+    have_cmd llvm-config && dirs+=("$(llvm-config --libdir 2>/dev/null || true)")
+    dirs+=(/usr/lib/llvm-*/lib /usr/lib /usr/lib64 /usr/local/lib /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu)
+    for dir in "${dirs[@]}"; do
+        [ -d "$dir" ] || continue
+        for f in "$dir"/libclang.so "$dir"/libclang-*.so "$dir"/libclang.so.* "$dir"/libclang-*.so.*; do
+            [ -e "$f" ] || continue
+            name=${f##*/}
+            case "$name" in *-cpp.*|*-cpp[0-9]*) continue ;; esac
+            return 0
+        done
+    done
+    return 1
+}
+# clang's builtin headers (stdbool.h, stddef.h) that libclang needs to parse mosquitto.h.
+clang_builtin_headers_found() {
+    local d
+    for d in /usr/lib/llvm-*/lib/clang/*/include; do
+        [ -f "$d/stdbool.h" ] && [ -f "$d/stddef.h" ] && return 0
+    done
+    return 1
+}
+
+# Building the plugin (bindgen over include/mqtt_policy.h) and the program.
+have_cmd cc || want build-essential "a C compiler (cc)"
+[ -f /usr/include/stdint.h ] || want libc6-dev "the C library headers (stdint.h)"
+libclang_found || want libclang-dev "libclang for bindgen (libclang.so, not libclang-cpp)"
+clang_builtin_headers_found || want libclang-dev "clang's builtin headers (stdbool.h, stddef.h)"
+have_header mosquitto.h || want libmosquitto-dev "mosquitto.h"
+have_header mosquitto_broker.h || want mosquitto-dev "mosquitto_broker.h"
+have_header mosquitto_plugin.h || want mosquitto-dev "mosquitto_plugin.h"
+# The tutorial: certificates and the command-line clients.
+have_cmd openssl || want openssl "openssl"
+have_cmd mosquitto_pub || want mosquitto-clients "mosquitto_pub"
+have_cmd mosquitto_sub || want mosquitto-clients "mosquitto_sub"
+have_cmd python3 || want python3 "python3"
+if [ "$tests" = 1 ]; then
+    [ -x /usr/sbin/mosquitto ] || want mosquitto "/usr/sbin/mosquitto"
+    have_cmd mosquitto_passwd || want mosquitto "mosquitto_passwd"
+    # The tutorial's own client library, in Debian's interpreter (the tests run /usr/bin/python3).
+    { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import paho.mqtt.client' >/dev/null 2>&1; } \
+        || want python3-paho-mqtt "paho-mqtt for /usr/bin/python3"
+    # Building the vendored Mosquitto 2.0.22 and 2.1.2 for the version tests.
+    have_cmd cmake || want cmake "cmake"
+    have_cmd make || want make "make"
+    [ -f /usr/include/openssl/ssl.h ] || want libssl-dev "OpenSSL's headers (openssl/ssl.h)"
+    [ -f /usr/include/cjson/cJSON.h ] || want libcjson-dev "cJSON's headers (cjson/cJSON.h)"
+    [ -f /usr/include/argon2.h ] || want libargon2-dev "argon2.h (Mosquitto 2.1's \$argon2id\$ hashes)"
+    have_cmd man || want man-db "man (the package test reads the man pages)"
 fi
-command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
-[ -f /usr/include/mosquitto_plugin.h ] || need+=(mosquitto-dev)
-[ -f /usr/include/mosquitto.h ] || need+=(libmosquitto-dev)
-ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 || need+=(libclang-dev)
-command -v openssl >/dev/null 2>&1 || need+=(openssl)
-command -v cc >/dev/null 2>&1 || need+=(build-essential)
-command -v python3 >/dev/null 2>&1 || need+=(python3)
-# The tutorial's own client library, for the broker tests (Debian's interpreter: /usr/bin/python3).
-/usr/bin/python3 -c 'import paho.mqtt.client' >/dev/null 2>&1 || need+=(python3 python3-paho-mqtt)
 
 if [ ${#need[@]} -gt 0 ]; then
+    # One package may provide several missing things: install each once.
+    mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)
+    if [ "$check_only" = 1 ]; then
+        printf 'mqtt-policy: missing: %s\n' "${missing[@]}" >&2
+        exit 1
+    fi
     if [ "$(id -u)" != 0 ]; then
-        echo "mqtt-policy: missing packages: ${need[*]} (run as root, or install them with apt-get)" >&2
+        printf 'mqtt-policy: missing: %s\n' "${missing[@]}" >&2
+        echo "mqtt-policy: run as root, or: apt-get install ${need[*]}" >&2
         exit 1
     fi
     echo "mqtt-policy: installing ${need[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    # What was installed must now be there: the same checks again, installing nothing.
+    if ! bash "$0" "$@" --check; then
+        echo "mqtt-policy: the packages above were installed but what they should provide is still missing" >&2
+        exit 1
+    fi
 fi
 
 # The installed broker must not hold the tutorial's port or 1883 while tests run.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
+if have_cmd systemctl && systemctl is-active --quiet mosquitto 2>/dev/null; then
     systemctl stop mosquitto || true
 fi
 
-if ! command -v cargo >/dev/null 2>&1; then
+if ! have_cmd cargo; then
     echo "mqtt-policy: cargo not found. Install a Rust toolchain (1.80 or newer), e.g. with rustup, then rerun." >&2
     exit 1
 fi
