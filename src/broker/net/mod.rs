@@ -21,6 +21,7 @@ mod accept;
 mod conn;
 mod drops;
 mod shard;
+mod tls_config;
 mod transport;
 
 use std::io::{self, Write as _};
@@ -29,9 +30,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
-use tokio_rustls::rustls;
 
-use super::config::{BrokerConfig, TlsMin, TlsSettings};
+use super::config::BrokerConfig;
 use super::outbox::{self, Outbox, Outgoing, Pushed};
 use super::router::{Action, Event, Router};
 use super::security::Security;
@@ -114,54 +114,6 @@ impl AuditOut {
     }
 }
 
-/// Loads the TLS configuration of a listener.
-fn tls_config(tls: &TlsSettings) -> Result<Arc<rustls::ServerConfig>, String> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.certfile)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("certfile {:?}: {e}", tls.certfile))?;
-    if certs.is_empty() {
-        return Err(format!("certfile {:?}: no certificate in it", tls.certfile));
-    }
-    let key = PrivateKeyDer::from_pem_file(&tls.keyfile)
-        .map_err(|e| format!("keyfile {:?}: {e}", tls.keyfile))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let versions: &[&'static rustls::SupportedProtocolVersion] = match tls.min_version {
-        TlsMin::Tls12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
-        TlsMin::Tls13 => &[&rustls::version::TLS13],
-    };
-    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_protocol_versions(versions)
-        .map_err(|e| format!("TLS: {e}"))?;
-    let builder = if tls.require_certificate {
-        let cafile = tls
-            .cafile
-            .as_deref()
-            .ok_or("require_certificate true needs cafile")?;
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in
-            CertificateDer::pem_file_iter(cafile).map_err(|e| format!("cafile {cafile:?}: {e}"))?
-        {
-            let cert = cert.map_err(|e| format!("cafile {cafile:?}: {e}"))?;
-            roots
-                .add(cert)
-                .map_err(|e| format!("cafile {cafile:?}: {e}"))?;
-        }
-        let verifier =
-            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| format!("cafile {cafile:?}: {e}"))?;
-        builder.with_client_cert_verifier(verifier)
-    } else {
-        builder.with_no_client_auth()
-    };
-    let config = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("certfile/keyfile: {e}"))?;
-    Ok(Arc::new(config))
-}
-
 /// SIGHUP: reads the config again for the keys that decide logins and access (`allow_anonymous`,
 /// `password_file`, `acl_file`, as Mosquitto reloads them) and loads those files. Any failure
 /// leaves everything as it was.
@@ -195,9 +147,14 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
     let mut bound = Vec::new();
     for listener in &config.listeners {
         let tls = match &listener.tls {
-            Some(tls) => Some(
-                tls_config(tls).map_err(|e| format!("{}:{}: {e}", config.path, listener.line))?,
-            ),
+            Some(tls) => {
+                let loaded = tls_config::tls_config(tls)
+                    .map_err(|e| format!("{}:{}: {e}", config.path, listener.line))?;
+                for w in &loaded.warnings {
+                    log(&format!("warning: {}:{}: {w}", config.path, listener.line));
+                }
+                Some(loaded.config)
+            }
             None => None,
         };
         let addr = format!(
