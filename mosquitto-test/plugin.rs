@@ -229,6 +229,66 @@ async fn subscriptions_that_can_never_deliver_are_refused_and_others_granted() {
     }
 }
 
+/// `plugin_opt_refuse_subscriptions false`: every SUBSCRIBE granted, as by mosquitto's built-in
+/// acl_file (asked side by side here), and reads still checked per message.
+#[tokio::test]
+async fn refuse_subscriptions_false_grants_every_subscribe_as_the_built_in_acl_file_does() {
+    let ours = MosquittoBroker::start(
+        &plugin_config(
+            "allow_anonymous true\n\
+             plugin_opt_acl_file {dir}/acl.txt\n\
+             plugin_opt_audit_log {dir}/audit.log\n\
+             plugin_opt_refuse_subscriptions false\n",
+        ),
+        &[("acl.txt", TUTORIAL_ACL.as_bytes())],
+    );
+    let builtin = MosquittoBroker::start(
+        "allow_anonymous true\nacl_file {dir}/acl.txt\n",
+        &[("acl.txt", TUTORIAL_ACL.as_bytes())],
+    );
+    for broker in [&ours, &builtin] {
+        let endpoint = Endpoint::tcp(broker.port());
+        let mut v5_user1 = v5::connect(&endpoint, &user("u5", "user1")).await.unwrap();
+        assert_eq!(v5_user1.subscribe("a/b", 1).await, [0x01]);
+        assert_eq!(v5_user1.subscribe("+/+/+/user1", 1).await, [0x01]);
+        v5_user1.disconnect().await;
+        let mut v3_user1 = v311::connect(&endpoint, &user("u3", "user1"))
+            .await
+            .unwrap();
+        assert_eq!(v3_user1.subscribe("a/b", 1).await, [0x01]);
+        v3_user1.disconnect().await;
+    }
+    // Granted, but nothing user1 may not read is delivered: the read check still applies.
+    let sub = background_sub(
+        &ours,
+        "reader",
+        2,
+        &["-u", "user1", "-t", "a/b", "-t", "+/+/+/user1"],
+    );
+    let endpoint = Endpoint::tcp(ours.port());
+    let mut admin = v5::connect(&endpoint, &user("pub", "admin")).await.unwrap();
+    admin.publish("a/b", 1, b"not for user1").await;
+    admin.publish("x/y/z/user1", 1, b"for user1").await;
+    admin.disconnect().await;
+    let printed = String::from_utf8_lossy(&sub.finish(Duration::from_secs(10)).stdout).into_owned();
+    assert_eq!(
+        printed.lines().collect::<Vec<_>>(),
+        ["x/y/z/user1"],
+        "{printed}"
+    );
+    let records = audit_records(&ours);
+    assert!(
+        records.iter().all(|r| r["access"] != "subscribe"),
+        "{records:?}"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["access"] == "read" && r["topic"] == "a/b"),
+        "{records:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_hash_subscriber_receives_only_readable_topics_and_withheld_ones_are_recorded_once() {
     let broker = acl_broker(TUTORIAL_ACL);

@@ -279,8 +279,11 @@ impl Plugin {
             );
             return Outcome::DenyAccess;
         };
-        if access == Access::Unsubscribe {
-            // Mosquitto's acl_file never checks unsubscribing; neither do we.
+        if access == Access::Unsubscribe
+            || (access == Access::Subscribe && !self.options.refuse_subscriptions)
+        {
+            // Mosquitto's acl_file never checks unsubscribing, nor (2.0 and 2.1 alike) subscribing:
+            // neither do we, unsubscribing always, subscribing with `refuse_subscriptions false`.
             return Outcome::Allow;
         }
         let username = match client.username() {

@@ -10,10 +10,15 @@
 use std::fmt;
 
 /// The option keys we accept, as they appear after `plugin_opt_`.
-pub const KNOWN_OPTIONS: [&str; 3] = ["password_file", "acl_file", "audit_log"];
+pub const KNOWN_OPTIONS: [&str; 4] = [
+    "password_file",
+    "acl_file",
+    "audit_log",
+    "refuse_subscriptions",
+];
 
 /// The plugin's configuration.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PluginOptions {
     /// `plugin_opt_password_file`: Mosquitto's password file format. Without it, logins are left to
     /// the rest of the chain (the plugin does not take part in authentication at all).
@@ -24,6 +29,22 @@ pub struct PluginOptions {
     /// `plugin_opt_audit_log`: append one JSON object per line for every denial. Without it, audit
     /// records go to Mosquitto's log at NOTICE.
     pub audit_log: Option<String>,
+    /// `plugin_opt_refuse_subscriptions` (default `true`): refuse a SUBSCRIBE whose filter can never
+    /// deliver a message the client may read (SUBACK `0x87` / `0x80`). `false` grants every
+    /// SUBSCRIBE, exactly as Mosquitto's own acl_file does (reads are still checked per message), for
+    /// clients that treat a refused SUBACK as fatal.
+    pub refuse_subscriptions: bool,
+}
+
+impl Default for PluginOptions {
+    fn default() -> PluginOptions {
+        PluginOptions {
+            password_file: None,
+            acl_file: None,
+            audit_log: None,
+            refuse_subscriptions: true,
+        }
+    }
 }
 
 /// A `plugin_opt_*` line we cannot accept.
@@ -44,6 +65,15 @@ pub enum OptionError {
         /// The key, without `plugin_opt_`.
         key: String,
     },
+    /// A value that is not one the option takes.
+    Invalid {
+        /// The key, without `plugin_opt_`.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What the option takes.
+        expected: &'static str,
+    },
     /// The broker passed a key or value that is missing or not UTF-8.
     Unreadable {
         /// Position of the option among the plugin's options (0-based).
@@ -63,6 +93,11 @@ impl fmt::Display for OptionError {
                 write!(f, "option plugin_opt_{key} is given more than once")
             }
             OptionError::Empty { key } => write!(f, "option plugin_opt_{key} has an empty value"),
+            OptionError::Invalid {
+                key,
+                value,
+                expected,
+            } => write!(f, "option plugin_opt_{key} {value:?}: expected {expected}"),
             OptionError::Unreadable { index } => write!(
                 f,
                 "plugin option number {} has a missing or non-UTF-8 key or value",
@@ -82,31 +117,46 @@ impl PluginOptions {
         I: IntoIterator<Item = Option<(&'a str, &'a str)>>,
     {
         let mut parsed = PluginOptions::default();
+        let mut seen: Vec<&str> = Vec::new();
         for (index, option) in options.into_iter().enumerate() {
             let (key, value) = option.ok_or(OptionError::Unreadable { index })?;
-            let slot = match key {
-                "password_file" => &mut parsed.password_file,
-                "acl_file" => &mut parsed.acl_file,
-                "audit_log" => &mut parsed.audit_log,
-                _ => {
-                    return Err(OptionError::Unknown {
-                        key: key.to_owned(),
-                    })
-                }
+            let Some(&known) = KNOWN_OPTIONS.iter().find(|k| **k == key) else {
+                return Err(OptionError::Unknown {
+                    key: key.to_owned(),
+                });
             };
             if value.is_empty() {
                 return Err(OptionError::Empty {
                     key: key.to_owned(),
                 });
             }
-            if slot.is_some() {
+            if seen.contains(&known) {
                 return Err(OptionError::Repeated {
                     key: key.to_owned(),
                 });
             }
-            *slot = Some(value.to_owned());
+            seen.push(known);
+            match known {
+                "password_file" => parsed.password_file = Some(value.to_owned()),
+                "acl_file" => parsed.acl_file = Some(value.to_owned()),
+                "audit_log" => parsed.audit_log = Some(value.to_owned()),
+                _ => parsed.refuse_subscriptions = parse_bool(key, value)?,
+            }
         }
         Ok(parsed)
+    }
+}
+
+/// A boolean as mosquitto.conf spells them (`true`/`false`, and Mosquitto's `1`/`0`).
+fn parse_bool(key: &str, value: &str) -> Result<bool, OptionError> {
+    match value {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(OptionError::Invalid {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            expected: "true or false",
+        }),
     }
 }
 
@@ -165,6 +215,38 @@ mod tests {
             PluginOptions::parse([Some(("acl_file", "/a")), None]),
             Err(OptionError::Unreadable { index: 1 })
         );
+    }
+
+    #[test]
+    fn refuse_subscriptions_defaults_to_true_and_takes_only_booleans() {
+        assert!(parse(&[]).unwrap().refuse_subscriptions);
+        assert!(
+            !parse(&[("refuse_subscriptions", "false")])
+                .unwrap()
+                .refuse_subscriptions
+        );
+        assert!(
+            parse(&[("refuse_subscriptions", "true")])
+                .unwrap()
+                .refuse_subscriptions
+        );
+        assert!(
+            !parse(&[("refuse_subscriptions", "0")])
+                .unwrap()
+                .refuse_subscriptions
+        );
+        let e = parse(&[("refuse_subscriptions", "no")]).unwrap_err();
+        assert!(matches!(e, OptionError::Invalid { .. }));
+        assert!(e
+            .to_string()
+            .contains("plugin_opt_refuse_subscriptions \"no\": expected true or false"));
+        assert!(matches!(
+            parse(&[
+                ("refuse_subscriptions", "false"),
+                ("refuse_subscriptions", "true")
+            ]),
+            Err(OptionError::Repeated { .. })
+        ));
     }
 
     #[test]
