@@ -58,6 +58,12 @@ bind /sys /sys
 bind "$rustup_home" /opt/rustup
 bind "$cargo_bin" /opt/cargo-bin
 cp /etc/resolv.conf "$tree/etc/resolv.conf"
+# The certificate authorities this machine's image adds for its network (a fresh machine of this kind
+# has them): without them cargo cannot reach the crate registry from the tree.
+if [ -d /usr/local/share/ca-certificates ]; then
+    cp -r /usr/local/share/ca-certificates/. "$tree/usr/local/share/ca-certificates/"
+    chroot "$tree" update-ca-certificates >/dev/null 2>&1 || true
+fi
 # The apt sources this machine uses (the same Debian archive).
 cp -r /etc/apt/sources.list.d/. "$tree/etc/apt/sources.list.d/" 2>/dev/null || true
 [ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$tree/etc/apt/sources.list"
