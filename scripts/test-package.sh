@@ -25,7 +25,7 @@ if [ "$(id -u)" != 0 ]; then
     echo "test-package.sh installs a package: it needs root" >&2
     exit 1
 fi
-for tool in dpkg mosquitto mosquitto_pub mosquitto_sub openssl python3 man setpriv; do
+for tool in dpkg dpkg-deb readelf mosquitto mosquitto_pub mosquitto_sub openssl python3 man setpriv; do
     command -v "$tool" >/dev/null || { echo "test-package.sh: $tool is missing" >&2; exit 1; }
 done
 
@@ -84,8 +84,9 @@ wait_for() {
     done
     return 1
 }
-# An ELF file without debug sections.
-no_debug_info() { ! readelf -S "$1" | grep -q -E '\.debug_(info|line)'; }
+# An ELF file without debug sections, and stripped (no symbol table but the dynamic one).
+no_debug_info() { ! readelf -S "$1" | grep -E '\.debug_(info|line)' >/dev/null; }
+stripped() { no_debug_info "$1" && ! readelf -S "$1" | grep -E ' \.symtab ' >/dev/null; }
 
 say "Building the package (scripts/package.sh)"
 if [ -z "$deb" ]; then
@@ -117,17 +118,17 @@ had_user=no
 getent passwd mqtt-policy >/dev/null && had_user=yes
 check "dpkg -i installs it" bash -c 'dpkg -i "$1" > "$2" 2>&1 || { cat "$2"; exit 1; }' _ "$deb" "$work/dpkg-i.log"
 dpkg -L "$pkg" | sort > "$work/dpkg-L.txt"
-check "/usr/lib/libmqtt_policy.so is installed (CONTRACT.md) and stripped" \
-    bash -c '[ -f /usr/lib/libmqtt_policy.so ] && file /usr/lib/libmqtt_policy.so | grep -q ", stripped"'
-check "/usr/bin/mqtt-policy is installed, runs, and carries no debug info" \
-    bash -c '/usr/bin/mqtt-policy --version | grep -q "^mqtt-policy " && file /usr/bin/mqtt-policy | grep -q ", stripped"'
+check "/usr/lib/libmqtt_policy.so is installed (CONTRACT.md) and stripped (no .symtab, no .debug_*)" \
+    stripped /usr/lib/libmqtt_policy.so
+check "/usr/bin/mqtt-policy is installed and runs" \
+    bash -c '/usr/bin/mqtt-policy --version | grep -q "^mqtt-policy "'
+check "...stripped" stripped /usr/bin/mqtt-policy
 check "...its debug info is in the dbgsym package, under the build ids of both" bash -c '
     [ -n "$1" ] || exit 1
     for f in /usr/bin/mqtt-policy /usr/lib/libmqtt_policy.so; do
         id=$(readelf -n "$f" | sed -n "s/.*Build ID: //p")
         dpkg-deb -c "$1" | grep "usr/lib/debug/.build-id/${id:0:2}/${id:2}.debug" >/dev/null || exit 1
     done' _ "$ddeb"
-check "no debug sections in the installed plugin" no_debug_info /usr/lib/libmqtt_policy.so
 for page in man1/mqtt-policy.1 man1/mqtt-policy-check.1 man1/mqtt-policy-passwd.1 man1/mqtt-policy-broker.1 \
     man5/mqtt-policy-plugin.5; do
     check "man page /usr/share/man/$page.gz" test -f "/usr/share/man/$page.gz"
@@ -300,15 +301,30 @@ PY
 pids+=("$!")
 for _ in $(seq 50); do [ -S "$work/notify/socket" ] && break; sleep 0.1; done
 touch "$work/notify.txt"
+# Without systemd here, the unit's SystemCallFilter= is checked against what the broker really calls:
+# it runs under strace, and every system call it made must be in the filter.
+tracer=()
+if command -v strace >/dev/null && command -v systemd-analyze >/dev/null; then
+    tracer=(strace -f -qq -o "$work/broker.trace")
+else
+    echo "  skip  the system call filter: strace or systemd-analyze is missing"
+fi
 # ExecStart as the unit runs it: its user and group, no capabilities, no new privileges, in its
 # working directory. (Word splitting of $exec_start is what systemd does with this line: no quotes in it.)
 # shellcheck disable=SC2086
-(cd /var/lib/mqtt-policy && exec setpriv --reuid="$unit_user" --regid="$unit_group" --init-groups \
+(cd /var/lib/mqtt-policy && exec "${tracer[@]}" setpriv --reuid="$unit_user" --regid="$unit_group" --init-groups \
     --inh-caps=-all --bounding-set=-all --no-new-privs \
     env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin NOTIFY_SOCKET="$work/notify/socket" $exec_start) \
     > "$work/broker.log" 2>&1 &
-bpid=$!
-pids+=("$bpid")
+spid=$!
+pids+=("$spid")
+bpid=$spid
+if [ ${#tracer[@]} -gt 0 ]; then
+    # The broker is strace's child (setpriv and env exec into it).
+    bpid=""
+    for _ in $(seq 50); do bpid=$(pgrep -P "$spid" | head -n 1); [ -n "$bpid" ] && break; sleep 0.1; done
+    bpid=${bpid:-$spid}
+fi
 if wait_for "$work/notify.txt" 'READY=1' 15; then ok "READY=1 arrives on NOTIFY_SOCKET"; else
     not_ok "READY=1 arrives on NOTIFY_SOCKET"; cat "$work/broker.log"; fi
 check "...once the listener is bound: 127.0.0.1:$bport accepts at once" \
@@ -343,8 +359,57 @@ check "...and the broker exits" bash -c '
         [ -z "$state" ] || [ "$state" = Z ] && exit 0
         sleep 0.1
     done; exit 1' _ "$bpid"
-wait "$bpid"
-check "...with status 0" test "$?" = 0
+if [ "$bpid" = "$spid" ]; then
+    wait "$bpid"
+    check "...with status 0" test "$?" = 0
+else
+    wait "$spid"
+    check "...with status 0 (strace passes it on)" test "$?" = 0
+    check "every system call it made is allowed by the unit's SystemCallFilter= (strace -f)" \
+        python3 - "$unit_file" "$work/broker.trace" <<'PY'
+import functools, subprocess, sys
+
+@functools.lru_cache(None)
+def expand(token):
+    """A system call name, or a @group expanded (recursively) by systemd-analyze."""
+    if not token.startswith("@"):
+        return frozenset([token])
+    out = subprocess.run(["systemd-analyze", "syscall-filter", "--no-pager", token],
+                         capture_output=True, text=True, check=True).stdout
+    names = set()
+    for line in out.splitlines()[1:]:
+        line = line.strip()
+        if line and not line.startswith("#"):
+            names |= expand(line)
+    return frozenset(names)
+
+allowed, denied = set(), set()
+for line in open(sys.argv[1]):
+    if line.startswith("SystemCallFilter="):
+        value = line.split("=", 1)[1].strip()
+        target = denied if value.startswith("~") else allowed
+        for token in value.lstrip("~").split():
+            target |= expand(token)
+used = set()
+started = False
+for line in open(sys.argv[2]):
+    # Before its execve into mqtt-policy the process was setpriv and env (systemd's part): judge only
+    # what follows it.
+    if not started:
+        started = 'execve("/usr/bin/mqtt-policy"' in line and line.rstrip().endswith("= 0")
+        continue
+    rest = line.split(None, 1)[1] if len(line.split(None, 1)) == 2 else ""
+    if rest.startswith("<... "):
+        used.add(rest[5:].split(" ", 1)[0])
+    elif not rest.startswith(("+++", "---")):
+        name = rest.split("(", 1)[0]
+        if name.isidentifier():
+            used.add(name)
+outside = sorted(used - (allowed - denied))
+print(f"    {len(used)} distinct system calls; outside the filter: {outside or 'none'}")
+sys.exit(1 if outside or not used else 0)
+PY
+fi
 echo "  notifications received:"
 sed 's/^/    /' "$work/notify.txt"
 
