@@ -100,8 +100,8 @@ if [ -z "$deb" ]; then
 fi
 ddeb=$(ls "$(dirname "$deb")"/"$pkg"-dbgsym_*.ddeb 2>/dev/null | head -n 1)
 echo "  $deb"
-check "the package is named mqtt-policy_<version>-<revision>_amd64.deb" \
-    bash -c '[[ "$(basename "$1")" =~ ^mqtt-policy_[0-9][^_]*_amd64\.deb$ ]]' _ "$deb"
+check "the package is target/debian/mqtt-policy_<version>_amd64.deb, <version> the crate's" \
+    bash -c '[ "$(basename "$1")" = "mqtt-policy_$(sed -n "s/^version = \"\(.*\)\"/\1/p" Cargo.toml | head -n 1)_amd64.deb" ]' _ "$deb"
 
 say "Installing it (dpkg -i)"
 if installed; then
