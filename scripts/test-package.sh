@@ -324,6 +324,8 @@ if [ ${#tracer[@]} -gt 0 ]; then
     bpid=""
     for _ in $(seq 50); do bpid=$(pgrep -P "$spid" | head -n 1); [ -n "$bpid" ] && break; sleep 0.1; done
     bpid=${bpid:-$spid}
+    # Killing strace would only detach it: the broker is stopped by its own pid.
+    [ "$bpid" != "$spid" ] && pids+=("$bpid")
 fi
 if wait_for "$work/notify.txt" 'READY=1' 15; then ok "READY=1 arrives on NOTIFY_SOCKET"; else
     not_ok "READY=1 arrives on NOTIFY_SOCKET"; cat "$work/broker.log"; fi
