@@ -154,6 +154,10 @@ check "the system user mqtt-policy exists, without a login shell" \
     bash -c 'getent passwd mqtt-policy | grep -q ":/usr/sbin/nologin$"'
 check "/etc/mqtt-policy is root:mqtt-policy 0750" \
     bash -c '[ "$(stat -c "%U:%G %a" /etc/mqtt-policy)" = "root:mqtt-policy 750" ]'
+uid_before=$(id -u mqtt-policy 2>/dev/null)
+check "installing it again (as an upgrade does) succeeds and keeps the user" bash -c '
+    dpkg -i "$1" > "$2" 2>&1 || { cat "$2"; exit 1; }
+    [ "$(id -u mqtt-policy)" = "$3" ]' _ "$deb" "$work/dpkg-i2.log" "$uid_before"
 
 say "Certificates and users for the brokers (the tutorial's users.txt, hashed by the installed mqtt-policy)"
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=mqtt-policy package test CA" \
