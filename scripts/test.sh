@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: format and lint checks, the engine's unit and property tests, and the tests
-# against the real Debian mosquitto (with and without our plugin). Installs what is missing first.
+# against the real Debian mosquitto (with and without our plugin), then the Debian package, installed and
+# purged (scripts/test-package.sh, root). Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,3 +16,5 @@ echo "== cargo build --release (plugin .so and the mqtt-policy program)"
 cargo build --release
 echo "== cargo test --release"
 cargo test --release
+echo "== the Debian package: build, install, use, purge (scripts/test-package.sh, root)"
+bash scripts/test-package.sh

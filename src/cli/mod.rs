@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 pub mod broker;
 pub mod check;
+pub mod generate;
 pub mod passwd;
 
 /// Exit code for an allowed decision or a successful command.
@@ -35,6 +36,10 @@ enum Command {
 
 /// Runs the program with the process's arguments.
 pub fn main() -> ExitCode {
+    // `generate` (man pages, completions) is parsed apart so that it appears in neither of them.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "generate") {
+        return ExitCode::from(generate::main(std::env::args_os().skip(1)));
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -20,6 +20,7 @@
 mod accept;
 mod conn;
 mod drops;
+mod notify;
 mod shard;
 mod tls_config;
 mod transport;
@@ -137,7 +138,8 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
     for w in security.warnings() {
         log(&format!("warning: {w}"));
     }
-    log(&security.describe());
+    let status = security.describe();
+    log(&status);
     let audit_path = options.audit_log.clone().or(config.audit_log.clone());
     let mut audit = AuditOut::open(audit_path.as_deref())?;
     let mut router = Router::new(&config, security);
@@ -203,6 +205,7 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
         }
     });
     drop(core_tx);
+    notify::ready(&status);
 
     // Registered connections' outboxes (the rest of a connection lives in its shard).
     let mut conns: FxHashMap<ConnId, Arc<Outbox>> = FxHashMap::default();
@@ -220,12 +223,13 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
             String::new()
         };
         log(&format!("{why}: stopping{dropped}"));
+        notify::stopping();
     };
     loop {
         let msg = tokio::select! {
             m = core_rx.recv() => match m {
                 Some(m) => m,
-                None => return Ok(()),
+                None => { notify::stopping(); return Ok(()); }
             },
             _ = tick.tick() => CoreMsg::Event(Event::Tick),
             _ = term.recv() => { stopping("SIGTERM", &drops); return Ok(()); }
@@ -237,18 +241,25 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
                 continue;
             }
             CoreMsg::Reload => {
-                match reload(&config) {
+                notify::reloading();
+                let status = match reload(&config) {
                     Ok((next, s)) => {
-                        log(&format!("SIGHUP: reloaded; {}", s.describe()));
+                        let status = s.describe();
+                        log(&format!("SIGHUP: reloaded; {status}"));
                         config = next;
                         // Connected clients' logins are checked again: some may be disconnected.
                         router.set_security(Arc::new(s));
+                        status
                     }
-                    Err(e) => log(&format!(
-                        "SIGHUP: reload failed, the previous policy stays in force: {e}"
-                    )),
-                }
+                    Err(e) => {
+                        log(&format!(
+                            "SIGHUP: reload failed, the previous policy stays in force: {e}"
+                        ));
+                        "reload failed, the previous policy stays in force".to_string()
+                    }
+                };
                 audit.reopen();
+                notify::ready(&status);
             }
             CoreMsg::Event(event) => {
                 let closed = match &event {
