@@ -89,7 +89,11 @@ if [ "$tests" = 1 ]; then
     [ -f /usr/include/openssl/ssl.h ] || want libssl-dev "OpenSSL's headers (openssl/ssl.h)"
     [ -f /usr/include/cjson/cJSON.h ] || want libcjson-dev "cJSON's headers (cjson/cJSON.h)"
     [ -f /usr/include/argon2.h ] || want libargon2-dev "argon2.h (Mosquitto 2.1's \$argon2id\$ hashes)"
+    # The package test (scripts/test-package.sh): man pages, the stripped plugin, the unit's system calls.
     have_cmd man || want man-db "man (the package test reads the man pages)"
+    have_cmd readelf || want binutils "readelf (the package test checks the plugin is stripped)"
+    have_cmd strace || want strace "strace (the package test checks the unit's SystemCallFilter)"
+    have_cmd systemd-analyze || want systemd "systemd-analyze (the package test verifies the unit)"
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
