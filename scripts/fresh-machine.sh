@@ -64,9 +64,12 @@ if [ -d /usr/local/share/ca-certificates ]; then
     cp -r /usr/local/share/ca-certificates/. "$tree/usr/local/share/ca-certificates/"
     chroot "$tree" update-ca-certificates >/dev/null 2>&1 || true
 fi
-# The apt sources this machine uses (the same Debian archive).
-cp -r /etc/apt/sources.list.d/. "$tree/etc/apt/sources.list.d/" 2>/dev/null || true
-[ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$tree/etc/apt/sources.list"
+# The apt sources a machine of this kind has (bookworm, its updates and security archive) instead of
+# debootstrap's bookworm alone.
+if [ -d /etc/apt/sources.list.d ] && ls /etc/apt/sources.list.d/*.sources >/dev/null 2>&1; then
+    rm -f "$tree/etc/apt/sources.list"
+    cp /etc/apt/sources.list.d/*.sources "$tree/etc/apt/sources.list.d/"
+fi
 
 # A fresh clone of what is committed, with ../shared beside it as CI has it.
 git clone -q "$root" "$tree/root/work/mqtt-policy"
