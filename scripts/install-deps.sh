@@ -6,15 +6,16 @@
 #     bindgen needs to parse the headers;
 #   - the three Mosquitto headers include/mqtt_policy.h includes (mosquitto.h, mosquitto_broker.h,
 #     mosquitto_plugin.h);
-#   - the programs the build and the tests run: cc, openssl, mosquitto_pub/_sub, /usr/sbin/mosquitto,
-#     mosquitto_passwd, Debian's python3 with paho-mqtt (the tutorial's client library);
+#   - the programs the build, the main job and the tests run: cc, openssl, mosquitto_pub/_sub, Debian's
+#     python3 with paho-mqtt (the tutorial's client library), and for the tests /usr/sbin/mosquitto,
+#     mosquitto_passwd, and what the package test runs;
 #   - for the tests that build the vendored Mosquitto 2.0.22 / 2.1.2: cmake, OpenSSL's and cJSON's headers.
 # Rust crates come via cargo. The packages are named in one table below, each beside what it provides.
 #
 # Usage: bash scripts/install-deps.sh [--no-broker] [--check]
-#   --no-broker  leaves out what only the tests need (the mosquitto broker, python3-paho-mqtt, the build
-#                tools for the vendored Mosquitto): what `scripts/tutorial.sh` needs to run the tutorial on
-#                our own broker
+#   --no-broker  leaves out what only the tests need (the mosquitto broker, the build tools for the
+#                vendored Mosquitto, the package test's tools): what `scripts/tutorial.sh` needs to run the
+#                tutorial on our own broker
 #   --check      installs nothing: prints what is missing and exits 1 if anything is
 set -euo pipefail
 
@@ -77,12 +78,14 @@ have_cmd openssl || want openssl "openssl"
 have_cmd mosquitto_pub || want mosquitto-clients "mosquitto_pub"
 have_cmd mosquitto_sub || want mosquitto-clients "mosquitto_sub"
 have_cmd python3 || want python3 "python3"
+# The tutorial's own client library, in Debian's interpreter: the main job's and the tests' clients
+# (examples/tutorial/*.py) run with /usr/bin/python3.
+[ -x /usr/bin/python3 ] || want python3 "/usr/bin/python3"
+{ [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import paho.mqtt.client' >/dev/null 2>&1; } \
+    || want python3-paho-mqtt "paho-mqtt for /usr/bin/python3"
 if [ "$tests" = 1 ]; then
     [ -x /usr/sbin/mosquitto ] || want mosquitto "/usr/sbin/mosquitto"
     have_cmd mosquitto_passwd || want mosquitto "mosquitto_passwd"
-    # The tutorial's own client library, in Debian's interpreter (the tests run /usr/bin/python3).
-    { [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import paho.mqtt.client' >/dev/null 2>&1; } \
-        || want python3-paho-mqtt "paho-mqtt for /usr/bin/python3"
     # Building the vendored Mosquitto 2.0.22 and 2.1.2 for the version tests.
     have_cmd cmake || want cmake "cmake"
     have_cmd make || want make "make"
