@@ -10,7 +10,12 @@
 use std::fmt;
 
 /// The option keys we accept, as they appear after `plugin_opt_`.
-pub const KNOWN_OPTIONS: [&str; 3] = ["password_file", "acl_file", "audit_log"];
+pub const KNOWN_OPTIONS: [&str; 4] = [
+    "password_file",
+    "acl_file",
+    "audit_log",
+    "mosquitto_version",
+];
 
 /// The plugin's configuration.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -24,6 +29,10 @@ pub struct PluginOptions {
     /// `plugin_opt_audit_log`: append one JSON object per line for every denial. Without it, audit
     /// records go to Mosquitto's log at NOTICE.
     pub audit_log: Option<String>,
+    /// `plugin_opt_mosquitto_version` (`2.0` or `2.1`): for configs shared with `mqtt-policy broker`,
+    /// which reads it to choose its semantics. The plugin always decides as the broker it is loaded in
+    /// and refuses to start when this names the other line.
+    pub mosquitto_version: Option<String>,
 }
 
 /// A `plugin_opt_*` line we cannot accept.
@@ -88,6 +97,7 @@ impl PluginOptions {
                 "password_file" => &mut parsed.password_file,
                 "acl_file" => &mut parsed.acl_file,
                 "audit_log" => &mut parsed.audit_log,
+                "mosquitto_version" => &mut parsed.mosquitto_version,
                 _ => {
                     return Err(OptionError::Unknown {
                         key: key.to_owned(),
