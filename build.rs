@@ -9,20 +9,30 @@
 //! The generated declarations of the broker's functions are never called directly: `src/plugin/ffi.rs`
 //! resolves them at run time (see the comment on `BrokerApi` there) and only uses these declarations to
 //! check, at compile time, that its function-pointer types match the headers.
+//!
+//! With `MOSQUITTO_21_INCLUDE_DIR` set to Mosquitto 2.1's `include/` folder (scripts/test.sh sets it from
+//! `scripts/build-mosquitto.sh 2.1.2`), it also generates `$OUT_DIR/mosquitto21_sys.rs` from 2.1's
+//! `mosquitto/broker.h` (through `include/mqtt_policy_21.h`) and sets `cfg(mosquitto_21_headers)`, so that
+//! the hand-written types of the functions 2.1 added are checked too. Without it the build needs only
+//! 2.0's headers.
 
 use std::env;
 use std::path::PathBuf;
 
 const HEADER: &str = "include/mqtt_policy.h";
+const HEADER_21: &str = "include/mqtt_policy_21.h";
 
 fn main() {
     println!("cargo:rerun-if-changed={HEADER}");
+    println!("cargo:rerun-if-changed={HEADER_21}");
+    println!("cargo::rustc-check-cfg=cfg(mosquitto_21_headers)");
     println!("cargo:rerun-if-changed=build.rs");
     for var in [
         "LIBCLANG_PATH",
         "CLANG_PATH",
         "BINDGEN_EXTRA_CLANG_ARGS",
         "MOSQUITTO_INCLUDE_DIR",
+        "MOSQUITTO_21_INCLUDE_DIR",
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
@@ -69,4 +79,40 @@ fn main() {
     bindings
         .write_to_file(out.join("mosquitto_sys.rs"))
         .expect("cannot write the generated bindings to OUT_DIR");
+    if let Ok(dir) = env::var("MOSQUITTO_21_INCLUDE_DIR") {
+        bindings_21(&dir, &out);
+    }
+}
+
+/// The functions Mosquitto 2.1 added that `src/plugin/ffi.rs` looks up at run time (`Optional21`).
+const FUNCTIONS_21: &[&str] = &["mosquitto_plugin_set_info"];
+
+/// 2.1's declarations of [`FUNCTIONS_21`] (ffi.rs checks its types against them).
+fn bindings_21(dir: &str, out: &std::path::Path) {
+    let bindings = bindgen::Builder::default()
+        .header(HEADER_21)
+        .clang_arg(format!("-I{dir}"))
+        .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
+        .allowlist_function(FUNCTIONS_21.join("|"))
+        // Declared with 2.0's types (the module says `use super::*`), so a 2.1 signature that needs a
+        // type 2.0 lacks fails the build here instead of being papered over.
+        .blocklist_type(".*")
+        .rust_target(match bindgen::RustTarget::stable(80, 0) {
+            Ok(target) => target,
+            Err(e) => panic!("bindgen does not know Rust 1.80: {e}"),
+        })
+        .layout_tests(false)
+        .generate_comments(false)
+        .generate()
+        .unwrap_or_else(|e| {
+            panic!(
+                "bindgen could not process {HEADER_21} with MOSQUITTO_21_INCLUDE_DIR={dir}: {e}\n\
+                 (it must be Mosquitto 2.1's include/ folder, as printed by scripts/build-mosquitto.sh 2.1.2; \
+                 unset it to build from the 2.0 headers alone)"
+            )
+        });
+    bindings
+        .write_to_file(out.join("mosquitto21_sys.rs"))
+        .expect("cannot write the generated 2.1 bindings to OUT_DIR");
+    println!("cargo::rustc-cfg=mosquitto_21_headers");
 }

@@ -1,12 +1,14 @@
-//! Tests against the real Debian `mosquitto` binary: the harness (processes, certificates, configs,
-//! clients) and the tests that use it.
+//! Tests against the real Debian `mosquitto` binary (and the vendored upstream 2.0.22 and 2.1.2): the
+//! harness (processes, certificates, configs, clients, releases) and the tests that use it.
 //!
 //! * [`support`]: the harness, for every test module here.
 //! * [`tutorial_builtin`]: the tutorial's deployment (password file, acl file, TLS 1.2) on mosquitto's
 //!   built-in checks, as the reference describes it.
 //! * [`differential`]: generated acl files and cases; the engine must decide exactly as mosquitto does.
+//! * [`every_version`]: the plugin on every release (tutorial over TLS, reduced differential).
 
 mod differential;
+mod every_version;
 mod passwd_interop;
 mod plugin;
 mod support;

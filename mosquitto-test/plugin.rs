@@ -1,4 +1,6 @@
-//! The plugin (`target/release/libmqtt_policy.so`) inside the real Debian mosquitto 2.0.11.
+//! The plugin (`target/release/libmqtt_policy.so`) inside the real Debian mosquitto 2.0.11; the tests
+//! written with [`per_version!`](crate::per_version) run on every release of
+//! [`Version`](crate::support::versions::Version) (2.0.11, 2.0.22, 2.1.2).
 //!
 //! The first test that needs the plugin runs `cargo build --release --lib` once for the whole test
 //! process ([`plugin_path`]), so `cargo test --test mosquitto plugin` always tests the current code.
@@ -17,6 +19,7 @@ use crate::support::broker::MosquittoBroker;
 use crate::support::clients::{v311, v5, Endpoint, Login};
 use crate::support::process::ChildGuard;
 use crate::support::tools::mosquitto_pub;
+use crate::support::versions::Version;
 
 /// The tutorial's acl file.
 const TUTORIAL_ACL: &str = "pattern readwrite +/+/+/%u\nuser admin\ntopic readwrite #\n";
@@ -66,7 +69,13 @@ fn plugin_config(options: &str) -> String {
 /// A broker with the plugin enforcing `acl` (acl file only: any login is accepted, as without a password
 /// file), audit records in `{dir}/audit.log`.
 fn acl_broker(acl: &str) -> MosquittoBroker {
-    MosquittoBroker::start(
+    acl_broker_on(Version::Debian2011, acl)
+}
+
+/// [`acl_broker`] on release `version`.
+pub(crate) fn acl_broker_on(version: Version, acl: &str) -> MosquittoBroker {
+    MosquittoBroker::start_on(
+        version,
         &plugin_config(
             "allow_anonymous true\n\
              plugin_opt_acl_file {dir}/acl.txt\n\
@@ -77,7 +86,7 @@ fn acl_broker(acl: &str) -> MosquittoBroker {
 }
 
 /// The audit log's records.
-fn audit_records(broker: &MosquittoBroker) -> Vec<Value> {
+pub(crate) fn audit_records(broker: &MosquittoBroker) -> Vec<Value> {
     std::fs::read_to_string(broker.path("audit.log"))
         .unwrap_or_default()
         .lines()
@@ -149,9 +158,9 @@ fn plugin_loads_and_enforces_the_tutorial_acl_with_mosquitto_clients() {
     assert!(broker.log().contains("mqtt-policy: using acl file"));
 }
 
-#[tokio::test]
-async fn denied_publishes_get_v5_reason_code_0x87_and_one_audit_record_each() {
-    let broker = acl_broker(TUTORIAL_ACL);
+crate::per_version!(async denied_publishes_get_v5_reason_code_0x87_and_one_audit_record_each);
+async fn denied_publishes_get_v5_reason_code_0x87_and_one_audit_record_each(version: Version) {
+    let broker = acl_broker_on(version, TUTORIAL_ACL);
     let endpoint = Endpoint::tcp(broker.port());
     let mut user1 = v5::connect(&endpoint, &user("u1", "user1")).await.unwrap();
     assert_eq!(user1.publish("a/b/c/user1", 1, b"ok").await, Some(0x10));
@@ -201,9 +210,9 @@ async fn a_deny_rule_is_named_by_file_and_line_in_the_audit_record() {
     );
 }
 
-#[tokio::test]
-async fn subscriptions_that_can_never_deliver_are_refused_and_others_granted() {
-    let broker = acl_broker(TUTORIAL_ACL);
+crate::per_version!(async subscriptions_that_can_never_deliver_are_refused_and_others_granted);
+async fn subscriptions_that_can_never_deliver_are_refused_and_others_granted(version: Version) {
+    let broker = acl_broker_on(version, TUTORIAL_ACL);
     let endpoint = Endpoint::tcp(broker.port());
     let mut v5_user1 = v5::connect(&endpoint, &user("u5", "user1")).await.unwrap();
     assert_eq!(v5_user1.subscribe("a/b", 1).await, [0x87]);
@@ -339,9 +348,11 @@ async fn without_an_audit_log_records_go_to_the_broker_log() {
     assert_eq!(record["address"], "127.0.0.1");
 }
 
-#[tokio::test]
-async fn sighup_applies_a_good_acl_file_and_keeps_the_old_policy_for_a_malformed_one() {
-    let mut broker = acl_broker(TUTORIAL_ACL);
+crate::per_version!(async sighup_applies_a_good_acl_file_and_keeps_the_old_policy_for_a_malformed_one);
+async fn sighup_applies_a_good_acl_file_and_keeps_the_old_policy_for_a_malformed_one(
+    version: Version,
+) {
+    let mut broker = acl_broker_on(version, TUTORIAL_ACL);
     let endpoint = Endpoint::tcp(broker.port());
     let mut user1 = v5::connect(&endpoint, &user("u1", "user1")).await.unwrap();
     assert_eq!(user1.publish("free/x", 1, b"").await, Some(0x87));

@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use crate::policy::acl::{Explanation, NearMiss, ReasonDetail};
+use crate::policy::Semantics;
 
 /// Why a login was refused.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -126,6 +127,8 @@ pub struct AuditRecord {
     pub near_misses: Vec<NearMiss>,
     /// Why, as a sentence.
     pub message: String,
+    /// Which Mosquitto's reading of the files applied (`mosquitto-2.0` or `mosquitto-2.1`).
+    pub semantics: Semantics,
 }
 
 /// Who a record is about.
@@ -156,6 +159,7 @@ impl AuditRecord {
             reason: AuditReason::Acl(explanation.reason),
             near_misses: explanation.near_misses,
             message,
+            semantics: Semantics::default(),
         }
     }
 
@@ -185,7 +189,14 @@ impl AuditRecord {
             reason: AuditReason::Login(denial),
             near_misses: Vec::new(),
             message,
+            semantics: Semantics::default(),
         }
+    }
+
+    /// The record, saying that `semantics` applied.
+    pub fn with_semantics(mut self, semantics: Semantics) -> AuditRecord {
+        self.semantics = semantics;
+        self
     }
 
     /// The record as one line of JSON (no trailing newline).

@@ -3,15 +3,22 @@
 use crate::policy::acl::{AclError, AclErrorKind, Policy};
 use crate::policy::conf::{ConfError, MosquittoConf};
 use crate::policy::passwd::PasswordFile;
+use crate::policy::Semantics;
 
-/// Reads and compiles the acl file at `path`. A missing or unreadable file is an [`AclError`] on line 0.
+/// Reads and compiles the acl file at `path` (Mosquitto 2.0 semantics). A missing or unreadable file is
+/// an [`AclError`] on line 0.
 pub fn load_policy(path: &str) -> Result<Policy, AclError> {
+    load_policy_as(path, Semantics::Mosquitto20)
+}
+
+/// [`load_policy`], deciding as Mosquitto `semantics`.
+pub fn load_policy_as(path: &str, semantics: Semantics) -> Result<Policy, AclError> {
     let bytes = std::fs::read(path).map_err(|e| AclError {
         path: path.to_owned(),
         line: 0,
         kind: AclErrorKind::Unreadable(e.to_string()),
     })?;
-    Policy::from_acl(path, &bytes)
+    Policy::from_acl_as(path, &bytes, semantics)
 }
 
 /// Reads and parses the mosquitto.conf at `path`.

@@ -7,10 +7,14 @@
 mod broker_support;
 
 // The real-mosquitto harness of `mosquitto-test/`, borrowed: `/usr/sbin/mosquitto` started on a
-// free port, killed on drop (`broker.rs` finds `process` as its sibling, here at the crate root).
+// free port, killed on drop (`broker.rs` finds `process` and `versions` as its siblings, here at the crate root).
 #[allow(dead_code)]
 #[path = "../mosquitto-test/support/process.rs"]
 mod process;
+
+#[allow(dead_code)]
+#[path = "../mosquitto-test/support/versions.rs"]
+mod versions;
 
 #[allow(dead_code)]
 #[path = "../mosquitto-test/support/broker.rs"]

@@ -3,12 +3,13 @@
 
 use std::fmt::Write as _;
 
-use mqtt_policy::policy::acl::{parse_acl, reference::reference_verdict, Policy};
-use mqtt_policy::policy::{Access, ClientRef, Decision, Verdict};
+use mqtt_policy::policy::acl::{parse_acl_as, reference::reference_verdict, Policy};
+use mqtt_policy::policy::{Access, ClientRef, Decision, Semantics, Verdict};
 
 use super::generate::{Identity, Scenario};
 use super::observe::{observe, Observed};
 use super::BrokerUnderTest;
+use crate::support::versions::Version;
 
 /// The name the acl file is loaded under, by the broker and by the engine.
 pub const ACL_NAME: &str = "acl.txt";
@@ -38,9 +39,15 @@ pub fn client_ref<'a>(identity: &'a Identity, client_id: &'a str) -> ClientRef<'
     }
 }
 
-/// Compiles the scenario's acl file; `Err` with the engine's message if it rejects what the broker accepted.
-pub fn compile(scenario: &Scenario) -> Result<Policy, String> {
-    Policy::from_acl(ACL_NAME, scenario.acl().as_bytes()).map_err(|e| e.to_string())
+/// The engine's semantics for a broker of release `version`.
+pub fn semantics_of(version: Version) -> Semantics {
+    Semantics::from_version(version.semantics()).expect("2.0 or 2.1")
+}
+
+/// Compiles the scenario's acl file with `semantics`; `Err` with the engine's message if it rejects what
+/// the broker accepted.
+pub fn compile(scenario: &Scenario, semantics: Semantics) -> Result<Policy, String> {
+    Policy::from_acl_as(ACL_NAME, scenario.acl().as_bytes(), semantics).map_err(|e| e.to_string())
 }
 
 /// The engine's decision for each observed case, in the same order.
@@ -107,7 +114,7 @@ fn rerun(
     scenario: &Scenario,
     access: Access,
 ) -> Option<Disagreement> {
-    let policy = compile(scenario).ok()?;
+    let policy = compile(scenario, semantics_of(broker.version())).ok()?;
     let running = broker.start(scenario.acl().as_bytes());
     let observed: Vec<Observed> = observe(running.as_ref(), scenario)
         .into_iter()
@@ -121,7 +128,7 @@ fn rerun(
 
 /// A readable account of one disagreement: the acl file, the case, both answers, the engine's
 /// explanation and the plain reference implementation's verdict.
-pub fn describe(broker_name: &str, d: &Disagreement) -> String {
+pub fn describe(broker_name: &str, semantics: Semantics, d: &Disagreement) -> String {
     let scenario = &d.scenario;
     let identity = &scenario.identities[0];
     let topic = &scenario.topics[0];
@@ -142,14 +149,14 @@ pub fn describe(broker_name: &str, d: &Disagreement) -> String {
         d.access.as_str()
     );
     let _ = writeln!(out, "{broker_name}: {:?}; engine: {:?}", d.broker, d.engine);
-    if let Ok(policy) = Policy::from_acl(ACL_NAME, acl.as_bytes()) {
+    if let Ok(policy) = Policy::from_acl_as(ACL_NAME, acl.as_bytes(), semantics) {
         let _ = writeln!(
             out,
             "engine explanation: {}",
             policy.explain(client, topic, d.access)
         );
     }
-    if let Ok(file) = parse_acl(ACL_NAME, acl.as_bytes()) {
+    if let Ok(file) = parse_acl_as(ACL_NAME, acl.as_bytes(), semantics) {
         let _ = writeln!(
             out,
             "reference implementation: {:?}",

@@ -14,12 +14,13 @@ pub mod generate;
 pub mod observe;
 mod quirks;
 mod tally;
-mod targets;
+pub mod targets;
 
 use std::time::Instant;
 
 use crate::support::broker::MosquittoBroker;
 use crate::support::rng::seed_from_env;
+use crate::support::versions::Version;
 
 /// The seed used when `MQTT_POLICY_DIFF_SEED` is unset, so that plain `cargo test` is deterministic.
 pub const DEFAULT_SEED: u64 = 0x6d71_7474_2d70_6f6c;
@@ -40,6 +41,11 @@ pub trait BrokerUnderTest {
     fn name(&self) -> String;
     /// Starts a broker enforcing the acl file `acl`. Panics (with the broker's log) if it cannot.
     fn start(&self, acl: &[u8]) -> Box<dyn RunningBroker>;
+    /// The Mosquitto release whose `acl_file` the broker must decide as (the engine is compiled with
+    /// that release's semantics).
+    fn version(&self) -> Version {
+        Version::Debian2011
+    }
 }
 
 /// A broker started by a [`BrokerUnderTest`]; stops when dropped.
@@ -78,13 +84,44 @@ impl BrokerUnderTest for MosquittoAclFile {
     }
 }
 
+/// A release's own built-in `acl_file` (on 2.1, its acl-file plugin, compiled into the broker and
+/// loaded by the same `acl_file` key), no password file and `allow_anonymous true`.
+pub struct AclFileOn(pub Version);
+
+impl BrokerUnderTest for AclFileOn {
+    fn name(&self) -> String {
+        format!("{} acl_file", self.0)
+    }
+
+    fn start(&self, acl: &[u8]) -> Box<dyn RunningBroker> {
+        let config = format!(
+            "allow_anonymous true\nacl_file {{dir}}/{}\n",
+            compare::ACL_NAME
+        );
+        Box::new(MosquittoBroker::start_on(
+            self.0,
+            &config,
+            &[(compare::ACL_NAME, acl)],
+        ))
+    }
+
+    fn version(&self) -> Version {
+        self.0
+    }
+}
+
 /// Runs the generated scenarios (seed and count from the environment, else the defaults) on `broker`
 /// and panics with a report if the engine decides any case differently.
 pub fn check(broker: &dyn BrokerUnderTest) {
-    let seed = seed_from_env("MQTT_POLICY_DIFF_SEED", DEFAULT_SEED);
     let count = std::env::var("MQTT_POLICY_DIFF_SCENARIOS")
         .map(|n| n.parse().expect("MQTT_POLICY_DIFF_SCENARIOS is a number"))
         .unwrap_or(DEFAULT_SCENARIOS);
+    check_count(broker, count);
+}
+
+/// [`check`] with `count` scenarios (the seed still from `MQTT_POLICY_DIFF_SEED`, else the default).
+pub fn check_count(broker: &dyn BrokerUnderTest, count: usize) {
+    let seed = seed_from_env("MQTT_POLICY_DIFF_SEED", DEFAULT_SEED);
     eprintln!(
         "differential vs {}: seed {seed:#x} ({count} scenarios; MQTT_POLICY_DIFF_SEED to change)",
         broker.name()
@@ -108,7 +145,7 @@ pub fn check_scenarios(
     let started = Instant::now();
     let (mut found, mut tally) = (Vec::new(), tally::Tally::default());
     for scenario in scenarios {
-        let policy = compile_or_fail(&name, scenario);
+        let policy = compile_or_fail(&name, broker.version(), scenario);
         let running = broker.start(scenario.acl().as_bytes());
         let observed = observe::observe(running.as_ref(), scenario);
         drop(running);
@@ -142,6 +179,7 @@ pub fn check_scenarios(
             described.push(label);
             report.push_str(&compare::describe(
                 &name,
+                compare::semantics_of(broker.version()),
                 &compare::shrink(broker, d.clone()),
             ));
             continue;
@@ -165,8 +203,12 @@ pub fn check_scenarios(
     panic!("{report}");
 }
 
-fn compile_or_fail(name: &str, scenario: &generate::Scenario) -> mqtt_policy::policy::acl::Policy {
-    compare::compile(scenario).unwrap_or_else(|e| {
+fn compile_or_fail(
+    name: &str,
+    version: Version,
+    scenario: &generate::Scenario,
+) -> mqtt_policy::policy::acl::Policy {
+    compare::compile(scenario, compare::semantics_of(version)).unwrap_or_else(|e| {
         panic!(
             "the engine rejects an acl file that {name} is asked to load ({}): {e}\n{}",
             scenario.label,

@@ -13,6 +13,7 @@ use super::{check, compare, BrokerUnderTest, RunningBroker};
 use crate::plugin::plugin_path;
 use crate::support::broker::{free_port, MosquittoBroker};
 use crate::support::process::{ChildGuard, POLL};
+use crate::support::versions::Version;
 
 /// Debian's mosquitto with our plugin enforcing the acl file (`plugin_opt_acl_file`), no password file
 /// and `allow_anonymous true`, like [`super::MosquittoAclFile`].
@@ -30,6 +31,32 @@ impl BrokerUnderTest for MosquittoWithPlugin {
             compare::ACL_NAME
         );
         Box::new(MosquittoBroker::start(&config, &[(compare::ACL_NAME, acl)]))
+    }
+}
+
+/// [`MosquittoWithPlugin`] on any release: the plugin must decide as that release's own `acl_file`.
+pub struct PluginOn(pub Version);
+
+impl BrokerUnderTest for PluginOn {
+    fn name(&self) -> String {
+        format!("{} + libmqtt_policy.so", self.0)
+    }
+
+    fn start(&self, acl: &[u8]) -> Box<dyn RunningBroker> {
+        let config = format!(
+            "allow_anonymous true\nplugin {}\nplugin_opt_acl_file {{dir}}/{}\n",
+            plugin_path(),
+            compare::ACL_NAME
+        );
+        Box::new(MosquittoBroker::start_on(
+            self.0,
+            &config,
+            &[(compare::ACL_NAME, acl)],
+        ))
+    }
+
+    fn version(&self) -> Version {
+        self.0
     }
 }
 

@@ -1,5 +1,6 @@
-//! [`MosquittoBroker`]: the real Debian `/usr/sbin/mosquitto`, started on a free loopback port from a
-//! generated `mosquitto.conf` in a private temporary directory, killed and reaped on drop.
+//! [`MosquittoBroker`]: a real mosquitto (Debian's `/usr/sbin/mosquitto`, or one of the vendored
+//! releases: [`Version`]), started on a free loopback port from a generated `mosquitto.conf` in a
+//! private temporary directory, killed and reaped on drop.
 //!
 //! ```ignore
 //! let broker = MosquittoBroker::start(
@@ -17,8 +18,9 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use super::process::{ChildGuard, POLL};
+use super::versions::Version;
 
-/// The broker under test: Debian's mosquitto 2.0.11.
+/// The broker most tests run on: Debian's mosquitto 2.0.11 ([`Version::Debian2011`]).
 pub const MOSQUITTO: &str = "/usr/sbin/mosquitto";
 
 /// How long the broker may take to start listening (or to exit, for [`MosquittoBroker::start_expect_exit`]).
@@ -48,6 +50,7 @@ pub struct MosquittoBroker {
     child: ChildGuard,
     port: u16,
     dir: tempfile::TempDir,
+    version: Version,
 }
 
 /// A mosquitto that ended during start-up, as [`MosquittoBroker::start_expect_exit`] wants.
@@ -73,16 +76,26 @@ impl MosquittoBroker {
     ///
     /// Panics, with the broker's log, if it exits or does not listen within [`START_LIMIT`].
     pub fn start(config_body: &str, files: &[(&str, &[u8])]) -> MosquittoBroker {
+        MosquittoBroker::start_on(Version::Debian2011, config_body, files)
+    }
+
+    /// [`MosquittoBroker::start`] on release `version`.
+    pub fn start_on(
+        version: Version,
+        config_body: &str,
+        files: &[(&str, &[u8])],
+    ) -> MosquittoBroker {
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
             let prepared = prepare(port, config_body, files);
-            let mut child = spawn(&prepared);
+            let mut child = spawn(version, &prepared);
             match wait_listening(&mut child, port) {
                 Ok(()) => {
                     return MosquittoBroker {
                         child,
                         port,
                         dir: prepared.dir,
+                        version,
                     }
                 }
                 Err(status) => {
@@ -91,7 +104,7 @@ impl MosquittoBroker {
                         continue;
                     }
                     panic!(
-                        "mosquitto exited during start-up ({status}).\nconfig:\n{}\nlog:\n{log}",
+                        "{version} exited during start-up ({status}).\nconfig:\n{}\nlog:\n{log}",
                         read_lossy(&prepared.conf)
                     );
                 }
@@ -103,9 +116,18 @@ impl MosquittoBroker {
     /// Starts mosquitto like [`MosquittoBroker::start`] but expects it to refuse to start: returns its exit
     /// code and log. Panics if it is still running, or listening, after [`START_LIMIT`].
     pub fn start_expect_exit(config_body: &str, files: &[(&str, &[u8])]) -> Exited {
+        MosquittoBroker::start_expect_exit_on(Version::Debian2011, config_body, files)
+    }
+
+    /// [`MosquittoBroker::start_expect_exit`] on release `version`.
+    pub fn start_expect_exit_on(
+        version: Version,
+        config_body: &str,
+        files: &[(&str, &[u8])],
+    ) -> Exited {
         let port = free_port();
         let prepared = prepare(port, config_body, files);
-        let mut child = spawn(&prepared);
+        let mut child = spawn(version, &prepared);
         match wait_listening(&mut child, port) {
             Err(status) => Exited {
                 code: status.code(),
@@ -117,6 +139,11 @@ impl MosquittoBroker {
                 read_lossy(&prepared.log)
             ),
         }
+    }
+
+    /// The release running.
+    pub fn version(&self) -> Version {
+        self.version
     }
 
     /// The loopback port the broker listens on.
@@ -212,15 +239,12 @@ fn prepare(port: u16, config_body: &str, files: &[(&str, &[u8])]) -> Prepared {
     Prepared { dir, conf, log }
 }
 
-fn spawn(prepared: &Prepared) -> ChildGuard {
-    assert!(
-        Path::new(MOSQUITTO).exists(),
-        "{MOSQUITTO} is missing: install Debian's mosquitto package (apt-get install mosquitto mosquitto-clients)"
-    );
+fn spawn(version: Version, prepared: &Prepared) -> ChildGuard {
+    let binary = version.binary();
     let log = fs::File::create(&prepared.log).expect("create the broker log");
     let log2 = log.try_clone().expect("clone the log handle");
     ChildGuard::spawn(
-        Command::new(MOSQUITTO)
+        Command::new(binary)
             .arg("-c")
             .arg(&prepared.conf)
             .stdin(Stdio::null())

@@ -7,6 +7,8 @@
 //! * [`tools`]: `mosquitto_pub`, `mosquitto_sub`, `mosquitto_passwd`.
 //! * [`process`]: child processes that are always killed and reaped.
 //! * [`rng`]: a seeded generator for reproducible generated cases.
+//! * [`versions`]: the releases tests run on (Debian's 2.0.11, the vendored 2.0.22 and 2.1.2), and
+//!   [`per_version!`](crate::per_version) for one test body per release.
 //!
 //! Nothing here skips a test when mosquitto is missing: the harness fails, saying what to install.
 
@@ -20,4 +22,5 @@ pub mod clients;
 pub mod process;
 pub mod rng;
 pub mod tools;
+pub mod versions;
 pub mod wire;

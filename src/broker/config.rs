@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use super::identity::CertUsername;
 use crate::policy::conf::{ConfError, MosquittoConf};
+use crate::policy::Semantics;
 
 /// The lowest TLS version a listener accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +79,9 @@ pub struct BrokerConfig {
     pub acl_file: Option<String>,
     /// Our plugin's `plugin_opt_audit_log`.
     pub audit_log: Option<String>,
+    /// Our plugin's `plugin_opt_mosquitto_version` (`2.0`, the default, or `2.1`): whose `acl_file`
+    /// semantics the broker applies.
+    pub semantics: Semantics,
     /// `max_queued_messages` per client (0: no limit of its own; default 1000): QoS 1/2 messages
     /// queued beyond those in flight, and the packets that may wait for an online client's socket
     /// before its QoS 0 messages are dropped (Mosquitto's `out_packet_count` check).
@@ -297,6 +301,7 @@ impl BrokerConfig {
             password_file: files.password_file,
             acl_file: files.acl_file,
             audit_log: files.audit_log,
+            semantics: Semantics::default(),
             max_queued_messages: 1000,
             max_queued_bytes: 0,
             max_inflight_messages: 20,
@@ -420,7 +425,15 @@ impl BrokerConfig {
                     let name = k
                         .trim_start_matches("plugin_opt_")
                         .trim_start_matches("auth_opt_");
-                    if !matches!(name, "acl_file" | "password_file" | "audit_log") {
+                    if name == "mosquitto_version" {
+                        cfg.semantics = Semantics::from_version(value).ok_or_else(|| {
+                            err(
+                                conf,
+                                line,
+                                format!("`{k} {value}`: expected 2.0 or 2.1 (the Mosquitto release line whose acl_file semantics to apply)"),
+                            )
+                        })?;
+                    } else if !matches!(name, "acl_file" | "password_file" | "audit_log") {
                         return Err(err(
                             conf,
                             line,

@@ -149,11 +149,9 @@ fn audit_acl(
     decision: Decision,
 ) -> Action {
     let explanation = security.explain(who(s), topic, access, decision);
-    Action::Audit(Box::new(AuditRecord::acl(
-        wall,
-        Some(&s.address),
-        explanation,
-    )))
+    Action::Audit(Box::new(
+        AuditRecord::acl(wall, Some(&s.address), explanation).with_semantics(security.semantics()),
+    ))
 }
 
 fn send(out: &mut Vec<Action>, conn: ConnId, packet: Packet) {
@@ -264,7 +262,8 @@ impl Router {
                         client_id: Some(&s.client_id),
                         address: Some(&s.address),
                     };
-                    let mut record = AuditRecord::login(self.wall, peer, refusal.denial.clone());
+                    let mut record = AuditRecord::login(self.wall, peer, refusal.denial.clone())
+                        .with_semantics(self.security.semantics());
                     record
                         .message
                         .push_str(" (credentials checked again on reload; client disconnected)");
@@ -388,7 +387,8 @@ impl Router {
                 client_id: Some(&c.client_id),
                 address: Some(&address),
             };
-            let record = AuditRecord::login(self.wall, peer, refusal.denial);
+            let record = AuditRecord::login(self.wall, peer, refusal.denial)
+                .with_semantics(self.security.semantics());
             self.log(record.message.clone());
             self.out.push(Action::Audit(Box::new(record)));
             return self.refuse(conn, version, refusal.connack);

@@ -23,6 +23,14 @@ pub struct Security {
     allow_anonymous: bool,
 }
 
+impl Security {
+    /// Whose `acl_file` semantics the policy applies (`plugin_opt_mosquitto_version`; 2.0 without an
+    /// acl file).
+    pub fn semantics(&self) -> crate::policy::Semantics {
+        self.acl.as_ref().map(Policy::semantics).unwrap_or_default()
+    }
+}
+
 /// Why a login was refused: the CONNACK outcome and the audit reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LoginRefusal {
@@ -36,7 +44,9 @@ impl Security {
     /// Loads the files `config` names. Errors name the file and line.
     pub fn load(config: &BrokerConfig) -> Result<Security, String> {
         let acl = match &config.acl_file {
-            Some(path) => Some(crate::load::load_policy(path).map_err(|e| e.to_string())?),
+            Some(path) => Some(
+                crate::load::load_policy_as(path, config.semantics).map_err(|e| e.to_string())?,
+            ),
             None => None,
         };
         let passwords = match &config.password_file {
@@ -58,6 +68,7 @@ impl Security {
                 path: "(no acl_file)".to_owned(),
                 rules: Vec::new(),
                 warnings: Vec::new(),
+                semantics: Default::default(),
             }),
             passwords,
             allow_anonymous,

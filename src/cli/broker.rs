@@ -29,6 +29,10 @@ pub fn run(args: &BrokerArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
+    eprintln!(
+        "mqtt-policy broker: deciding as {}'s acl_file (plugin_opt_mosquitto_version 2.0|2.1 to choose)",
+        config.semantics
+    );
     // The runtime runs the core task and the signals only: connections have their own threads.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -7,7 +7,7 @@ use super::{EXIT_DENIED, EXIT_ERROR, EXIT_OK};
 use crate::load;
 use crate::policy::acl::Explanation;
 use crate::policy::passwd::PasswordFile;
-use crate::policy::{Access, ClientRef, Verdict};
+use crate::policy::{Access, ClientRef, Semantics, Verdict};
 
 /// Whether the user could log in at all, from the password file (when one is given).
 #[derive(Debug, Serialize)]
@@ -59,6 +59,8 @@ impl LoginStatus {
 struct CheckOutput<'a> {
     #[serde(flatten)]
     explanation: &'a Explanation,
+    /// Whose reading of the files applied: `mosquitto-2.0` or `mosquitto-2.1`.
+    semantics: Semantics,
     #[serde(skip_serializing_if = "Option::is_none")]
     login: Option<LoginStatus>,
 }
@@ -99,6 +101,16 @@ pub struct CheckArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Decide as the acl_file of this Mosquitto release line: 2.0 or 2.1 (they read `%u`/`%c` inside a
+    /// level, and a few other things, differently).
+    #[arg(long, value_name = "2.0|2.1", default_value = "2.0", value_parser = parse_semantics)]
+    pub mosquitto: Semantics,
+}
+
+/// `--mosquitto`: `2.0` or `2.1`.
+fn parse_semantics(text: &str) -> Result<Semantics, String> {
+    Semantics::from_version(text)
+        .ok_or_else(|| format!("expected 2.0 or 2.1 (the Mosquitto release line), got {text:?}"))
 }
 
 /// Runs `check`; returns the exit code (0 allow, 1 deny, 2 error).
@@ -139,7 +151,7 @@ pub fn run(args: &CheckArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let policy = match load::load_policy(&acl_path) {
+    let policy = match load::load_policy_as(&acl_path, args.mosquitto) {
         Ok(policy) => policy,
         Err(e) => {
             eprintln!("mqtt-policy: {e}");
@@ -170,6 +182,7 @@ pub fn run(args: &CheckArgs) -> u8 {
     if args.json {
         let output = CheckOutput {
             explanation: &explanation,
+            semantics: args.mosquitto,
             login,
         };
         match serde_json::to_string_pretty(&output) {
@@ -184,6 +197,7 @@ pub fn run(args: &CheckArgs) -> u8 {
         if let Some(login) = &login {
             println!("  login: {}", login.message);
         }
+        println!("  semantics: {}'s acl_file", args.mosquitto);
     }
     match explanation.verdict {
         Verdict::Allow => EXIT_OK,

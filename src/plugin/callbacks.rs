@@ -27,9 +27,9 @@ use super::outcome::Outcome;
 use super::sink::AuditSink;
 use super::sys;
 use crate::audit::{AuditRecord, LoginDenial, Peer, Withheld, WithheldDeliveries};
-use crate::policy::acl::{parse_acl, Explanation, Policy, ReasonDetail};
+use crate::policy::acl::{parse_acl_as, Explanation, Policy, ReasonDetail};
 use crate::policy::passwd::{AuthResult, PasswordFile};
-use crate::policy::{Access, ClientRef, Verdict};
+use crate::policy::{Access, ClientRef, Semantics, Verdict};
 
 /// How many (client, topic) pairs of withheld deliveries are remembered before further ones are only
 /// counted.
@@ -102,8 +102,9 @@ impl From<OptionError> for LoadError {
     }
 }
 
-/// Reads and compiles the acl file named by `plugin_opt_acl_file`, logging its warnings.
-pub fn load_acl(path: &str, host: &dyn Host) -> Result<Policy, LoadError> {
+/// Reads and compiles the acl file named by `plugin_opt_acl_file` to decide as Mosquitto `semantics`,
+/// logging its warnings.
+pub fn load_acl(path: &str, host: &dyn Host, semantics: Semantics) -> Result<Policy, LoadError> {
     let bytes = std::fs::read(path).map_err(|e| LoadError {
         outcome: Outcome::Unavailable,
         message: format!(
@@ -111,7 +112,7 @@ pub fn load_acl(path: &str, host: &dyn Host) -> Result<Policy, LoadError> {
             trailing_space_hint(path)
         ),
     })?;
-    let file = parse_acl(path, &bytes).map_err(|e| LoadError {
+    let file = parse_acl_as(path, &bytes, semantics).map_err(|e| LoadError {
         outcome: Outcome::BadConfig,
         message: format!("invalid acl file (plugin_opt_acl_file): {e}"),
     })?;
@@ -163,6 +164,8 @@ pub struct Plugin {
     /// Recently allowed reads and writes (emptied when the files are reloaded).
     memo: RefCell<DecisionMemo>,
     clock: fn() -> SystemTime,
+    /// Whose `acl_file` the plugin decides as: the Mosquitto it is loaded in.
+    semantics: Semantics,
 }
 
 impl Plugin {
@@ -173,7 +176,19 @@ impl Plugin {
     where
         I: IntoIterator<Item = Option<(&'a str, &'a str)>>,
     {
-        Plugin::start_with_clock(options, host, SystemTime::now)
+        Plugin::start_as(options, host, Semantics::Mosquitto20)
+    }
+
+    /// [`Plugin::start`], deciding as the `acl_file` of Mosquitto `semantics` (the broker's release).
+    pub fn start_as<'a, I>(
+        options: I,
+        host: &dyn Host,
+        semantics: Semantics,
+    ) -> Result<Plugin, Outcome>
+    where
+        I: IntoIterator<Item = Option<(&'a str, &'a str)>>,
+    {
+        Plugin::start_full(options, host, SystemTime::now, semantics)
     }
 
     /// [`Plugin::start`] with an injected clock for audit timestamps.
@@ -185,7 +200,20 @@ impl Plugin {
     where
         I: IntoIterator<Item = Option<(&'a str, &'a str)>>,
     {
-        Plugin::try_start(options, host, clock).map_err(|e| {
+        Plugin::start_full(options, host, clock, Semantics::Mosquitto20)
+    }
+
+    /// [`Plugin::start_as`] with an injected clock.
+    pub fn start_full<'a, I>(
+        options: I,
+        host: &dyn Host,
+        clock: fn() -> SystemTime,
+        semantics: Semantics,
+    ) -> Result<Plugin, Outcome>
+    where
+        I: IntoIterator<Item = Option<(&'a str, &'a str)>>,
+    {
+        Plugin::try_start(options, host, clock, semantics).map_err(|e| {
             host.log(
                 LogLevel::Err,
                 &format!("mqtt-policy: {}; the plugin refuses to start", e.message),
@@ -198,12 +226,29 @@ impl Plugin {
         options: I,
         host: &dyn Host,
         clock: fn() -> SystemTime,
+        semantics: Semantics,
     ) -> Result<Plugin, LoadError>
     where
         I: IntoIterator<Item = Option<(&'a str, &'a str)>>,
     {
         let options = PluginOptions::parse(options)?;
-        let files = load_files(&options, host)?;
+        if let Some(version) = options.mosquitto_version.as_deref() {
+            let wanted = Semantics::from_version(version).ok_or_else(|| LoadError {
+                outcome: Outcome::BadConfig,
+                message: format!("plugin_opt_mosquitto_version {version:?}: expected 2.0 or 2.1"),
+            })?;
+            if wanted != semantics {
+                return Err(LoadError {
+                    outcome: Outcome::BadConfig,
+                    message: format!(
+                        "plugin_opt_mosquitto_version {version} asks for {wanted}'s acl_file semantics, \
+                         but this broker is {semantics} (the plugin always decides as the broker it is \
+                         loaded in: remove the option or correct it)"
+                    ),
+                });
+            }
+        }
+        let files = load_files(&options, host, semantics)?;
         let audit = AuditSink::open(options.audit_log.as_deref()).map_err(|e| {
             let path = options.audit_log.as_deref().unwrap_or_default();
             LoadError {
@@ -221,7 +266,7 @@ impl Plugin {
                  the plugin checks nothing",
             );
         }
-        host.log(LogLevel::Info, &describe(&options, &files));
+        host.log(LogLevel::Info, &describe(&options, &files, semantics));
         Ok(Plugin {
             options,
             files: RefCell::new(files),
@@ -229,6 +274,7 @@ impl Plugin {
             withheld: RefCell::new(WithheldDeliveries::new(WITHHELD_CAPACITY)),
             memo: RefCell::new(DecisionMemo::new()),
             clock,
+            semantics,
         })
     }
 
@@ -352,7 +398,8 @@ impl Plugin {
 
     fn record(&self, host: &dyn Host, client: &impl Client, explanation: Explanation) {
         let address = client.address().lossy();
-        let record = AuditRecord::acl((self.clock)(), address.as_deref(), explanation);
+        let record = AuditRecord::acl((self.clock)(), address.as_deref(), explanation)
+            .with_semantics(self.semantics);
         self.audit.borrow_mut().write(host, &record);
     }
 
@@ -394,20 +441,25 @@ impl Plugin {
             client_id: client_id.as_deref(),
             address: address.as_deref(),
         };
-        let record = AuditRecord::login((self.clock)(), peer, denial);
+        let record =
+            AuditRecord::login((self.clock)(), peer, denial).with_semantics(self.semantics);
         self.audit.borrow_mut().write(host, &record);
         Outcome::RefuseLogin
     }
 
     /// `MOSQ_EVT_RELOAD` (SIGHUP): re-reads every file. If any file is missing or malformed, nothing
     /// changes and the log says why. Always [`Outcome::Defer`]: in 2.0 any other answer stops the reload
-    /// chain, and an error also stops the broker from reloading its own files.
+    /// chain, and an error also stops the broker from reloading its own files. (On 2.1 the C layer
+    /// answers SUCCESS instead: there any non-zero answer shuts the broker down.)
     pub fn reload(&self, host: &dyn Host) -> Outcome {
-        match load_files(&self.options, host) {
+        match load_files(&self.options, host, self.semantics) {
             Ok(files) => {
                 host.log(
                     LogLevel::Info,
-                    &format!("{} (reloaded)", describe(&self.options, &files)),
+                    &format!(
+                        "{} (reloaded)",
+                        describe(&self.options, &files, self.semantics)
+                    ),
                 );
                 *self.files.borrow_mut() = files;
                 self.memo.borrow_mut().clear();
@@ -443,19 +495,23 @@ impl Plugin {
 }
 
 /// Loads every configured file; all or nothing.
-fn load_files(options: &PluginOptions, host: &dyn Host) -> Result<Files, LoadError> {
+fn load_files(
+    options: &PluginOptions,
+    host: &dyn Host,
+    semantics: Semantics,
+) -> Result<Files, LoadError> {
     let passwords = match options.password_file.as_deref() {
         Some(path) => Some(Arc::new(load_passwords(path, host)?)),
         None => None,
     };
     let acl = match options.acl_file.as_deref() {
-        Some(path) => Some(Arc::new(load_acl(path, host)?)),
+        Some(path) => Some(Arc::new(load_acl(path, host, semantics)?)),
         None => None,
     };
     Ok(Files { acl, passwords })
 }
 
-fn describe(options: &PluginOptions, files: &Files) -> String {
+fn describe(options: &PluginOptions, files: &Files, semantics: Semantics) -> String {
     let mut parts = Vec::new();
     if let (Some(path), Some(passwords)) =
         (options.password_file.as_deref(), files.passwords.as_deref())
@@ -475,7 +531,10 @@ fn describe(options: &PluginOptions, files: &Files) -> String {
         Some(path) => parts.push(format!("audit log {path:?}")),
         None => parts.push("audit records to the broker log".to_owned()),
     }
-    format!("mqtt-policy: using {}", parts.join(", "))
+    format!(
+        "mqtt-policy: using {}; deciding as {semantics}'s acl_file",
+        parts.join(", ")
+    )
 }
 
 #[cfg(test)]

@@ -21,6 +21,10 @@
 //!   2.0.x broker and never pulls a 2.1-only function such as `mosquitto_plugin_set_info`;
 //! * a broker that lacks one of the functions makes init fail with a message naming it, instead of a
 //!   `dlopen` error;
+//! * the functions Mosquitto 2.1 added are optional: [`Optional21`] holds each as an `Option`, `None` on
+//!   2.0, and is the one place to add another (a field, a line in `Optional21::resolve`, a `const _`
+//!   check). Whether `mosquitto_plugin_set_info` is there also tells which release loaded us, and so
+//!   whose `acl_file` semantics the plugin applies ([`Semantics`]);
 //! * the function-pointer types are checked against bindgen's declarations of the headers at compile time
 //!   (the `const _` items below), so a signature cannot drift from `mosquitto_broker.h`.
 
@@ -36,9 +40,15 @@ use super::host::{Client, Host, LogLevel, Text};
 use super::memo::RawCheck;
 use super::outcome::{return_code, Outcome};
 use super::sys;
+use crate::policy::Semantics;
 
 /// The plugin API version we implement.
 const PLUGIN_VERSION: c_int = sys::MOSQ_PLUGIN_VERSION;
+
+/// What the plugin tells a 2.1 broker about itself (`mosquitto_plugin_set_info`).
+const PLUGIN_NAME: &CStr = c"mqtt-policy";
+/// The crate's version, NUL-terminated.
+const PLUGIN_RELEASE: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 
 type LogPrintf = unsafe extern "C" fn(c_int, *const c_char, ...);
 type ClientString = unsafe extern "C" fn(*const sys::mosquitto) -> *const c_char;
@@ -56,6 +66,9 @@ type Unregister = unsafe extern "C" fn(
     *const c_void,
 ) -> c_int;
 type Callback = unsafe extern "C" fn(c_int, *mut c_void, *mut c_void) -> c_int;
+/// 2.1: `int mosquitto_plugin_set_info(mosquitto_plugin_id_t *, const char *name, const char *version)`.
+type PluginSetInfo =
+    unsafe extern "C" fn(*mut sys::mosquitto_plugin_id_t, *const c_char, *const c_char) -> c_int;
 
 // Compile-time checks that the types above are the headers' signatures. Constants are evaluated by the
 // compiler and never emitted, so these create no reference to the symbols.
@@ -66,6 +79,9 @@ const _: ClientString = sys::mosquitto_client_address;
 const _: Register = sys::mosquitto_callback_register;
 const _: Unregister = sys::mosquitto_callback_unregister;
 const _: sys::MOSQ_FUNC_generic_callback = Some(on_reload as Callback);
+// The 2.1 additions, checked against 2.1's headers when build.rs had them (MOSQUITTO_21_INCLUDE_DIR).
+#[cfg(mosquitto_21_headers)]
+const _: PluginSetInfo = super::sys::v21::mosquitto_plugin_set_info;
 
 /// The broker functions the plugin calls, found at run time (see the module documentation).
 #[derive(Clone, Copy, Debug)]
@@ -76,6 +92,62 @@ struct BrokerApi {
     client_address: ClientString,
     callback_register: Register,
     callback_unregister: Unregister,
+    /// What Mosquitto 2.1 added; every field `None` on 2.0.
+    v21: Optional21,
+}
+
+/// The functions Mosquitto 2.1 added that the plugin uses when they exist. Never called on 2.0 (they
+/// are `None` there), so no 2.1-only behaviour or return code reaches a 2.0 broker.
+#[derive(Clone, Copy, Debug, Default)]
+struct Optional21 {
+    plugin_set_info: Option<PluginSetInfo>,
+}
+
+impl Optional21 {
+    /// Looks each function up; a missing one stays `None`.
+    fn resolve() -> Optional21 {
+        // SAFETY: each name is looked up as the function pointer type of its C signature, checked
+        // against 2.1's header by the `const _` items above when the build had 2.1's headers.
+        unsafe {
+            Optional21 {
+                plugin_set_info: optional::<PluginSetInfo>(c"mosquitto_plugin_set_info"),
+            }
+        }
+    }
+
+    /// `true` in a Mosquitto 2.1 broker (it exports `mosquitto_plugin_set_info`, which 2.1 added).
+    fn is_2_1(&self) -> bool {
+        self.plugin_set_info.is_some()
+    }
+
+    /// The semantics of the broker's own `acl_file`: 2.1 when the broker has 2.1's functions.
+    fn semantics(&self) -> Semantics {
+        if self.is_2_1() {
+            Semantics::Mosquitto21
+        } else {
+            Semantics::Mosquitto20
+        }
+    }
+}
+
+/// The broker's function `name` as an `F`, or `None` when the host process does not export it.
+///
+/// # Safety
+/// `F` is an `unsafe extern "C" fn` type matching the C signature of the function called `name`.
+unsafe fn optional<F: Copy>(name: &CStr) -> Option<F> {
+    assert_eq!(
+        std::mem::size_of::<F>(),
+        std::mem::size_of::<*mut c_void>(),
+        "a function pointer"
+    );
+    // SAFETY: `name` is NUL-terminated; dlsym with RTLD_DEFAULT has no other precondition.
+    let address = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    if address.is_null() {
+        return None;
+    }
+    // SAFETY: a non-NULL address of the function `name`, whose type `F` is (the caller's promise); the
+    // sizes are equal (checked above).
+    Some(unsafe { std::mem::transmute_copy::<*mut c_void, F>(&address) })
 }
 
 static BROKER: OnceLock<BrokerApi> = OnceLock::new();
@@ -117,6 +189,7 @@ impl BrokerApi {
                 callback_unregister: std::mem::transmute::<*mut c_void, Unregister>(symbol(
                     c"mosquitto_callback_unregister",
                 )?),
+                v21: Optional21::resolve(),
             }
         };
         Ok(BROKER.get_or_init(|| api))
@@ -296,9 +369,30 @@ pub unsafe extern "C" fn mosquitto_plugin_version(
         if offered.contains(&PLUGIN_VERSION) {
             PLUGIN_VERSION
         } else {
+            refuse_plugin_api(offered);
             -1
         }
     })
+}
+
+/// Says, in the broker's log if it has one (else on standard error), why a broker without plugin API
+/// version 5 cannot load us.
+fn refuse_plugin_api(offered: &[c_int]) {
+    let versions: Vec<String> = offered.iter().map(c_int::to_string).collect();
+    let message = format!(
+        "mqtt-policy: this broker offers plugin API version {} and the plugin needs version          {PLUGIN_VERSION} (Mosquitto 2.0 or later); refusing to load",
+        versions.join(", ")
+    );
+    // SAFETY: looked up as the type of the C function `mosquitto_log_printf`, which every broker with
+    // plugins (1.x included) exports with this signature.
+    match unsafe { optional::<LogPrintf>(c"mosquitto_log_printf") } {
+        Some(log_printf) => {
+            let message = CString::new(message).unwrap_or_default();
+            // SAFETY: the format is the constant "%s" and its argument a NUL-terminated string.
+            unsafe { log_printf(LogLevel::Err.code(), c"%s".as_ptr(), message.as_ptr()) }
+        }
+        None => eprintln!("{message}"),
+    }
 }
 
 /// `int mosquitto_plugin_init(mosquitto_plugin_id_t *, void **userdata, struct mosquitto_opt *, int)`:
@@ -340,10 +434,27 @@ pub unsafe extern "C" fn mosquitto_plugin_init(
             host.log(LogLevel::Err, "mqtt-policy: init called without userdata");
             return Outcome::Unavailable;
         }
+        if let Some(set_info) = api.v21.plugin_set_info {
+            // SAFETY: `id` is the broker's identifier; both strings are NUL-terminated constants,
+            // which outlive the broker's copy (it duplicates them).
+            let rc = unsafe {
+                set_info(
+                    id.as_ptr(),
+                    PLUGIN_NAME.as_ptr(),
+                    PLUGIN_RELEASE.as_ptr().cast(),
+                )
+            };
+            if rc != sys::MOSQ_ERR_SUCCESS {
+                host.log(
+                    LogLevel::Warning,
+                    &format!("mqtt-policy: mosquitto_plugin_set_info returned {rc}"),
+                );
+            }
+        }
         // SAFETY: the broker passes `option_count` options that stay valid during init; `Plugin::start`
         // copies what it keeps.
         let pairs = unsafe { option_pairs(options, option_count) };
-        let plugin = match Plugin::start(pairs, &host) {
+        let plugin = match Plugin::start_as(pairs, &host, api.v21.semantics()) {
             Ok(plugin) => plugin,
             Err(outcome) => return outcome,
         };
@@ -594,23 +705,30 @@ unsafe extern "C" fn on_basic_auth(
     unsafe { dispatch("basic_auth", Event::BasicAuth, fail, event, userdata, body) }
 }
 
-/// `MOSQ_EVT_RELOAD`. Always DEFER, even on a panic (see [`Plugin::reload`]).
+/// `MOSQ_EVT_RELOAD`. DEFER on 2.0, SUCCESS on 2.1, whatever happened, even on a panic (see
+/// [`Plugin::reload`] and [`reload_answer`]).
 unsafe extern "C" fn on_reload(
     event: c_int,
     _event_data: *mut c_void,
     userdata: *mut c_void,
 ) -> c_int {
-    let body = |plugin: &Plugin, host: &BrokerLog, _: &'static BrokerApi| plugin.reload(host);
+    let answer = reload_answer();
+    let body = move |plugin: &Plugin, host: &BrokerLog, _: &'static BrokerApi| {
+        plugin.reload(host);
+        answer
+    };
     // SAFETY: the broker passes the userdata registered with this callback.
-    unsafe {
-        dispatch(
-            "reload",
-            Event::Reload,
-            Outcome::Defer,
-            event,
-            userdata,
-            body,
-        )
+    unsafe { dispatch("reload", Event::Reload, answer, event, userdata, body) }
+}
+
+/// What a reload callback answers. 2.0 wants DEFER (any other answer stops the chain, and an error stops
+/// the broker reloading its own files); 2.1 treats every non-zero answer, DEFER included, as a failed
+/// reload and shuts the broker down, so there it is SUCCESS. A failed reload of our files is logged and
+/// keeps the previous policy either way.
+fn reload_answer() -> Outcome {
+    match BROKER.get() {
+        Some(api) if api.v21.is_2_1() => Outcome::Allow,
+        _ => Outcome::Defer,
     }
 }
 

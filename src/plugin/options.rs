@@ -10,11 +10,12 @@
 use std::fmt;
 
 /// The option keys we accept, as they appear after `plugin_opt_`.
-pub const KNOWN_OPTIONS: [&str; 4] = [
+pub const KNOWN_OPTIONS: [&str; 5] = [
     "password_file",
     "acl_file",
     "audit_log",
     "refuse_subscriptions",
+    "mosquitto_version",
 ];
 
 /// The plugin's configuration.
@@ -34,6 +35,10 @@ pub struct PluginOptions {
     /// SUBSCRIBE, exactly as Mosquitto's own acl_file does (reads are still checked per message), for
     /// clients that treat a refused SUBACK as fatal.
     pub refuse_subscriptions: bool,
+    /// `plugin_opt_mosquitto_version` (`2.0` or `2.1`): for configs shared with `mqtt-policy broker`,
+    /// which reads it to choose its semantics. The plugin always decides as the broker it is loaded in
+    /// and refuses to start when this names the other line.
+    pub mosquitto_version: Option<String>,
 }
 
 impl Default for PluginOptions {
@@ -43,6 +48,7 @@ impl Default for PluginOptions {
             acl_file: None,
             audit_log: None,
             refuse_subscriptions: true,
+            mosquitto_version: None,
         }
     }
 }
@@ -140,6 +146,7 @@ impl PluginOptions {
                 "password_file" => parsed.password_file = Some(value.to_owned()),
                 "acl_file" => parsed.acl_file = Some(value.to_owned()),
                 "audit_log" => parsed.audit_log = Some(value.to_owned()),
+                "mosquitto_version" => parsed.mosquitto_version = Some(value.to_owned()),
                 _ => parsed.refuse_subscriptions = parse_bool(key, value)?,
             }
         }

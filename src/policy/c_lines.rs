@@ -1,16 +1,22 @@
-//! Lines as Mosquitto 2.0 reads its `acl_file` and `password_file`: an exact model of its line reader
-//! (`fgets_extending` with a 256-byte buffer that grows by 1000 bytes), quirks included.
+//! Lines as Mosquitto reads its `acl_file` and `password_file`: an exact model of its line reader
+//! (2.0's `fgets_extending`, 2.1's `mosquitto_fgets`: a 256-byte buffer that grows by 1000 bytes),
+//! quirks included.
 //!
 //! The differential test against the real broker found two places where this reader differs from
 //! "split on `\n`", and Mosquitto's behaviour is the reference, so we reproduce them:
-//! * **A NUL byte** ends the line's C string before its `\n`, so the reader never sees the end of the
-//!   line and keeps reading: every following line is swallowed. If the file ends with `\n`, the NUL line
-//!   and everything after it are ignored; otherwise the NUL line, up to the NUL, is still read.
+//! * **A NUL byte** ends the line's C string before its `\n`. On 2.0 the reader never sees the end of
+//!   the line and keeps reading: every following line is swallowed. If the file ends with `\n`, the NUL
+//!   line and everything after it are ignored; otherwise the NUL line, up to the NUL, is still read. On
+//!   2.1 the reader notices the NUL and stops: the NUL line and everything after it are ignored, unless
+//!   the NUL line is the last line and has no `\n` (then it is read up to the NUL). On both, a NUL as
+//!   the very first byte of a line makes that line empty, and reading goes on with the next line.
 //! * **A last line without `\n` that exactly fills the buffer** (255 bytes with a fresh buffer, or
 //!   255 + 1000·k, relative to the size the buffer has grown to) is dropped: the reader asks for more,
 //!   hits end of file having read nothing more, and reports end of file.
 //!
 //! Callers warn about both (see [`Cut`]) so that nobody is surprised by them.
+
+use crate::policy::semantics::Semantics;
 
 /// C `isspace` in the "C" locale: space, `\t`, `\n`, `\v`, `\f`, `\r` (Rust's `is_ascii_whitespace` omits `\v`).
 /// Mosquitto trims lines and fields with it.
@@ -82,8 +88,14 @@ fn count_newlines(bytes: &[u8]) -> u32 {
     u32::try_from(bytes.iter().filter(|&&b| b == b'\n').count()).unwrap_or(u32::MAX)
 }
 
-/// The lines Mosquitto's parser is handed for a file's `bytes`, and where its reader stopped short.
+/// The lines Mosquitto 2.0's parser is handed for a file's `bytes`, and where its reader stopped short.
 pub fn mosquitto_lines(bytes: &[u8]) -> (Vec<CLine<'_>>, Option<Cut>) {
+    mosquitto_lines_as(bytes, Semantics::Mosquitto20)
+}
+
+/// The lines the parser of Mosquitto `semantics` is handed for a file's `bytes`, and where its reader
+/// stopped short.
+pub fn mosquitto_lines_as(bytes: &[u8], semantics: Semantics) -> (Vec<CLine<'_>>, Option<Cut>) {
     let mut lines = Vec::new();
     let mut buffer = INITIAL_BUFFER;
     let mut pos = 0;
@@ -129,12 +141,18 @@ pub fn mosquitto_lines(bytes: &[u8]) -> (Vec<CLine<'_>>, Option<Cut>) {
                 });
                 return (lines, nul_at.map(|nul| nul_cut(bytes, nul, true)));
             }
-            if c_end > start && bytes[c_end - 1] == b'\n' {
+            // A C string that is empty (a NUL first) or ends in `\n` is a line.
+            if c_end == start || bytes[c_end - 1] == b'\n' {
                 lines.push(CLine {
                     number: start_line,
                     text: &bytes[start..c_end],
                 });
                 break;
+            }
+            // 2.1: a C string shorter than what fgets filled means an embedded NUL: stop reading.
+            if semantics == Semantics::Mosquitto21 && c_end - start + 1 < buffer {
+                let nul = nul_at.expect("a short C string has a NUL");
+                return (lines, Some(nul_cut(bytes, nul, false)));
             }
             // The C string does not end in `\n`: grow the buffer and read on.
             offset = buffer - 1;
@@ -230,6 +248,67 @@ mod tests {
                 lines_after: 1
             })
         );
+    }
+
+    #[test]
+    fn a_nul_first_empties_only_that_line() {
+        for semantics in [Semantics::Mosquitto20, Semantics::Mosquitto21] {
+            let (lines, cut) = mosquitto_lines_as(b"a\n\0bc\nd\n", semantics);
+            let texts: Vec<&[u8]> = lines.iter().map(|l| l.text).collect();
+            assert_eq!(texts, [&b"a\n"[..], b"", b"d\n"], "{semantics}");
+            assert_eq!(lines[2].number, 3);
+            assert_eq!(cut, None);
+        }
+    }
+
+    #[test]
+    fn on_2_1_a_nul_stops_the_reader_at_that_line() {
+        let v21 = |bytes: &'static [u8]| {
+            let (lines, cut) = mosquitto_lines_as(bytes, Semantics::Mosquitto21);
+            (
+                lines
+                    .into_iter()
+                    .map(|l| l.text.to_vec())
+                    .collect::<Vec<_>>(),
+                cut,
+            )
+        };
+        // Without a final newline, 2.0 would read the NUL line up to the NUL; 2.1 does not.
+        let (lines, cut) = v21(b"topic write b\ntopic write a\0x\ntopic write c");
+        assert_eq!(lines, [b"topic write b\n".to_vec()]);
+        assert_eq!(
+            cut,
+            Some(Cut::Nul {
+                line: 2,
+                line_read: false,
+                lines_after: 1
+            })
+        );
+        // The NUL line last, without a newline: read up to the NUL, as on 2.0.
+        let (lines, cut) = v21(b"topic write b\ntopic write a\0x");
+        assert_eq!(
+            lines,
+            [b"topic write b\n".to_vec(), b"topic write a".to_vec()]
+        );
+        assert!(matches!(
+            cut,
+            Some(Cut::Nul {
+                line_read: true,
+                ..
+            })
+        ));
+        // A NUL beyond the first 255 bytes of a long line.
+        let long = format!("topic write {}\0x\ntopic write c\n", "a".repeat(400));
+        let (lines, cut) = mosquitto_lines_as(long.as_bytes(), Semantics::Mosquitto21);
+        assert!(lines.is_empty());
+        assert!(matches!(
+            cut,
+            Some(Cut::Nul {
+                line: 1,
+                line_read: false,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub struct PolicyFiles {
     pub password_file: Option<String>,
     /// `plugin_opt_audit_log`.
     pub audit_log: Option<String>,
+    /// `plugin_opt_mosquitto_version` (`2.0` or `2.1`), as written.
+    pub mosquitto_version: Option<String>,
 }
 
 impl MosquittoConf {
@@ -128,6 +130,7 @@ impl MosquittoConf {
                             files.password_file = value
                         }
                         "audit_log" => files.audit_log = value,
+                        "mosquitto_version" => files.mosquitto_version = value,
                         _ => {}
                     }
                 }

@@ -19,6 +19,8 @@ pub mod c_lines;
 pub mod conf;
 pub mod decision;
 pub mod passwd;
+pub mod semantics;
 pub mod topic;
 
 pub use decision::{Access, ClientRef, Decision, Reason, RuleId, Verdict};
+pub use semantics::Semantics;

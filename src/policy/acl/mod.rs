@@ -12,6 +12,6 @@ mod trie;
 pub use explain::{
     why_no_match, Explanation, Miss, NearMiss, ReasonDetail, RuleRef, MAX_NEAR_MISSES,
 };
-pub use parse::{parse_acl, AclError, AclErrorKind, AclFile, AclWarning};
+pub use parse::{parse_acl, parse_acl_as, AclError, AclErrorKind, AclFile, AclWarning};
 pub use policy::{broker_rules, Policy};
 pub use rule::{substitute, substitute_into, Permission, Rule, RuleList};

@@ -1,4 +1,5 @@
-//! The acl_file grammar, exactly as Mosquitto 2.0 reads it (`aclfile__parse`).
+//! The acl_file grammar, exactly as Mosquitto reads it (2.0's `aclfile__parse`; 2.1's acl-file plugin
+//! has the same grammar and differs only in its line reader, see [`crate::policy::semantics`]).
 //!
 //! * Trailing whitespace (C `isspace`, so CR too) is removed; a line whose first byte is `#` is a comment.
 //!   An indented `#` is not a comment but an invalid line.
@@ -13,7 +14,8 @@
 use thiserror::Error;
 
 use super::rule::{Permission, Rule, RuleList};
-use crate::policy::c_lines::{is_c_space, mosquitto_lines};
+use crate::policy::c_lines::{is_c_space, mosquitto_lines_as};
+use crate::policy::semantics::Semantics;
 use crate::policy::topic::{self, FilterError};
 
 /// A parsed acl file: its rules in file order and the warnings Mosquitto would log.
@@ -25,6 +27,8 @@ pub struct AclFile {
     pub rules: Vec<Rule>,
     /// Lines Mosquitto accepts with a warning.
     pub warnings: Vec<AclWarning>,
+    /// Which Mosquitto's reading the file was parsed with, and its policy decides as.
+    pub semantics: Semantics,
 }
 
 /// A line that is accepted but probably not what was meant.
@@ -114,8 +118,13 @@ fn next_token(s: &str) -> Option<(&str, &str)> {
     }
 }
 
-/// Parses acl file `bytes` loaded under the name `path`.
+/// Parses acl file `bytes` loaded under the name `path`, as Mosquitto 2.0 reads it.
 pub fn parse_acl(path: &str, bytes: &[u8]) -> Result<AclFile, AclError> {
+    parse_acl_as(path, bytes, Semantics::Mosquitto20)
+}
+
+/// Parses acl file `bytes` loaded under the name `path`, as Mosquitto `semantics` reads it.
+pub fn parse_acl_as(path: &str, bytes: &[u8], semantics: Semantics) -> Result<AclFile, AclError> {
     let err = |line: u32, kind| AclError {
         path: path.to_owned(),
         line,
@@ -125,7 +134,7 @@ pub fn parse_acl(path: &str, bytes: &[u8]) -> Result<AclFile, AclError> {
     let mut warnings = Vec::new();
     let mut user: Option<String> = None;
 
-    let (lines, cut) = mosquitto_lines(bytes);
+    let (lines, cut) = mosquitto_lines_as(bytes, semantics);
     if let Some(cut) = cut {
         warnings.push(AclWarning {
             line: cut.line(),
@@ -229,5 +238,6 @@ pub fn parse_acl(path: &str, bytes: &[u8]) -> Result<AclFile, AclError> {
         path: path.to_owned(),
         rules,
         warnings,
+        semantics,
     })
 }

@@ -2,11 +2,12 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use super::parse::{parse_acl, AclError, AclFile};
+use super::parse::{parse_acl_as, AclError, AclFile};
 use super::rule::{Permission, Rule, RuleList};
 use super::subscribe_index::{Looking, Merge, SubscribeIndex, INDEX_FROM};
 use super::trie::{Arena, NodeId, Terminal, Walk};
 use crate::policy::decision::{Access, ClientRef, Decision, Reason, RuleId};
+use crate::policy::semantics::{substitute_whole_levels, Semantics};
 use crate::policy::topic;
 
 /// Rules that apply to a client, with their filters after substitution.
@@ -21,6 +22,7 @@ pub struct Policy {
     anonymous: Option<List>,
     users: HashMap<Box<str>, List>,
     patterns: Option<List>,
+    semantics: Semantics,
 }
 
 /// One rule list: its compiled trie, its rules in file order (for explanations, which look at rules one
@@ -51,14 +53,21 @@ impl List {
 }
 
 impl Policy {
-    /// Parses and compiles acl file `bytes`, loaded under the name `path`.
+    /// Parses and compiles acl file `bytes`, loaded under the name `path`, to decide as Mosquitto 2.0.
     pub fn from_acl(path: &str, bytes: &[u8]) -> Result<Policy, AclError> {
-        Ok(Policy::compile(parse_acl(path, bytes)?))
+        Policy::from_acl_as(path, bytes, Semantics::Mosquitto20)
     }
 
-    /// Compiles a parsed acl file.
+    /// Parses and compiles acl file `bytes`, loaded under the name `path`, to decide as Mosquitto
+    /// `semantics`.
+    pub fn from_acl_as(path: &str, bytes: &[u8], semantics: Semantics) -> Result<Policy, AclError> {
+        Ok(Policy::compile(parse_acl_as(path, bytes, semantics)?))
+    }
+
+    /// Compiles a parsed acl file, with the semantics it was parsed with ([`AclFile::semantics`]).
     pub fn compile(file: AclFile) -> Policy {
-        let mut arena = Arena::default();
+        let semantics = file.semantics;
+        let mut arena = Arena::new(semantics);
         let mut anonymous: Option<List> = None;
         let mut users: HashMap<Box<str>, List> = HashMap::default();
         let mut patterns: Option<List> = None;
@@ -103,6 +112,27 @@ impl Policy {
             anonymous,
             users,
             patterns,
+            semantics,
+        }
+    }
+
+    /// Which Mosquitto's `acl_file` this policy decides as.
+    pub fn semantics(&self) -> Semantics {
+        self.semantics
+    }
+
+    /// Writes pattern `filter` with `%u`/`%c` substituted for `client` into `out` (cleared first), as
+    /// this policy's Mosquitto does; `false` when no topic can match it for this client.
+    fn substitute_into(&self, out: &mut String, filter: &str, client: ClientRef<'_>) -> bool {
+        match self.semantics {
+            Semantics::Mosquitto20 => {
+                out.clear();
+                super::rule::substitute_into(out, filter, client.username, client.client_id);
+                true
+            }
+            Semantics::Mosquitto21 => {
+                substitute_whole_levels(out, filter, client.username, client.client_id)
+            }
         }
     }
 
@@ -150,7 +180,8 @@ impl Policy {
     }
 
     /// Decides `access` to `topic` (a concrete topic for read/write, a filter for subscribe/unsubscribe)
-    /// for `client`, exactly as Mosquitto 2.0 with this acl file would, plus our subscription check.
+    /// for `client`, exactly as Mosquitto (of this policy's [`Semantics`]) with this acl file would, plus
+    /// our subscription check.
     ///
     /// Read and write decisions allocate nothing.
     pub fn decide(&self, client: ClientRef<'_>, topic: &str, access: Access) -> Decision {
@@ -196,7 +227,8 @@ impl Policy {
     }
 
     /// The rules that apply to `client`, own list first, as (id, filter after substitution).
-    /// Patterns with `%u` are left out for a client without username. Allocates.
+    /// Patterns with `%u` are left out for a client without username, and (2.1) patterns that can match
+    /// nothing for this client. Allocates.
     pub(crate) fn applicable_rules(&self, client: ClientRef<'_>) -> (Applicable, Applicable) {
         let own = self
             .own_rules(client.username)
@@ -207,12 +239,10 @@ impl Policy {
             .pattern_rules()
             .iter()
             .filter(|&&id| !(self.rule(id).uses_username() && client.username.is_none()))
-            .map(|&id| {
-                let filter = &self.rule(id).filter;
-                (
-                    id,
-                    super::rule::substitute(filter, client.username, client.client_id),
-                )
+            .filter_map(|&id| {
+                let mut filter = String::new();
+                self.substitute_into(&mut filter, &self.rule(id).filter, client)
+                    .then_some((id, filter))
             })
             .collect();
         (own, patterns)
@@ -281,14 +311,7 @@ impl Policy {
                     {
                         continue;
                     }
-                    buffer.clear();
-                    super::rule::substitute_into(
-                        &mut buffer,
-                        &rule.filter,
-                        client.username,
-                        client.client_id,
-                    );
-                    if test(&buffer) {
+                    if self.substitute_into(&mut buffer, &rule.filter, client) && test(&buffer) {
                         return Some(id);
                     }
                 }

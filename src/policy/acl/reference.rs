@@ -1,11 +1,13 @@
 //! A plain, obviously-correct transcription of Mosquitto 2.0's `mosquitto_acl_check_default` (§2.3 of the
-//! reference): scan the client's list, deny entries first, then the patterns after substitution.
+//! reference), and of 2.1's `acl_file__check` for a file parsed with 2.1 semantics: scan the client's
+//! list, deny entries first, then the patterns after substitution (2.1: whole `%u`/`%c` levels only).
 //! It allocates and scans; it exists to check the compiled [`super::Policy`] against (property tests) and
 //! must stay a direct reading of the algorithm, not an optimisation.
 
 use super::parse::AclFile;
 use super::rule::{substitute, Rule, RuleList};
 use crate::policy::decision::{Access, ClientRef, Verdict};
+use crate::policy::semantics::{substitute_whole_levels, Semantics};
 use crate::policy::topic;
 
 /// The verdict Mosquitto would give for a read or write.
@@ -79,7 +81,21 @@ pub fn reference_verdict(
         if rule.filter.contains("%u") && client.username.is_none() {
             continue;
         }
-        let filter = substitute(&rule.filter, client.username, client.client_id);
+        let filter = match file.semantics {
+            Semantics::Mosquitto20 => substitute(&rule.filter, client.username, client.client_id),
+            Semantics::Mosquitto21 => {
+                let mut out = String::new();
+                if !substitute_whole_levels(
+                    &mut out,
+                    &rule.filter,
+                    client.username,
+                    client.client_id,
+                ) {
+                    continue;
+                }
+                out
+            }
+        };
         if topic::matches(&filter, topic_name) {
             if rule.permission.is_deny() {
                 return Verdict::Deny;

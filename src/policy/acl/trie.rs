@@ -10,6 +10,7 @@
 use rustc_hash::FxHashMap as HashMap;
 
 use crate::policy::decision::{Access, RuleId};
+use crate::policy::semantics::{identity_fits_level, Semantics};
 
 use super::rule::Permission;
 
@@ -123,6 +124,10 @@ struct Node {
     client_id: Option<NodeId>,
     /// Other pattern levels containing `%u`/`%c`.
     templates: Vec<(Box<[Piece]>, NodeId)>,
+    /// Mosquitto 2.1: a pattern level that is exactly `%u` (the value must fit a level whole).
+    username_level: Option<NodeId>,
+    /// Mosquitto 2.1: a pattern level that is exactly `%c`.
+    client_id_level: Option<NodeId>,
     terminal: Terminal,
     /// Whether the node has literal or `+` children (the walk then needs the level's end).
     has_level_children: bool,
@@ -141,6 +146,8 @@ enum LevelKind<'a> {
     Username,
     ClientId,
     Template(Vec<Piece>),
+    UsernameLevel,
+    ClientIdLevel,
 }
 
 /// Splits a pattern level into pieces exactly as Mosquitto's substitution loop reads it.
@@ -171,10 +178,13 @@ fn pattern_pieces(level: &str) -> Vec<Piece> {
     pieces
 }
 
-fn classify(level: &str, substitute: bool) -> LevelKind<'_> {
+fn classify(level: &str, substitute: bool, semantics: Semantics) -> LevelKind<'_> {
     match level {
         "+" => LevelKind::Plus,
         "#" => LevelKind::Hash,
+        "%u" if substitute && semantics.whole_level_substitution() => LevelKind::UsernameLevel,
+        "%c" if substitute && semantics.whole_level_substitution() => LevelKind::ClientIdLevel,
+        _ if substitute && semantics.whole_level_substitution() => LevelKind::Literal(level),
         _ if !substitute || !(level.contains("%u") || level.contains("%c")) => {
             LevelKind::Literal(level)
         }
@@ -253,9 +263,19 @@ fn after_template(w: &Walk<'_>, pos: usize, pieces: &[Piece]) -> Option<Cursor> 
 #[derive(Debug, Default)]
 pub(crate) struct Arena {
     nodes: Vec<Node>,
+    /// How pattern levels are read (fixed when the policy is compiled).
+    semantics: Semantics,
 }
 
 impl Arena {
+    /// An empty arena whose pattern levels are read as Mosquitto `semantics` reads them.
+    pub fn new(semantics: Semantics) -> Arena {
+        Arena {
+            nodes: Vec::new(),
+            semantics,
+        }
+    }
+
     /// A new, empty trie; returns its root.
     pub fn new_root(&mut self) -> NodeId {
         self.push()
@@ -280,7 +300,7 @@ impl Arena {
         let mut node = root;
         for level in filter.split('/') {
             let parent = node;
-            node = match classify(level, substitute) {
+            node = match classify(level, substitute, self.semantics) {
                 LevelKind::Literal(text) => match self.nodes[node as usize].literals.get(text) {
                     Some(child) => child,
                     None => {
@@ -293,6 +313,8 @@ impl Arena {
                 LevelKind::Hash => self.child(node, |n| &mut n.hash),
                 LevelKind::Username => self.child(node, |n| &mut n.username),
                 LevelKind::ClientId => self.child(node, |n| &mut n.client_id),
+                LevelKind::UsernameLevel => self.child(node, |n| &mut n.username_level),
+                LevelKind::ClientIdLevel => self.child(node, |n| &mut n.client_id_level),
                 LevelKind::Template(pieces) => {
                     let existing = self.nodes[node as usize]
                         .templates
@@ -321,8 +343,11 @@ impl Arena {
     fn note_children(&mut self, node: NodeId) {
         let n = &mut self.nodes[node as usize];
         n.has_level_children = !matches!(n.literals, Literals::None) || n.plus.is_some();
-        n.has_identity_children =
-            n.username.is_some() || n.client_id.is_some() || !n.templates.is_empty();
+        n.has_identity_children = n.username.is_some()
+            || n.client_id.is_some()
+            || !n.templates.is_empty()
+            || n.username_level.is_some()
+            || n.client_id_level.is_some();
         n.only_plus = n.plus.is_some()
             && matches!(n.literals, Literals::None)
             && n.hash.is_none()
@@ -411,6 +436,21 @@ impl Arena {
         for (pieces, child) in &node.templates {
             if let Some(after) = after_template(w, pos, pieces) {
                 self.visit(*child, after, w, acc);
+            }
+        }
+        // Mosquitto 2.1: a whole level, and only a value that fits one (`pos == 0`: the first level).
+        if let (Some(child), Some(username)) = (node.username_level, w.username) {
+            if identity_fits_level(username, pos == 0) {
+                if let Some(after) = after_value(topic, pos, username) {
+                    self.visit(child, after, w, acc);
+                }
+            }
+        }
+        if let Some(child) = node.client_id_level {
+            if identity_fits_level(w.client_id, pos == 0) {
+                if let Some(after) = after_value(topic, pos, w.client_id) {
+                    self.visit(child, after, w, acc);
+                }
             }
         }
     }
