@@ -360,6 +360,94 @@ fn a_subscription_that_can_never_deliver_gets_suback_0x87_or_0x80() {
         .all(|r| r["access"] == "subscribe" && r["topic"] == "x/y"));
 }
 
+/// `plugin_opt_refuse_subscriptions false` (read from the same config as Mosquitto's plugin would):
+/// every SUBSCRIBE granted, as Mosquitto's acl_file grants it, and reads still checked per message.
+#[test]
+fn refuse_subscriptions_false_grants_a_subscription_that_can_never_deliver() {
+    let b = Broker::start(
+        "listener {port} 127.0.0.1\nallow_anonymous false\n\
+         plugin /usr/lib/libmqtt_policy.so\nplugin_opt_password_file {dir}/users.txt\n\
+         plugin_opt_acl_file {dir}/acl.txt\nplugin_opt_refuse_subscriptions false\n",
+        broker_support::tutorial_files,
+    );
+    let port = b.port.to_string();
+    let sub = broker_support::spawn_sub(&[
+        "-V",
+        "mqttv5",
+        "-d",
+        "-p",
+        &port,
+        "-u",
+        "user1",
+        "-P",
+        "123456",
+        "-t",
+        "x/y",
+        "-t",
+        "+/+/+/user1",
+        "-W",
+        "15",
+        "-C",
+        "1",
+    ]);
+    // Connected; its SUBSCRIBE follows at once.
+    b.wait_log("u'user1'");
+    std::thread::sleep(Duration::from_millis(500));
+    let admin = mosquitto(
+        "mosquitto_pub",
+        &[
+            "-p",
+            &port,
+            "-u",
+            "admin",
+            "-P",
+            "admin1234",
+            "-t",
+            "x/y",
+            "-m",
+            "withheld",
+            "-q",
+            "1",
+        ],
+    );
+    assert_eq!(admin.status.code(), Some(0));
+    let admin = mosquitto(
+        "mosquitto_pub",
+        &[
+            "-p",
+            &port,
+            "-u",
+            "admin",
+            "-P",
+            "admin1234",
+            "-t",
+            "a/b/c/user1",
+            "-m",
+            "delivered",
+            "-q",
+            "1",
+        ],
+    );
+    assert_eq!(admin.status.code(), Some(0));
+    let text = broker_support::finish(sub);
+    assert!(
+        text.contains("Subscribed (mid: 1): 0, 0"),
+        "both granted: {text}"
+    );
+    assert!(
+        text.contains("delivered"),
+        "the readable one delivered: {text}"
+    );
+    assert!(!text.contains("withheld"), "the other not: {text}");
+    let records = b.wait_audit(1);
+    assert_eq!(records.len(), 1, "{records:?}\n{}", b.log());
+    assert_eq!(records[0]["access"], "read", "{records:?}");
+    assert!(
+        records.iter().all(|r| r["access"] != "subscribe"),
+        "{records:?}"
+    );
+}
+
 #[test]
 fn retained_messages_reach_later_subscribers_with_their_read_access_checked() {
     let b = Broker::tutorial();

@@ -82,6 +82,9 @@ pub struct BrokerConfig {
     /// Our plugin's `plugin_opt_mosquitto_version` (`2.0`, the default, or `2.1`): whose `acl_file`
     /// semantics the broker applies.
     pub semantics: Semantics,
+    /// Our plugin's `plugin_opt_refuse_subscriptions` (default true): false grants every SUBSCRIBE
+    /// unchecked, as Mosquitto's acl_file does.
+    pub refuse_subscriptions: bool,
     /// `max_queued_messages` per client (0: no limit of its own; default 1000): QoS 1/2 messages
     /// queued beyond those in flight, and the packets that may wait for an online client's socket
     /// before its QoS 0 messages are dropped (Mosquitto's `out_packet_count` check).
@@ -302,6 +305,7 @@ impl BrokerConfig {
             acl_file: files.acl_file,
             audit_log: files.audit_log,
             semantics: Semantics::default(),
+            refuse_subscriptions: true,
             max_queued_messages: 1000,
             max_queued_bytes: 0,
             max_inflight_messages: 20,
@@ -433,6 +437,8 @@ impl BrokerConfig {
                                 format!("`{k} {value}`: expected 2.0 or 2.1 (the Mosquitto release line whose acl_file semantics to apply)"),
                             )
                         })?;
+                    } else if name == "refuse_subscriptions" {
+                        cfg.refuse_subscriptions = parse_bool(conf, line, k, value)?;
                     } else if !matches!(name, "acl_file" | "password_file" | "audit_log") {
                         return Err(err(
                             conf,

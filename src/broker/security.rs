@@ -21,6 +21,8 @@ pub struct Security {
     none: Policy,
     passwords: Option<PasswordFile>,
     allow_anonymous: bool,
+    /// `plugin_opt_refuse_subscriptions` (default true); false grants every SUBSCRIBE unchecked.
+    refuse_subscriptions: bool,
 }
 
 impl Security {
@@ -53,7 +55,9 @@ impl Security {
             Some(path) => Some(crate::load::load_passwords(path).map_err(|e| e.to_string())?),
             None => None,
         };
-        Ok(Security::new(acl, passwords, config.allow_anonymous))
+        let mut security = Security::new(acl, passwords, config.allow_anonymous);
+        security.refuse_subscriptions = config.refuse_subscriptions;
+        Ok(security)
     }
 
     /// A policy from already loaded parts.
@@ -72,6 +76,7 @@ impl Security {
             }),
             passwords,
             allow_anonymous,
+            refuse_subscriptions: true,
         }
     }
 
@@ -138,6 +143,9 @@ impl Security {
 
     /// Decides `access` to `topic` for `client`. Without an acl file only the fixed rules deny.
     pub fn decide(&self, client: ClientRef<'_>, topic: &str, access: Access) -> Decision {
+        if access == Access::Subscribe && !self.refuse_subscriptions {
+            return Decision::allow(Reason::SubscribeUnchecked);
+        }
         match &self.acl {
             Some(policy) => policy.decide(client, topic, access),
             None => {

@@ -91,6 +91,9 @@ pub enum Reason {
     InvalidFilter,
     /// Mosquitto's acl_file never checks UNSUBSCRIBE.
     UnsubscribeUnchecked,
+    /// Mosquitto's acl_file never checks SUBSCRIBE either: granted unchecked when asked to
+    /// (`plugin_opt_refuse_subscriptions false`); reads are still checked per message.
+    SubscribeUnchecked,
     /// A subscription is granted because this rule could let some matching message through
     /// (reads are still checked per message).
     SubscriptionMayDeliver(RuleId),

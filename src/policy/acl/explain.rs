@@ -84,6 +84,8 @@ pub enum ReasonDetail {
     InvalidFilter,
     /// Unsubscribing is never checked.
     UnsubscribeUnchecked,
+    /// Subscribing unchecked, as Mosquitto's acl_file (`refuse_subscriptions false`).
+    SubscribeUnchecked,
     /// Subscription granted: this rule may let messages through (reads are checked per message).
     SubscriptionMayDeliver {
         /// The rule.
@@ -114,6 +116,7 @@ impl ReasonDetail {
             Reason::InvalidTopic => ReasonDetail::InvalidTopic,
             Reason::InvalidFilter => ReasonDetail::InvalidFilter,
             Reason::UnsubscribeUnchecked => ReasonDetail::UnsubscribeUnchecked,
+            Reason::SubscribeUnchecked => ReasonDetail::SubscribeUnchecked,
             Reason::SubscriptionMayDeliver(id) => ReasonDetail::SubscriptionMayDeliver {
                 rule: RuleRef::new(policy, id),
             },
@@ -161,6 +164,10 @@ impl fmt::Display for ReasonDetail {
             ReasonDetail::InvalidTopic => write!(f, "not a valid topic (empty, or contains `+`/`#`)"),
             ReasonDetail::InvalidFilter => write!(f, "not a valid topic filter"),
             ReasonDetail::UnsubscribeUnchecked => write!(f, "unsubscribing is always allowed"),
+            ReasonDetail::SubscribeUnchecked => write!(
+                f,
+                "subscriptions are not checked (refuse_subscriptions false, as Mosquitto's acl_file); reads are"
+            ),
             ReasonDetail::SubscriptionMayDeliver { rule } => write!(
                 f,
                 "rule {} `{}` may let matching messages through (each message is still checked for read)",
