@@ -14,6 +14,10 @@ mod broker_support;
 mod process;
 
 #[allow(dead_code)]
+#[path = "../mosquitto-test/support/versions.rs"]
+mod versions;
+
+#[allow(dead_code)]
 #[path = "../mosquitto-test/support/broker.rs"]
 mod mosquitto_broker;
 
