@@ -58,6 +58,8 @@ bind /sys /sys
 bind "$rustup_home" /opt/rustup
 bind "$cargo_bin" /opt/cargo-bin
 cp /etc/resolv.conf "$tree/etc/resolv.conf"
+# debootstrap writes no /etc/hosts; every installed Debian system has one naming localhost.
+[ -f "$tree/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$tree/etc/hosts"
 # The certificate authorities this machine's image adds for its network (a fresh machine of this kind
 # has them): without them cargo cannot reach the crate registry from the tree.
 if [ -d /usr/local/share/ca-certificates ]; then
