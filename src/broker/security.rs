@@ -6,7 +6,7 @@
 
 use crate::audit::LoginDenial;
 use crate::policy::acl::{broker_rules, Explanation, Policy};
-use crate::policy::passwd::{AuthResult, PasswordFile};
+use crate::policy::passwd::PasswordFile;
 use crate::policy::{Access, ClientRef, Decision, Reason};
 
 use super::codec::ConnectReason;
@@ -113,14 +113,9 @@ impl Security {
             }
             return refuse(ConnectReason::NotAuthorized, LoginDenial::NoPasswordFile);
         };
-        let denial = match passwords.verify(name, password) {
-            AuthResult::Accepted => return Ok(()),
-            AuthResult::UnknownUser => LoginDenial::UnknownUser,
-            AuthResult::WrongPassword => LoginDenial::WrongPassword,
-            AuthResult::NoPassword => LoginDenial::NoPassword,
-            AuthResult::UnusableEntry { line } => LoginDenial::UnusableEntry {
-                entry: format!("{}:{line}", passwords.path()),
-            },
+        let result = passwords.verify(name, password);
+        let Some(denial) = crate::enforce::logins::denial(&result, passwords) else {
+            return Ok(());
         };
         refuse(ConnectReason::BadCredentials, denial)
     }

@@ -27,8 +27,9 @@ use super::outcome::Outcome;
 use super::sink::AuditSink;
 use super::sys;
 use crate::audit::{AuditRecord, LoginDenial, Peer, Withheld, WithheldDeliveries};
+use crate::enforce::logins::{denial, LoginCache};
 use crate::policy::acl::{parse_acl, Explanation, Policy, ReasonDetail};
-use crate::policy::passwd::{AuthResult, PasswordFile};
+use crate::policy::passwd::PasswordFile;
 use crate::policy::{Access, ClientRef, Verdict};
 
 /// How many (client, topic) pairs of withheld deliveries are remembered before further ones are only
@@ -162,6 +163,8 @@ pub struct Plugin {
     withheld: RefCell<WithheldDeliveries>,
     /// Recently allowed reads and writes (emptied when the files are reloaded).
     memo: RefCell<DecisionMemo>,
+    /// Logins that verified before (emptied when the files are reloaded).
+    logins: RefCell<LoginCache>,
     clock: fn() -> SystemTime,
 }
 
@@ -228,6 +231,7 @@ impl Plugin {
             audit: RefCell::new(audit),
             withheld: RefCell::new(WithheldDeliveries::new(WITHHELD_CAPACITY)),
             memo: RefCell::new(DecisionMemo::new()),
+            logins: RefCell::new(LoginCache::new()),
             clock,
         })
     }
@@ -373,15 +377,13 @@ impl Plugin {
             Text::Absent => return Outcome::Defer,
             // Not a name the file can hold (the broker validates UTF-8, so this should not happen).
             Text::NotUtf8(_) => LoginDenial::UnknownUser,
-            Text::Utf8(name) => match passwords.verify(name, password) {
-                AuthResult::Accepted => return Outcome::Allow,
-                AuthResult::UnknownUser => LoginDenial::UnknownUser,
-                AuthResult::WrongPassword => LoginDenial::WrongPassword,
-                AuthResult::NoPassword => LoginDenial::NoPassword,
-                AuthResult::UnusableEntry { line } => LoginDenial::UnusableEntry {
-                    entry: format!("{}:{line}", passwords.path()),
-                },
-            },
+            Text::Utf8(name) => {
+                let result = self.logins.borrow_mut().verify(passwords, name, password);
+                match denial(&result, passwords) {
+                    None => return Outcome::Allow,
+                    Some(denial) => denial,
+                }
+            }
         };
         let username = username.lossy();
         let client_id = client.id().lossy();
@@ -408,6 +410,7 @@ impl Plugin {
                 );
                 *self.files.borrow_mut() = files;
                 self.memo.borrow_mut().clear();
+                self.logins.borrow_mut().clear();
             }
             Err(e) => host.log(
                 LogLevel::Err,
@@ -897,6 +900,38 @@ mod tests {
             && m.contains("previous policy")));
         assert_eq!(
             plugin.basic_auth(&log, &USER1, t("user1"), Some(b"123456")),
+            Outcome::Allow
+        );
+    }
+
+    #[test]
+    fn a_repeated_login_comes_from_the_cache_which_a_reload_empties() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = write(&dir, "users.txt", USERS);
+        let log = Log::default();
+        let plugin = Plugin::start([Some(("password_file", users.as_str()))], &log).unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                plugin.basic_auth(&log, &USER1, t("user1"), Some(b"123456")),
+                Outcome::Allow
+            );
+        }
+        assert_eq!(plugin.logins.borrow().hits(), 1);
+        // The password changes: the remembered login does not survive the reload.
+        let changed = crate::policy::passwd::hash_password(
+            b"654321",
+            crate::policy::passwd::HashKind::Sha512,
+            None,
+        );
+        std::fs::write(&users, format!("user1:{changed}\n")).unwrap();
+        assert_eq!(plugin.reload(&log), Outcome::Defer);
+        assert!(plugin.logins.borrow().is_empty());
+        assert_eq!(
+            plugin.basic_auth(&log, &USER1, t("user1"), Some(b"123456")),
+            Outcome::RefuseLogin
+        );
+        assert_eq!(
+            plugin.basic_auth(&log, &USER1, t("user1"), Some(b"654321")),
             Outcome::Allow
         );
     }
