@@ -101,6 +101,9 @@ impl Router {
             username: name.to_owned(),
             password: Password::new(bytes.to_vec()),
         });
+        self.log(format!(
+            "connection {conn}: checking the password of {name:?} off the router"
+        ));
         let pending = Pending {
             ticket,
             prepared,
