@@ -6,6 +6,7 @@
 //!   built-in checks, as the reference describes it.
 //! * [`differential`]: generated acl files and cases; the engine must decide exactly as mosquitto does.
 
+mod delayed_auth;
 mod differential;
 mod passwd_interop;
 mod plugin;

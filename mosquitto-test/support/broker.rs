@@ -73,10 +73,19 @@ impl MosquittoBroker {
     ///
     /// Panics, with the broker's log, if it exits or does not listen within [`START_LIMIT`].
     pub fn start(config_body: &str, files: &[(&str, &[u8])]) -> MosquittoBroker {
+        MosquittoBroker::start_binary(MOSQUITTO, config_body, files)
+    }
+
+    /// [`MosquittoBroker::start`] with another mosquitto binary (a vendored build).
+    pub fn start_binary(
+        binary: &str,
+        config_body: &str,
+        files: &[(&str, &[u8])],
+    ) -> MosquittoBroker {
         for _ in 0..PORT_ATTEMPTS {
             let port = free_port();
             let prepared = prepare(port, config_body, files);
-            let mut child = spawn(&prepared);
+            let mut child = spawn(binary, &prepared);
             match wait_listening(&mut child, port) {
                 Ok(()) => {
                     return MosquittoBroker {
@@ -105,7 +114,7 @@ impl MosquittoBroker {
     pub fn start_expect_exit(config_body: &str, files: &[(&str, &[u8])]) -> Exited {
         let port = free_port();
         let prepared = prepare(port, config_body, files);
-        let mut child = spawn(&prepared);
+        let mut child = spawn(MOSQUITTO, &prepared);
         match wait_listening(&mut child, port) {
             Err(status) => Exited {
                 code: status.code(),
@@ -212,15 +221,16 @@ fn prepare(port: u16, config_body: &str, files: &[(&str, &[u8])]) -> Prepared {
     Prepared { dir, conf, log }
 }
 
-fn spawn(prepared: &Prepared) -> ChildGuard {
+fn spawn(binary: &str, prepared: &Prepared) -> ChildGuard {
     assert!(
-        Path::new(MOSQUITTO).exists(),
-        "{MOSQUITTO} is missing: install Debian's mosquitto package (apt-get install mosquitto mosquitto-clients)"
+        Path::new(binary).exists(),
+        "{binary} is missing: install Debian's mosquitto package (apt-get install mosquitto mosquitto-clients), \
+         or build the vendored one (bash scripts/build-mosquitto.sh VERSION)"
     );
     let log = fs::File::create(&prepared.log).expect("create the broker log");
     let log2 = log.try_clone().expect("clone the log handle");
     ChildGuard::spawn(
-        Command::new(MOSQUITTO)
+        Command::new(binary)
             .arg("-c")
             .arg(&prepared.conf)
             .stdin(Stdio::null())

@@ -31,6 +31,8 @@ use crate::enforce::logins::{denial, LoginCache};
 use crate::policy::acl::{parse_acl, Explanation, Policy, ReasonDetail};
 use crate::policy::passwd::PasswordFile;
 use crate::policy::{Access, ClientRef, Verdict};
+pub use delayed::Completion;
+use delayed::DelayedLogins;
 
 /// How many (client, topic) pairs of withheld deliveries are remembered before further ones are only
 /// counted.
@@ -47,6 +49,9 @@ pub enum Event {
     BasicAuth,
     /// `MOSQ_EVT_DISCONNECT`: a client went away.
     Disconnect,
+    /// `MOSQ_EVT_TICK`: called often on the broker's thread; delayed logins are answered here
+    /// (Mosquitto 2.1 only).
+    Tick,
 }
 
 impl Event {
@@ -57,6 +62,7 @@ impl Event {
             Event::AclCheck => sys::MOSQ_EVT_ACL_CHECK,
             Event::BasicAuth => sys::MOSQ_EVT_BASIC_AUTH,
             Event::Disconnect => sys::MOSQ_EVT_DISCONNECT,
+            Event::Tick => sys::MOSQ_EVT_TICK,
         };
         // The event numbers are 1..=10: they fit.
         code as c_int
@@ -69,6 +75,7 @@ impl Event {
             Event::AclCheck => "MOSQ_EVT_ACL_CHECK",
             Event::BasicAuth => "MOSQ_EVT_BASIC_AUTH",
             Event::Disconnect => "MOSQ_EVT_DISCONNECT",
+            Event::Tick => "MOSQ_EVT_TICK",
         }
     }
 }
@@ -165,6 +172,8 @@ pub struct Plugin {
     memo: RefCell<DecisionMemo>,
     /// Logins that verified before (emptied when the files are reloaded).
     logins: RefCell<LoginCache>,
+    /// Password checks on worker threads, answered later (Mosquitto 2.1's delayed basic auth).
+    delayed: Option<DelayedLogins>,
     clock: fn() -> SystemTime,
 }
 
@@ -232,6 +241,7 @@ impl Plugin {
             withheld: RefCell::new(WithheldDeliveries::new(WITHHELD_CAPACITY)),
             memo: RefCell::new(DecisionMemo::new()),
             logins: RefCell::new(LoginCache::new()),
+            delayed: None,
             clock,
         })
     }
@@ -250,6 +260,9 @@ impl Plugin {
         if self.options.acl_file.is_some() {
             events.push(Event::AclCheck);
             events.push(Event::Disconnect);
+        }
+        if self.delayed.is_some() {
+            events.push(Event::Tick);
         }
         events
     }
@@ -370,15 +383,28 @@ impl Plugin {
         password: Option<&[u8]>,
     ) -> Outcome {
         let files = self.files.borrow();
-        let Some(passwords) = files.passwords.as_deref() else {
+        let Some(shared) = files.passwords.as_ref() else {
             return Outcome::Defer;
         };
+        let passwords: &PasswordFile = shared;
         let denial = match username {
             Text::Absent => return Outcome::Defer,
             // Not a name the file can hold (the broker validates UTF-8, so this should not happen).
             Text::NotUtf8(_) => LoginDenial::UnknownUser,
             Text::Utf8(name) => {
-                let result = self.logins.borrow_mut().verify(passwords, name, password);
+                if let Some(password) = password {
+                    if self.logins.borrow_mut().accepts(passwords, name, password) {
+                        return Outcome::Allow;
+                    }
+                    if self.delay(host, client, name, password, shared) {
+                        return Outcome::Delayed;
+                    }
+                }
+                let result = passwords.verify(name, password);
+                if let Some(password) = password {
+                    let mut logins = self.logins.borrow_mut();
+                    logins.record(passwords, name, password, &result);
+                }
                 match denial(&result, passwords) {
                     None => return Outcome::Allow,
                     Some(denial) => denial,
@@ -393,6 +419,11 @@ impl Plugin {
             client_id: client_id.as_deref(),
             address: address.as_deref(),
         };
+        self.refuse_login(host, peer, denial)
+    }
+
+    /// Writes the audit record of a refused login.
+    fn refuse_login(&self, host: &dyn Host, peer: Peer<'_>, denial: LoginDenial) -> Outcome {
         let record = AuditRecord::login((self.clock)(), peer, denial);
         self.audit.borrow_mut().write(host, &record);
         Outcome::RefuseLogin
@@ -477,6 +508,8 @@ fn describe(options: &PluginOptions, files: &Files) -> String {
     }
     format!("mqtt-policy: using {}", parts.join(", "))
 }
+
+mod delayed;
 
 #[cfg(test)]
 mod tests {

@@ -56,6 +56,29 @@ type Unregister = unsafe extern "C" fn(
     *const c_void,
 ) -> c_int;
 type Callback = unsafe extern "C" fn(c_int, *mut c_void, *mut c_void) -> c_int;
+/// `void mosquitto_complete_basic_auth(const char *clientid, int result)`: Mosquitto 2.1 only (its
+/// `include/mosquitto/broker.h`), so looked up at run time and never linked.
+type CompleteBasicAuth = unsafe extern "C" fn(*const c_char, c_int);
+
+/// `mosquitto_complete_basic_auth` if the broker has it (2.1), looked up once.
+static COMPLETE_BASIC_AUTH: OnceLock<Option<CompleteBasicAuth>> = OnceLock::new();
+
+/// The broker's `mosquitto_complete_basic_auth`, or `None` (Mosquitto 2.0: logins are answered at once).
+fn complete_basic_auth() -> Option<CompleteBasicAuth> {
+    *COMPLETE_BASIC_AUTH.get_or_init(|| {
+        // SAFETY: a NUL-terminated name; dlsym with RTLD_DEFAULT has no other precondition.
+        let address = unsafe {
+            libc::dlsym(
+                libc::RTLD_DEFAULT,
+                c"mosquitto_complete_basic_auth".as_ptr(),
+            )
+        };
+        // SAFETY: a non-NULL address is the broker's function of that name, whose C signature
+        // (2.1's header) is `CompleteBasicAuth`.
+        (!address.is_null())
+            .then(|| unsafe { std::mem::transmute::<*mut c_void, CompleteBasicAuth>(address) })
+    })
+}
 
 // Compile-time checks that the types above are the headers' signatures. Constants are evaluated by the
 // compiler and never emitted, so these create no reference to the symbols.
@@ -273,6 +296,7 @@ fn callback_for(event: Event) -> Callback {
         Event::AclCheck => on_acl_check,
         Event::BasicAuth => on_basic_auth,
         Event::Disconnect => on_disconnect,
+        Event::Tick => on_tick,
     }
 }
 
@@ -343,10 +367,14 @@ pub unsafe extern "C" fn mosquitto_plugin_init(
         // SAFETY: the broker passes `option_count` options that stay valid during init; `Plugin::start`
         // copies what it keeps.
         let pairs = unsafe { option_pairs(options, option_count) };
-        let plugin = match Plugin::start(pairs, &host) {
+        let mut plugin = match Plugin::start(pairs, &host) {
             Ok(plugin) => plugin,
             Err(outcome) => return outcome,
         };
+        if complete_basic_auth().is_some() {
+            // Mosquitto 2.1: password checks on worker threads, answered from the TICK callback.
+            plugin.enable_delayed_auth(&host);
+        }
         let events = plugin.events();
         let instance = Box::into_raw(Box::new(Instance {
             id,
@@ -612,6 +640,42 @@ unsafe extern "C" fn on_reload(
             body,
         )
     }
+}
+
+/// `MOSQ_EVT_TICK` (registered on Mosquitto 2.1 only): gives the broker the verdicts of delayed
+/// logins, on its own thread as `mosquitto_complete_basic_auth` requires. The broker ignores the
+/// answer.
+unsafe extern "C" fn on_tick(
+    event: c_int,
+    event_data: *mut c_void,
+    userdata: *mut c_void,
+) -> c_int {
+    let fail = Outcome::Allow;
+    let body = |plugin: &Plugin, host: &BrokerLog, _: &'static BrokerApi| {
+        let Some(complete) = complete_basic_auth() else {
+            return fail;
+        };
+        let (completions, waiting) = plugin.tick(host);
+        // SAFETY: for MOSQ_EVT_TICK the broker passes a `mosquitto_evt_tick` valid for the call.
+        if let Some(data) = unsafe { event_data.cast::<sys::mosquitto_evt_tick>().as_mut() } {
+            // 2.1 names this field `next_ms` (2.0's header: `next_ns`; same place and type): while
+            // logins wait, tick again within 2 ms instead of whenever the broker next wakes up.
+            data.next_ns = if waiting { 2 } else { 0 };
+        }
+        // No state of ours is borrowed here: the broker may call our other callbacks from within.
+        for c in completions {
+            // A client id came from a C string: it has no NUL.
+            let Ok(id) = std::ffi::CString::new(c.client_id) else {
+                continue;
+            };
+            // SAFETY: the broker's function, on the broker's thread (a callback), with a C string
+            // valid for the call.
+            unsafe { complete(id.as_ptr(), return_code(c.outcome)) };
+        }
+        Outcome::Allow
+    };
+    // SAFETY: the broker passes the userdata registered with this callback.
+    unsafe { dispatch("tick", Event::Tick, fail, event, userdata, body) }
 }
 
 /// `MOSQ_EVT_DISCONNECT`. The broker ignores the answer.

@@ -1,6 +1,7 @@
 //! Worker threads for slow password checks, so that the thread serving every other client (the
 //! broker's router, Mosquitto's main loop) only hands the check over and later reads the answer.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
@@ -48,6 +49,8 @@ struct Job {
 pub struct VerifyPool {
     jobs: Option<Sender<Job>>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Set when the pool is dropped: queued checks are skipped.
+    stopping: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for VerifyPool {
@@ -63,18 +66,22 @@ impl VerifyPool {
     pub fn start(name: &str, threads: usize) -> std::io::Result<VerifyPool> {
         let (tx, rx) = channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
-        let mut handles = Vec::new();
+        let stopping = Arc::new(AtomicBool::new(false));
+        let mut pool = VerifyPool {
+            jobs: Some(tx),
+            threads: Vec::new(),
+            stopping,
+        };
         for i in 0..threads.max(1) {
             let rx = Arc::clone(&rx);
+            let stopping = Arc::clone(&pool.stopping);
+            // On an error the workers already started are stopped and joined by the pool's drop.
             let handle = std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
-                .spawn(move || work(&rx))?;
-            handles.push(handle);
+                .spawn(move || work(&rx, &stopping))?;
+            pool.threads.push(handle);
         }
-        Ok(VerifyPool {
-            jobs: Some(tx),
-            threads: handles,
-        })
+        Ok(pool)
     }
 
     /// As many workers as the machine has cores.
@@ -106,7 +113,7 @@ impl VerifyPool {
     }
 }
 
-fn work(jobs: &Mutex<Receiver<Job>>) {
+fn work(jobs: &Mutex<Receiver<Job>>, stopping: &AtomicBool) {
     loop {
         let job = {
             let Ok(rx) = jobs.lock() else { return };
@@ -115,6 +122,10 @@ fn work(jobs: &Mutex<Receiver<Job>>) {
                 Err(_) => return,
             }
         };
+        if stopping.load(Ordering::Relaxed) {
+            // Dropped unanswered: nobody waits for it any more.
+            return;
+        }
         // A panic in a check (it should not happen) is answered as a refusal: the worker lives on
         // and the caller always gets a verdict.
         let Job {
@@ -133,11 +144,15 @@ fn work(jobs: &Mutex<Receiver<Job>>) {
 }
 
 impl Drop for VerifyPool {
-    /// Stops taking jobs; the workers finish what is queued and end. Not joined: a check can take
-    /// seconds and whoever drops the pool (a reload, a shutdown) must not wait for it.
+    /// Stops the workers and waits for them: queued checks are dropped unanswered, a check under way
+    /// finishes first (so at most one check's time). Joined, so that no worker still runs the
+    /// plugin's code when Mosquitto unloads it after cleanup.
     fn drop(&mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
         self.jobs = None;
-        self.threads.clear();
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
     }
 }
 
