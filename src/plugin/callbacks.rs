@@ -968,4 +968,123 @@ mod tests {
             Outcome::Allow
         );
     }
+
+    /// Ticks (bounded: 20 s) until the delayed logins have given `n` verdicts.
+    fn completions(plugin: &Plugin, log: &Log, n: usize) -> Vec<Completion> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut got = Vec::new();
+        while got.len() < n && std::time::Instant::now() < deadline {
+            got.extend(plugin.tick(log).0);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        got
+    }
+
+    fn delayed_plugin(dir: &tempfile::TempDir, log: &Log) -> (Plugin, String) {
+        let users = write(dir, "users.txt", USERS);
+        let mut plugin = Plugin::start([Some(("password_file", users.as_str()))], log).unwrap();
+        assert!(!plugin.events().contains(&Event::Tick));
+        plugin.enable_delayed_auth(log);
+        assert!(plugin.delays_logins());
+        assert!(plugin.events().contains(&Event::Tick));
+        (plugin, users)
+    }
+
+    #[test]
+    fn with_delayed_auth_checks_run_on_workers_and_verdicts_come_from_tick() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::default();
+        let (plugin, _) = delayed_plugin(&dir, &log);
+        assert_eq!(
+            plugin.basic_auth(&log, &USER1, t("user1"), Some(b"123456")),
+            Outcome::Delayed
+        );
+        let got = completions(&plugin, &log, 1);
+        assert_eq!(
+            got,
+            [Completion {
+                client_id: "c1".into(),
+                outcome: Outcome::Allow
+            }]
+        );
+        assert_eq!(plugin.tick(&log), (Vec::new(), false));
+        // Remembered: the same login is answered at once.
+        assert_eq!(
+            plugin.basic_auth(&log, &USER1, t("user1"), Some(b"123456")),
+            Outcome::Allow
+        );
+        // A wrong password: refused from tick, with an audit record.
+        log.take();
+        assert_eq!(
+            plugin.basic_auth(&log, &USER1, t("user1"), Some(b"654321")),
+            Outcome::Delayed
+        );
+        let got = completions(&plugin, &log, 1);
+        assert_eq!(got[0].outcome, Outcome::RefuseLogin);
+        let audit = log.audit();
+        assert_eq!(audit.len(), 1);
+        assert_eq!(audit[0]["reason"]["kind"], "wrong_password");
+        assert_eq!(audit[0]["client_id"], "c1");
+        // No password: answered at once, never delayed.
+        assert_eq!(
+            plugin.basic_auth(&log, &USER1, t("user1"), None),
+            Outcome::RefuseLogin
+        );
+    }
+
+    #[test]
+    fn a_verdict_for_a_client_replaced_under_the_same_id_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::default();
+        let (plugin, _) = delayed_plugin(&dir, &log);
+        assert_eq!(
+            plugin.basic_auth(&log, &USER1, t("user1"), Some(b"123456")),
+            Outcome::Delayed
+        );
+        assert_eq!(
+            plugin.basic_auth(&log, &USER1, t("user1"), Some(b"wrong")),
+            Outcome::Delayed
+        );
+        let mut got = completions(&plugin, &log, 1);
+        // Give the other verdict time to come back (and be dropped).
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        got.extend(plugin.tick(&log).0);
+        assert_eq!(
+            got,
+            [Completion {
+                client_id: "c1".into(),
+                outcome: Outcome::RefuseLogin
+            }]
+        );
+    }
+
+    #[test]
+    fn a_reload_during_a_delayed_check_checks_the_login_again_against_the_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::default();
+        let (plugin, users) = delayed_plugin(&dir, &log);
+        assert_eq!(
+            plugin.basic_auth(&log, &USER1, t("user1"), Some(b"123456")),
+            Outcome::Delayed
+        );
+        let changed = crate::policy::passwd::hash_password(
+            b"654321",
+            crate::policy::passwd::HashKind::Sha512,
+            None,
+        );
+        std::fs::write(&users, format!("user1:{changed}\n")).unwrap();
+        assert_eq!(plugin.reload(&log), Outcome::Defer);
+        let got = completions(&plugin, &log, 1);
+        assert_eq!(
+            got,
+            [Completion {
+                client_id: "c1".into(),
+                outcome: Outcome::RefuseLogin
+            }]
+        );
+        assert!(log
+            .take()
+            .iter()
+            .any(|(_, m)| m.contains("checking it again")));
+    }
 }
