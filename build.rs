@@ -85,7 +85,7 @@ fn main() {
 }
 
 /// The functions Mosquitto 2.1 added that `src/plugin/ffi.rs` looks up at run time (`Optional21`).
-const FUNCTIONS_21: &[&str] = &["mosquitto_plugin_set_info"];
+const FUNCTIONS_21: &[&str] = &["mosquitto_plugin_set_info", "mosquitto_complete_basic_auth"];
 
 /// 2.1's declarations of [`FUNCTIONS_21`] (ffi.rs checks its types against them).
 fn bindings_21(dir: &str, out: &std::path::Path) {

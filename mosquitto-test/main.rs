@@ -7,6 +7,7 @@
 //! * [`differential`]: generated acl files and cases; the engine must decide exactly as mosquitto does.
 //! * [`every_version`]: the plugin on every release (tutorial over TLS, reduced differential).
 
+mod delayed_auth;
 mod differential;
 mod every_version;
 mod passwd_interop;

@@ -5,6 +5,7 @@
 //! Layers (data flows one way, top to bottom):
 //! * [`policy`]: the pure core (no I/O, no FFI, no async).
 //! * [`audit`]: audit records for denials, shared by the plugin and the broker.
+//! * [`enforce`]: the enforcement layer the plugin and the broker share (logins).
 //! * [`load`]: reading the files the core parses.
 //! * [`broker`]: the standalone MQTT broker (`mqtt-policy broker`).
 //! * [`cli`]: the `mqtt-policy` command line.
@@ -13,6 +14,7 @@
 pub mod audit;
 pub mod broker;
 pub mod cli;
+pub mod enforce;
 pub mod load;
 pub mod plugin;
 pub mod policy;

@@ -22,6 +22,9 @@ use super::security::{LoginRefusal, Security};
 use super::session::{ConnId, Delivery, Expiry, InFlight, Message, Origin, Secret, Session};
 use super::shared::{self, SharedSubs};
 use super::subs::{SubEntry, SubTree};
+use crate::enforce::logins::Password;
+use crate::policy::passwd::{AuthResult, PasswordFile};
+use logins::{Logins, Prepared};
 
 /// How many (client, topic) pairs of withheld deliveries are remembered for the audit log.
 const WITHHELD_CAPACITY: usize = 100_000;
@@ -61,6 +64,15 @@ pub enum Event {
         /// The connection.
         conn: ConnId,
     },
+    /// A password check asked for by [`Action::Verify`] is done.
+    Verified {
+        /// The connection whose CONNECT waits for it.
+        conn: ConnId,
+        /// The ticket of the [`Action::Verify`].
+        ticket: u64,
+        /// The verdict of the password file.
+        result: AuthResult,
+    },
     /// Time passed: Will delays, session expiry.
     Tick,
 }
@@ -93,6 +105,20 @@ pub enum Action {
     Audit(Box<AuditRecord>),
     /// Log a line (verbose).
     Log(String),
+    /// Check a CONNECT's password off the router's thread, then send back [`Event::Verified`] with
+    /// the same connection and ticket.
+    Verify {
+        /// The connection.
+        conn: ConnId,
+        /// Echoed in [`Event::Verified`].
+        ticket: u64,
+        /// The file to check against.
+        passwords: Arc<PasswordFile>,
+        /// The username.
+        username: String,
+        /// The password (zeroed when dropped).
+        password: Password,
+    },
 }
 
 /// Limits and switches taken from the config.
@@ -125,6 +151,8 @@ pub struct Router {
     shared: SharedSubs,
     retained: Retained,
     withheld: WithheldDeliveries,
+    /// Remembered logins and CONNECTs waiting for a password check.
+    logins: Logins,
     next_auto_id: u64,
     out: Vec<Action>,
     now: Instant,
@@ -194,6 +222,7 @@ impl Router {
             shared: SharedSubs::default(),
             retained: Retained::default(),
             withheld: WithheldDeliveries::new(WITHHELD_CAPACITY),
+            logins: Logins::default(),
             next_auto_id: 0,
             out: Vec::new(),
             now: Instant::now(),
@@ -209,6 +238,9 @@ impl Router {
     /// policy refuses are removed (CVE-2021-34434).
     pub fn set_security(&mut self, security: Arc<Security>) {
         self.security = security;
+        // Emptied on every reload; CONNECTs still waiting are checked against the new policy when
+        // their verdict comes back (`on_verified`).
+        self.logins.cache.clear();
         self.recheck_logins();
         let mut removed = Vec::new();
         for s in self.sessions.values_mut() {
@@ -233,55 +265,6 @@ impl Router {
         }
     }
 
-    /// Re-runs the login of every connected client against the current policy; disconnects those
-    /// it refuses.
-    fn recheck_logins(&mut self) {
-        let security = Arc::clone(&self.security);
-        let mut refused = Vec::new();
-        {
-            // Many clients share credentials: each distinct pair is verified once.
-            type Key<'a> = (Option<&'a str>, Option<&'a [u8]>);
-            let mut verdicts: HashMap<Key<'_>, Result<(), LoginRefusal>> = HashMap::new();
-            for s in self.sessions.values() {
-                let Some(conn) = s.conn else { continue };
-                if s.cert_login {
-                    // Its username comes from its certificate, which a reload does not change, and
-                    // the password file does not apply to it (as in Mosquitto).
-                    continue;
-                }
-                let key = (
-                    s.username.as_deref(),
-                    s.password.as_ref().map(Secret::expose),
-                );
-                let verdict = verdicts
-                    .entry(key)
-                    .or_insert_with(|| security.login(key.0, key.1));
-                if let Err(refusal) = verdict {
-                    let peer = Peer {
-                        username: s.username.as_deref(),
-                        client_id: Some(&s.client_id),
-                        address: Some(&s.address),
-                    };
-                    let mut record = AuditRecord::login(self.wall, peer, refusal.denial.clone())
-                        .with_semantics(self.security.semantics());
-                    record
-                        .message
-                        .push_str(" (credentials checked again on reload; client disconnected)");
-                    refused.push((conn, record));
-                }
-            }
-        }
-        for (conn, record) in refused {
-            self.log(record.message.clone());
-            self.out.push(Action::Audit(Box::new(record)));
-            self.kick(
-                conn,
-                reason::NOT_AUTHORIZED,
-                "the credentials are no longer accepted after a policy reload",
-            );
-        }
-    }
-
     /// The client id of a connection, once its CONNECT is accepted.
     pub fn client_id(&self, conn: ConnId) -> Option<&str> {
         self.conns.get(&conn).map(|c| &**c)
@@ -303,10 +286,32 @@ impl Router {
                 address,
                 login,
                 connect,
-            } => self.on_connect(conn, address, login, *connect),
-            Event::Packet { conn, packet } => self.on_packet(conn, packet),
-            Event::Invalid { conn, error } => self.on_invalid(conn, &error),
-            Event::Closed { conn } => self.detach(conn),
+            } => {
+                if self.forget_pending(conn) {
+                    // A second CONNECT while the first one's login is checked.
+                    self.log(format!("connection {conn}: a second CONNECT"));
+                    return self.out.push(Action::Close { conn });
+                }
+                self.on_connect(conn, address, login, *connect)
+            }
+            Event::Packet { conn, packet } => {
+                if let Some(packet) = self.hold_if_pending(conn, packet) {
+                    self.on_packet(conn, packet);
+                }
+            }
+            Event::Invalid { conn, error } => {
+                self.forget_pending(conn);
+                self.on_invalid(conn, &error)
+            }
+            Event::Closed { conn } => {
+                self.forget_pending(conn);
+                self.detach(conn)
+            }
+            Event::Verified {
+                conn,
+                ticket,
+                result,
+            } => self.on_verified(conn, ticket, result),
             Event::Tick => self.on_tick(),
         }
     }
@@ -345,7 +350,7 @@ impl Router {
     fn on_connect(&mut self, conn: ConnId, address: String, login: Login, mut c: Connect) {
         let version = c.version;
         // Kept while the client is connected (re-checked on SIGHUP), zeroed when dropped.
-        let mut password = c.password.take().map(Secret::new);
+        let password = c.password.take().map(Secret::new);
         // Mosquitto 2.0 treats a zero-length username as none at all (checked against the real broker by
         // the differential test): the client is anonymous, for login and for the acl file alike.
         if c.username.as_deref() == Some("") {
@@ -366,21 +371,43 @@ impl Router {
             c.client_id = self.auto_id();
             assigned = Some(c.client_id.clone());
         }
-        let cert_login = matches!(login, Login::Certificate(_));
-        let verdict = match login {
-            Login::Credentials => self
-                .security
-                .login(c.username.as_deref(), password.as_ref().map(Secret::expose)),
+        let mut prepared = Prepared {
+            conn,
+            address,
+            connect: c,
+            password,
+            assigned,
+            cert_login: false,
+        };
+        match login {
+            // The password check may run on a worker: the CONNECT completes in `complete_connect`.
+            Login::Credentials => self.start_login(prepared),
             // As Mosquitto: the CONNECT's username and password are dropped, the certificate's
             // username stands without a password check.
             Login::Certificate(from_cert) => {
-                password = None;
-                c.username = None;
-                from_cert
-                    .map(|name| c.username = Some(name))
-                    .map_err(|problem| super::security::certificate_refusal(&problem))
+                prepared.password = None;
+                prepared.cert_login = true;
+                prepared.connect.username = None;
+                let verdict = from_cert
+                    .map(|name| prepared.connect.username = Some(name))
+                    .map_err(|problem| super::security::certificate_refusal(&problem));
+                self.complete_connect(prepared, verdict);
             }
-        };
+        }
+    }
+
+    /// Ends a CONNECT whose login is decided: refused (audit record, CONNACK, close) or accepted
+    /// (session takeover, CONNACK, queued messages).
+    fn complete_connect(&mut self, prepared: Prepared, verdict: Result<(), LoginRefusal>) {
+        let Prepared {
+            conn,
+            address,
+            connect: mut c,
+            password,
+            assigned,
+            cert_login,
+        } = prepared;
+        let version = c.version;
         if let Err(refusal) = verdict {
             let peer = Peer {
                 username: c.username.as_deref(),
@@ -1292,6 +1319,8 @@ fn fits(s: &Session, p: &Publish) -> bool {
         }
     }
 }
+
+mod logins;
 
 #[cfg(test)]
 mod tests;

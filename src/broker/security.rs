@@ -4,6 +4,8 @@
 //! Immutable once loaded: SIGHUP loads a new [`Security`] and swaps it in whole, keeping the old one if
 //! any file fails.
 
+use std::sync::Arc;
+
 use crate::audit::LoginDenial;
 use crate::policy::acl::{broker_rules, Explanation, Policy};
 use crate::policy::passwd::{AuthResult, PasswordFile};
@@ -19,7 +21,7 @@ pub struct Security {
     acl: Option<Policy>,
     /// An empty policy, only to spell out decisions of the fixed rules when there is no acl file.
     none: Policy,
-    passwords: Option<PasswordFile>,
+    passwords: Option<Arc<PasswordFile>>,
     allow_anonymous: bool,
     /// `plugin_opt_refuse_subscriptions` (default true); false grants every SUBSCRIBE unchecked.
     refuse_subscriptions: bool,
@@ -31,6 +33,15 @@ impl Security {
     pub fn semantics(&self) -> crate::policy::Semantics {
         self.acl.as_ref().map(Policy::semantics).unwrap_or_default()
     }
+}
+
+/// The first step of a login ([`Security::login_step`]).
+#[derive(Debug)]
+pub enum LoginStep {
+    /// Decided without a password check.
+    Done(Result<(), LoginRefusal>),
+    /// The password must be checked against this file (then [`Security::login_verdict`]).
+    Verify(Arc<PasswordFile>),
 }
 
 /// Why a login was refused: the CONNACK outcome and the audit reason.
@@ -66,6 +77,7 @@ impl Security {
         passwords: Option<PasswordFile>,
         allow_anonymous: bool,
     ) -> Self {
+        let passwords = passwords.map(Arc::new);
         Security {
             acl,
             none: Policy::compile(crate::policy::acl::AclFile {
@@ -107,16 +119,29 @@ impl Security {
         )
     }
 
-    /// Decides a login as Mosquitto 2.0 does, except that bad credentials answer 4 / 0x86.
+    /// Decides a login as Mosquitto 2.0 does, except that bad credentials answer 4 / 0x86. The password
+    /// is checked now, on the calling thread ([`Security::login_step`] hands the check over instead).
     pub fn login(
         &self,
         username: Option<&str>,
         password: Option<&[u8]>,
     ) -> Result<(), LoginRefusal> {
-        let refuse = |connack, denial| Err(LoginRefusal { connack, denial });
+        match self.login_step(username, password) {
+            LoginStep::Done(verdict) => verdict,
+            LoginStep::Verify(passwords) => {
+                let name = username.unwrap_or_default();
+                self.login_verdict(&passwords, &passwords.verify(name, password))
+            }
+        }
+    }
+
+    /// The first step of a login: decided at once (anonymous, no password file, no password), or a
+    /// password to check against the returned file (slow: off the router's thread).
+    pub fn login_step(&self, username: Option<&str>, password: Option<&[u8]>) -> LoginStep {
+        let refuse = |connack, denial| LoginStep::Done(Err(LoginRefusal { connack, denial }));
         let Some(name) = username else {
             if self.allow_anonymous {
-                return Ok(());
+                return LoginStep::Done(Ok(()));
             }
             return refuse(
                 ConnectReason::NotAuthorized,
@@ -125,20 +150,31 @@ impl Security {
         };
         let Some(passwords) = &self.passwords else {
             if self.allow_anonymous {
-                return Ok(());
+                return LoginStep::Done(Ok(()));
             }
             return refuse(ConnectReason::NotAuthorized, LoginDenial::NoPasswordFile);
         };
-        let denial = match passwords.verify(name, password) {
-            AuthResult::Accepted => return Ok(()),
-            AuthResult::UnknownUser => LoginDenial::UnknownUser,
-            AuthResult::WrongPassword => LoginDenial::WrongPassword,
-            AuthResult::NoPassword => LoginDenial::NoPassword,
-            AuthResult::UnusableEntry { line } => LoginDenial::UnusableEntry {
-                entry: format!("{}:{line}", passwords.path()),
-            },
-        };
-        refuse(ConnectReason::BadCredentials, denial)
+        if password.is_none() {
+            // Answered without hashing.
+            let verdict = self.login_verdict(passwords, &passwords.verify(name, None));
+            return LoginStep::Done(verdict);
+        }
+        LoginStep::Verify(Arc::clone(passwords))
+    }
+
+    /// The verdict on a login whose password check against `passwords` gave `result`.
+    pub fn login_verdict(
+        &self,
+        passwords: &PasswordFile,
+        result: &AuthResult,
+    ) -> Result<(), LoginRefusal> {
+        match crate::enforce::logins::denial(result, passwords) {
+            None => Ok(()),
+            Some(denial) => Err(LoginRefusal {
+                connack: ConnectReason::BadCredentials,
+                denial,
+            }),
+        }
     }
 
     /// Decides `access` to `topic` for `client`. Without an acl file only the fixed rules deny.

@@ -27,9 +27,12 @@ use super::outcome::Outcome;
 use super::sink::AuditSink;
 use super::sys;
 use crate::audit::{AuditRecord, LoginDenial, Peer, Withheld, WithheldDeliveries};
+use crate::enforce::logins::{denial, LoginCache};
 use crate::policy::acl::{parse_acl_as, Explanation, Policy, ReasonDetail};
-use crate::policy::passwd::{AuthResult, PasswordFile};
+use crate::policy::passwd::PasswordFile;
 use crate::policy::{Access, ClientRef, Semantics, Verdict};
+pub use delayed::Completion;
+use delayed::DelayedLogins;
 
 /// How many (client, topic) pairs of withheld deliveries are remembered before further ones are only
 /// counted.
@@ -46,6 +49,9 @@ pub enum Event {
     BasicAuth,
     /// `MOSQ_EVT_DISCONNECT`: a client went away.
     Disconnect,
+    /// `MOSQ_EVT_TICK`: called often on the broker's thread; delayed logins are answered here
+    /// (Mosquitto 2.1 only).
+    Tick,
 }
 
 impl Event {
@@ -56,6 +62,7 @@ impl Event {
             Event::AclCheck => sys::MOSQ_EVT_ACL_CHECK,
             Event::BasicAuth => sys::MOSQ_EVT_BASIC_AUTH,
             Event::Disconnect => sys::MOSQ_EVT_DISCONNECT,
+            Event::Tick => sys::MOSQ_EVT_TICK,
         };
         // The event numbers are 1..=10: they fit.
         code as c_int
@@ -68,6 +75,7 @@ impl Event {
             Event::AclCheck => "MOSQ_EVT_ACL_CHECK",
             Event::BasicAuth => "MOSQ_EVT_BASIC_AUTH",
             Event::Disconnect => "MOSQ_EVT_DISCONNECT",
+            Event::Tick => "MOSQ_EVT_TICK",
         }
     }
 }
@@ -163,6 +171,10 @@ pub struct Plugin {
     withheld: RefCell<WithheldDeliveries>,
     /// Recently allowed reads and writes (emptied when the files are reloaded).
     memo: RefCell<DecisionMemo>,
+    /// Logins that verified before (emptied when the files are reloaded).
+    logins: RefCell<LoginCache>,
+    /// Password checks on worker threads, answered later (Mosquitto 2.1's delayed basic auth).
+    delayed: Option<DelayedLogins>,
     clock: fn() -> SystemTime,
     /// Whose `acl_file` the plugin decides as: the Mosquitto it is loaded in.
     semantics: Semantics,
@@ -273,6 +285,8 @@ impl Plugin {
             audit: RefCell::new(audit),
             withheld: RefCell::new(WithheldDeliveries::new(WITHHELD_CAPACITY)),
             memo: RefCell::new(DecisionMemo::new()),
+            logins: RefCell::new(LoginCache::new()),
+            delayed: None,
             clock,
             semantics,
         })
@@ -292,6 +306,9 @@ impl Plugin {
         if self.options.acl_file.is_some() {
             events.push(Event::AclCheck);
             events.push(Event::Disconnect);
+        }
+        if self.delayed.is_some() {
+            events.push(Event::Tick);
         }
         events
     }
@@ -416,22 +433,33 @@ impl Plugin {
         password: Option<&[u8]>,
     ) -> Outcome {
         let files = self.files.borrow();
-        let Some(passwords) = files.passwords.as_deref() else {
+        let Some(shared) = files.passwords.as_ref() else {
             return Outcome::Defer;
         };
+        let passwords: &PasswordFile = shared;
         let denial = match username {
             Text::Absent => return Outcome::Defer,
             // Not a name the file can hold (the broker validates UTF-8, so this should not happen).
             Text::NotUtf8(_) => LoginDenial::UnknownUser,
-            Text::Utf8(name) => match passwords.verify(name, password) {
-                AuthResult::Accepted => return Outcome::Allow,
-                AuthResult::UnknownUser => LoginDenial::UnknownUser,
-                AuthResult::WrongPassword => LoginDenial::WrongPassword,
-                AuthResult::NoPassword => LoginDenial::NoPassword,
-                AuthResult::UnusableEntry { line } => LoginDenial::UnusableEntry {
-                    entry: format!("{}:{line}", passwords.path()),
-                },
-            },
+            Text::Utf8(name) => {
+                if let Some(password) = password {
+                    if self.logins.borrow_mut().accepts(passwords, name, password) {
+                        return Outcome::Allow;
+                    }
+                    if self.delay(host, client, name, password, shared) {
+                        return Outcome::Delayed;
+                    }
+                }
+                let result = passwords.verify(name, password);
+                if let Some(password) = password {
+                    let mut logins = self.logins.borrow_mut();
+                    logins.record(passwords, name, password, &result);
+                }
+                match denial(&result, passwords) {
+                    None => return Outcome::Allow,
+                    Some(denial) => denial,
+                }
+            }
         };
         let username = username.lossy();
         let client_id = client.id().lossy();
@@ -441,6 +469,11 @@ impl Plugin {
             client_id: client_id.as_deref(),
             address: address.as_deref(),
         };
+        self.refuse_login(host, peer, denial)
+    }
+
+    /// Writes the audit record of a refused login.
+    fn refuse_login(&self, host: &dyn Host, peer: Peer<'_>, denial: LoginDenial) -> Outcome {
         let record =
             AuditRecord::login((self.clock)(), peer, denial).with_semantics(self.semantics);
         self.audit.borrow_mut().write(host, &record);
@@ -463,6 +496,7 @@ impl Plugin {
                 );
                 *self.files.borrow_mut() = files;
                 self.memo.borrow_mut().clear();
+                self.logins.borrow_mut().clear();
             }
             Err(e) => host.log(
                 LogLevel::Err,
@@ -536,6 +570,8 @@ fn describe(options: &PluginOptions, files: &Files, semantics: Semantics) -> Str
         parts.join(", ")
     )
 }
+
+mod delayed;
 
 #[cfg(test)]
 mod tests {
@@ -961,5 +997,156 @@ mod tests {
             plugin.basic_auth(&log, &USER1, t("user1"), Some(b"123456")),
             Outcome::Allow
         );
+    }
+
+    #[test]
+    fn a_repeated_login_comes_from_the_cache_which_a_reload_empties() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = write(&dir, "users.txt", USERS);
+        let log = Log::default();
+        let plugin = Plugin::start([Some(("password_file", users.as_str()))], &log).unwrap();
+        for _ in 0..2 {
+            assert_eq!(
+                plugin.basic_auth(&log, &USER1, t("user1"), Some(b"123456")),
+                Outcome::Allow
+            );
+        }
+        assert_eq!(plugin.logins.borrow().hits(), 1);
+        // The password changes: the remembered login does not survive the reload.
+        let changed = crate::policy::passwd::hash_password(
+            b"654321",
+            crate::policy::passwd::HashKind::Sha512,
+            None,
+        );
+        std::fs::write(&users, format!("user1:{changed}\n")).unwrap();
+        assert_eq!(plugin.reload(&log), Outcome::Defer);
+        assert!(plugin.logins.borrow().is_empty());
+        assert_eq!(
+            plugin.basic_auth(&log, &USER1, t("user1"), Some(b"123456")),
+            Outcome::RefuseLogin
+        );
+        assert_eq!(
+            plugin.basic_auth(&log, &USER1, t("user1"), Some(b"654321")),
+            Outcome::Allow
+        );
+    }
+
+    /// Ticks (bounded: 20 s) until the delayed logins have given `n` verdicts.
+    fn completions(plugin: &Plugin, log: &Log, n: usize) -> Vec<Completion> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut got = Vec::new();
+        while got.len() < n && std::time::Instant::now() < deadline {
+            got.extend(plugin.tick(log).0);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        got
+    }
+
+    fn delayed_plugin(dir: &tempfile::TempDir, log: &Log) -> (Plugin, String) {
+        let users = write(dir, "users.txt", USERS);
+        let mut plugin = Plugin::start([Some(("password_file", users.as_str()))], log).unwrap();
+        assert!(!plugin.events().contains(&Event::Tick));
+        plugin.enable_delayed_auth(log);
+        assert!(plugin.delays_logins());
+        assert!(plugin.events().contains(&Event::Tick));
+        (plugin, users)
+    }
+
+    #[test]
+    fn with_delayed_auth_checks_run_on_workers_and_verdicts_come_from_tick() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::default();
+        let (plugin, _) = delayed_plugin(&dir, &log);
+        assert_eq!(
+            plugin.basic_auth(&log, &USER1, t("user1"), Some(b"123456")),
+            Outcome::Delayed
+        );
+        let got = completions(&plugin, &log, 1);
+        assert_eq!(
+            got,
+            [Completion {
+                client_id: "c1".into(),
+                outcome: Outcome::Allow
+            }]
+        );
+        assert_eq!(plugin.tick(&log), (Vec::new(), false));
+        // Remembered: the same login is answered at once.
+        assert_eq!(
+            plugin.basic_auth(&log, &USER1, t("user1"), Some(b"123456")),
+            Outcome::Allow
+        );
+        // A wrong password: refused from tick, with an audit record.
+        log.take();
+        assert_eq!(
+            plugin.basic_auth(&log, &USER1, t("user1"), Some(b"654321")),
+            Outcome::Delayed
+        );
+        let got = completions(&plugin, &log, 1);
+        assert_eq!(got[0].outcome, Outcome::RefuseLogin);
+        let audit = log.audit();
+        assert_eq!(audit.len(), 1);
+        assert_eq!(audit[0]["reason"]["kind"], "wrong_password");
+        assert_eq!(audit[0]["client_id"], "c1");
+        // No password: answered at once, never delayed.
+        assert_eq!(
+            plugin.basic_auth(&log, &USER1, t("user1"), None),
+            Outcome::RefuseLogin
+        );
+    }
+
+    #[test]
+    fn a_verdict_for_a_client_replaced_under_the_same_id_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::default();
+        let (plugin, _) = delayed_plugin(&dir, &log);
+        assert_eq!(
+            plugin.basic_auth(&log, &USER1, t("user1"), Some(b"123456")),
+            Outcome::Delayed
+        );
+        assert_eq!(
+            plugin.basic_auth(&log, &USER1, t("user1"), Some(b"wrong")),
+            Outcome::Delayed
+        );
+        let mut got = completions(&plugin, &log, 1);
+        // Give the other verdict time to come back (and be dropped).
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        got.extend(plugin.tick(&log).0);
+        assert_eq!(
+            got,
+            [Completion {
+                client_id: "c1".into(),
+                outcome: Outcome::RefuseLogin
+            }]
+        );
+    }
+
+    #[test]
+    fn a_reload_during_a_delayed_check_checks_the_login_again_against_the_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::default();
+        let (plugin, users) = delayed_plugin(&dir, &log);
+        assert_eq!(
+            plugin.basic_auth(&log, &USER1, t("user1"), Some(b"123456")),
+            Outcome::Delayed
+        );
+        let changed = crate::policy::passwd::hash_password(
+            b"654321",
+            crate::policy::passwd::HashKind::Sha512,
+            None,
+        );
+        std::fs::write(&users, format!("user1:{changed}\n")).unwrap();
+        assert_eq!(plugin.reload(&log), Outcome::Defer);
+        let got = completions(&plugin, &log, 1);
+        assert_eq!(
+            got,
+            [Completion {
+                client_id: "c1".into(),
+                outcome: Outcome::RefuseLogin
+            }]
+        );
+        assert!(log
+            .take()
+            .iter()
+            .any(|(_, m)| m.contains("checking it again")));
     }
 }

@@ -69,6 +69,9 @@ type Callback = unsafe extern "C" fn(c_int, *mut c_void, *mut c_void) -> c_int;
 /// 2.1: `int mosquitto_plugin_set_info(mosquitto_plugin_id_t *, const char *name, const char *version)`.
 type PluginSetInfo =
     unsafe extern "C" fn(*mut sys::mosquitto_plugin_id_t, *const c_char, *const c_char) -> c_int;
+/// 2.1: `void mosquitto_complete_basic_auth(const char *clientid, int result)` (its
+/// `include/mosquitto/broker.h`): answers a login that BASIC_AUTH delayed.
+type CompleteBasicAuth = unsafe extern "C" fn(*const c_char, c_int);
 
 // Compile-time checks that the types above are the headers' signatures. Constants are evaluated by the
 // compiler and never emitted, so these create no reference to the symbols.
@@ -82,6 +85,8 @@ const _: sys::MOSQ_FUNC_generic_callback = Some(on_reload as Callback);
 // The 2.1 additions, checked against 2.1's headers when build.rs had them (MOSQUITTO_21_INCLUDE_DIR).
 #[cfg(mosquitto_21_headers)]
 const _: PluginSetInfo = super::sys::v21::mosquitto_plugin_set_info;
+#[cfg(mosquitto_21_headers)]
+const _: CompleteBasicAuth = super::sys::v21::mosquitto_complete_basic_auth;
 
 /// The broker functions the plugin calls, found at run time (see the module documentation).
 #[derive(Clone, Copy, Debug)]
@@ -101,6 +106,7 @@ struct BrokerApi {
 #[derive(Clone, Copy, Debug, Default)]
 struct Optional21 {
     plugin_set_info: Option<PluginSetInfo>,
+    complete_basic_auth: Option<CompleteBasicAuth>,
 }
 
 impl Optional21 {
@@ -111,6 +117,9 @@ impl Optional21 {
         unsafe {
             Optional21 {
                 plugin_set_info: optional::<PluginSetInfo>(c"mosquitto_plugin_set_info"),
+                complete_basic_auth: optional::<CompleteBasicAuth>(
+                    c"mosquitto_complete_basic_auth",
+                ),
             }
         }
     }
@@ -346,6 +355,7 @@ fn callback_for(event: Event) -> Callback {
         Event::AclCheck => on_acl_check,
         Event::BasicAuth => on_basic_auth,
         Event::Disconnect => on_disconnect,
+        Event::Tick => on_tick,
     }
 }
 
@@ -454,10 +464,14 @@ pub unsafe extern "C" fn mosquitto_plugin_init(
         // SAFETY: the broker passes `option_count` options that stay valid during init; `Plugin::start`
         // copies what it keeps.
         let pairs = unsafe { option_pairs(options, option_count) };
-        let plugin = match Plugin::start_as(pairs, &host, api.v21.semantics()) {
+        let mut plugin = match Plugin::start_as(pairs, &host, api.v21.semantics()) {
             Ok(plugin) => plugin,
             Err(outcome) => return outcome,
         };
+        if api.v21.complete_basic_auth.is_some() {
+            // Mosquitto 2.1: password checks on worker threads, answered from the TICK callback.
+            plugin.enable_delayed_auth(&host);
+        }
         let events = plugin.events();
         let instance = Box::into_raw(Box::new(Instance {
             id,
@@ -730,6 +744,42 @@ fn reload_answer() -> Outcome {
         Some(api) if api.v21.is_2_1() => Outcome::Allow,
         _ => Outcome::Defer,
     }
+}
+
+/// `MOSQ_EVT_TICK` (registered on Mosquitto 2.1 only): gives the broker the verdicts of delayed
+/// logins, on its own thread as `mosquitto_complete_basic_auth` requires. The broker ignores the
+/// answer.
+unsafe extern "C" fn on_tick(
+    event: c_int,
+    event_data: *mut c_void,
+    userdata: *mut c_void,
+) -> c_int {
+    let fail = Outcome::Allow;
+    let body = |plugin: &Plugin, host: &BrokerLog, api: &'static BrokerApi| {
+        let Some(complete) = api.v21.complete_basic_auth else {
+            return fail;
+        };
+        let (completions, waiting) = plugin.tick(host);
+        // SAFETY: for MOSQ_EVT_TICK the broker passes a `mosquitto_evt_tick` valid for the call.
+        if let Some(data) = unsafe { event_data.cast::<sys::mosquitto_evt_tick>().as_mut() } {
+            // 2.1 names this field `next_ms` (2.0's header: `next_ns`; same place and type): while
+            // logins wait, tick again within 2 ms instead of whenever the broker next wakes up.
+            data.next_ns = if waiting { 2 } else { 0 };
+        }
+        // No state of ours is borrowed here: the broker may call our other callbacks from within.
+        for c in completions {
+            // A client id came from a C string: it has no NUL.
+            let Ok(id) = std::ffi::CString::new(c.client_id) else {
+                continue;
+            };
+            // SAFETY: the broker's function, on the broker's thread (a callback), with a C string
+            // valid for the call.
+            unsafe { complete(id.as_ptr(), return_code(c.outcome)) };
+        }
+        Outcome::Allow
+    };
+    // SAFETY: the broker passes the userdata registered with this callback.
+    unsafe { dispatch("tick", Event::Tick, fail, event, userdata, body) }
 }
 
 /// `MOSQ_EVT_DISCONNECT`. The broker ignores the answer.

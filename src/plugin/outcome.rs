@@ -11,6 +11,10 @@ use std::os::raw::c_int;
 use super::sys;
 use crate::policy::Verdict;
 
+/// `MOSQ_ERR_AUTH_DELAYED` of Mosquitto 2.1's `include/mosquitto/defs.h` (2.0's headers, which the
+/// bindings come from, lack it).
+pub const MOSQ_ERR_AUTH_DELAYED: c_int = -5;
+
 /// The answer of a plugin entry point or callback.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -21,6 +25,9 @@ pub enum Outcome {
     DenyAccess,
     /// Login refused: CONNACK 5 / v5 0x87 (`MOSQ_ERR_AUTH`). Only for BASIC_AUTH.
     RefuseLogin,
+    /// Login answered later, through `mosquitto_complete_basic_auth` (`MOSQ_ERR_AUTH_DELAYED`). Only
+    /// for BASIC_AUTH, and only in Mosquitto 2.1: 2.0 does not know the code.
+    Delayed,
     /// No opinion: the next callback in the chain decides (`MOSQ_ERR_PLUGIN_DEFER`). What RELOAD always
     /// returns, because in 2.0 anything else stops the reload chain.
     Defer,
@@ -50,6 +57,7 @@ pub fn return_code(outcome: Outcome) -> c_int {
         Outcome::Allow => sys::MOSQ_ERR_SUCCESS,
         Outcome::DenyAccess => sys::MOSQ_ERR_ACL_DENIED,
         Outcome::RefuseLogin => sys::MOSQ_ERR_AUTH,
+        Outcome::Delayed => MOSQ_ERR_AUTH_DELAYED,
         Outcome::Defer => sys::MOSQ_ERR_PLUGIN_DEFER,
         Outcome::BadConfig => sys::MOSQ_ERR_INVAL,
         Outcome::Unavailable => sys::MOSQ_ERR_UNKNOWN,
@@ -65,6 +73,7 @@ mod tests {
         assert_eq!(return_code(Outcome::Allow), 0);
         assert_eq!(return_code(Outcome::DenyAccess), 12);
         assert_eq!(return_code(Outcome::RefuseLogin), 11);
+        assert_eq!(return_code(Outcome::Delayed), -5);
         assert_eq!(return_code(Outcome::Defer), 17);
         assert_eq!(return_code(Outcome::BadConfig), 3);
         assert_eq!(return_code(Outcome::Unavailable), 13);

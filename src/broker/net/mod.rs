@@ -38,6 +38,7 @@ use super::router::{Action, Event, Router};
 use super::security::Security;
 use super::session::ConnId;
 use crate::audit::{AuditRecord, JsonLinesFile};
+use crate::enforce::logins::VerifyPool;
 use drops::Drops;
 use rustc_hash::FxHashMap;
 
@@ -143,6 +144,9 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
     let audit_path = options.audit_log.clone().or(config.audit_log.clone());
     let mut audit = AuditOut::open(audit_path.as_deref())?;
     let mut router = Router::new(&config, security);
+    // Password checks run here, off the routing task (one thread per core).
+    let verifier = VerifyPool::per_core("mqtt-verify")
+        .map_err(|e| format!("cannot start a password-check thread: {e}"))?;
     let limits = outbox::Limits::new(&config);
 
     let (core_tx, mut core_rx) = mpsc::channel::<CoreMsg>(CORE_CAPACITY);
@@ -204,7 +208,8 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
             }
         }
     });
-    drop(core_tx);
+    // Kept for the verdicts of password checks; the loop ends on SIGINT/SIGTERM.
+    let verdict_tx = core_tx;
     notify::ready(&status);
 
     // Registered connections' outboxes (the rest of a connection lives in its shard).
@@ -312,6 +317,23 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
                         c.push_signal(Outgoing::Close);
                         drops.forget(conn);
                     }
+                }
+                Action::Verify {
+                    conn,
+                    ticket,
+                    passwords,
+                    username,
+                    password,
+                } => {
+                    let tx = verdict_tx.clone();
+                    verifier.submit(passwords, username, password, move |result| {
+                        // A worker thread, outside the runtime: blocking is fine here.
+                        let _ = tx.blocking_send(CoreMsg::Event(Event::Verified {
+                            conn,
+                            ticket,
+                            result,
+                        }));
+                    });
                 }
                 Action::Audit(record) => audit.write(&record),
                 Action::Log(line) => {

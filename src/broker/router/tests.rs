@@ -27,7 +27,33 @@ impl T {
         }
     }
 
+    /// Handles an event; password checks it asks for are done at once, as a worker would.
     fn ev(&mut self, e: Event) -> Vec<Action> {
+        let mut out = Vec::new();
+        for action in self.raw(e) {
+            match action {
+                Action::Verify {
+                    conn,
+                    ticket,
+                    passwords,
+                    username,
+                    password,
+                } => {
+                    let result = passwords.verify(&username, Some(password.expose()));
+                    out.extend(self.ev(Event::Verified {
+                        conn,
+                        ticket,
+                        result,
+                    }));
+                }
+                other => out.push(other),
+            }
+        }
+        out
+    }
+
+    /// Handles an event; password checks it asks for stay in the actions.
+    fn raw(&mut self, e: Event) -> Vec<Action> {
         self.r.handle(e, self.now, SystemTime::now());
         let mut out = Vec::new();
         self.r.drain_actions(&mut out);
@@ -331,6 +357,8 @@ fn with_users(allow_anonymous: bool) -> T {
     t.r.set_security(Arc::new(security(&["user1", "user2"], allow_anonymous)));
     t
 }
+
+mod logins;
 
 fn security(users: &[&str], allow_anonymous: bool) -> Security {
     use crate::policy::passwd::{hash_password, HashKind, PasswordFile};

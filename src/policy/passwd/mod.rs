@@ -65,8 +65,13 @@ pub struct PasswordFile {
 /// What the file holds for one username.
 #[derive(Clone, Debug)]
 enum Entry {
-    /// The line that counts, and its hash.
-    Usable { line: u32, hash: StoredHash },
+    /// The line that counts, its hash, and the hash field's text (what a login cache checks it
+    /// verified against).
+    Usable {
+        line: u32,
+        hash: StoredHash,
+        text: Box<[u8]>,
+    },
     /// Only unusable lines; the last of them.
     Unusable { line: u32 },
 }
@@ -180,7 +185,7 @@ impl PasswordFile {
                 self.add_unusable(number, username, message);
             }
             LineKind::Entry { username, hash, .. } => match StoredHash::parse(hash) {
-                Ok(stored) => self.add_usable(number, username, stored),
+                Ok(stored) => self.add_usable(number, username, stored, hash),
                 Err(e) => {
                     let message = format!("user {}: {e}", show(username));
                     self.add_unusable(number, username, message);
@@ -189,7 +194,7 @@ impl PasswordFile {
         }
     }
 
-    fn add_usable(&mut self, number: u32, username: &[u8], stored: StoredHash) {
+    fn add_usable(&mut self, number: u32, username: &[u8], stored: StoredHash, text: &[u8]) {
         if !stored.mosquitto_20_reads_it() {
             let form = match stored {
                 StoredHash::Argon2id(_) => "an argon2id hash",
@@ -206,6 +211,7 @@ impl PasswordFile {
         let entry = Entry::Usable {
             line: number,
             hash: stored,
+            text: text.into(),
         };
         match self.users.insert(username.to_vec(), entry) {
             Some(Entry::Usable { line, .. }) => self.warn(
@@ -301,6 +307,16 @@ impl PasswordFile {
             self.users.get(username.as_bytes()),
             Some(Entry::Usable { .. })
         )
+    }
+
+    /// The hash field (as written in the file) of `username`'s usable entry: what a verified-credential
+    /// cache compares against to know that the entry it verified against is still the one in force.
+    /// `None` for an unknown user or one without a usable entry.
+    pub fn entry_hash(&self, username: &str) -> Option<&[u8]> {
+        match self.users.get(username.as_bytes()) {
+            Some(Entry::Usable { text, .. }) if !username.as_bytes().contains(&0) => Some(text),
+            _ => None,
+        }
     }
 
     /// The line that counts for `username` (usable or not), if the file names the user.

@@ -1,0 +1,5 @@
+//! The enforcement layer every front door shares (the plugin and the broker): no wire format, no C,
+//! no sockets. Today: logins ([`logins`]: the verified-credential cache, verification off the hot
+//! thread, and the one mapping from a password check to an audited refusal).
+
+pub mod logins;
