@@ -199,3 +199,33 @@ fn mosquitto_2_0_and_2_1_read_percent_u_inside_a_level_differently() {
     assert_eq!(code, 2);
     assert!(err.contains("expected 2.0 or 2.1"), "{err}");
 }
+
+/// `-c mosquitto.conf` takes the semantics from `plugin_opt_mosquitto_version`, as the broker does;
+/// `--mosquitto` overrides it.
+#[test]
+fn a_config_chooses_the_semantics_with_plugin_opt_mosquitto_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = write(dir.path(), "acl.txt", "pattern write a%ub/#\n");
+    let conf = write(
+        dir.path(),
+        "mosquitto.conf",
+        &format!(
+            "listener 1883\nplugin /usr/lib/libmqtt_policy.so\nplugin_opt_acl_file {acl}\n\
+             plugin_opt_mosquitto_version 2.1\n"
+        ),
+    );
+    let (code, out, _) = check(&["-c", &conf, "--user", "bob", "--write", "a%ub/x"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("semantics: mosquitto-2.1"), "{out}");
+    let (code, out, _) = check(&[
+        "-c",
+        &conf,
+        "--mosquitto",
+        "2.0",
+        "--user",
+        "bob",
+        "--write",
+        "a%ub/x",
+    ]);
+    assert_eq!(code, 1, "{out}");
+}
