@@ -160,6 +160,25 @@ mod tests {
     }
 
     #[test]
+    fn on_2_1_a_pattern_the_client_cannot_fill_is_a_near_miss_saying_why() {
+        let policy = crate::policy::acl::Policy::from_acl_as(
+            "acl.txt",
+            b"pattern write x/%u/+\n",
+            Semantics::Mosquitto21,
+        )
+        .unwrap();
+        let client = crate::policy::ClientRef {
+            username: Some("a/b"),
+            client_id: "c1",
+        };
+        let explanation = policy.explain(client, "x/a/b/c", crate::policy::Access::Write);
+        assert!(
+            explanation.to_string().contains("has no `/`"),
+            "{explanation}"
+        );
+    }
+
+    #[test]
     fn versions_parse() {
         assert_eq!(Semantics::from_version("2.0"), Some(Semantics::Mosquitto20));
         assert_eq!(
