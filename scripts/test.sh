@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: format and lint checks, the engine's unit and property tests, and the tests
-# against the real Debian mosquitto (with and without our plugin), then the Debian package, installed and
-# purged (scripts/test-package.sh, root). Installs what is missing first.
+# against the real Debian mosquitto 2.0.11 and the vendored 2.0.22 and 2.1.2 (with and without our plugin),
+# then the Debian package, installed and purged (scripts/test-package.sh, root). Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
+
+# The vendored Mosquitto releases the tests run on (built once, cached under target/mosquitto/); 2.1's
+# headers also let build.rs check the plugin's types for the functions 2.1 added.
+echo "== scripts/build-mosquitto.sh 2.0.22 / 2.1.2"
+bash scripts/build-mosquitto.sh 2.0.22 >/dev/null
+MOSQUITTO_21_INCLUDE_DIR="$(bash scripts/build-mosquitto.sh 2.1.2)/include"
+export MOSQUITTO_21_INCLUDE_DIR
 
 export CARGO_TERM_COLOR=never
 echo "== cargo fmt --check"

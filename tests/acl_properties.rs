@@ -2,7 +2,8 @@
 //! algorithm (reference §2.3) on generated acl files, identities and topics; and the subscription check
 //! never refuses a filter under which some generated topic is readable.
 
-use mqtt_policy::policy::acl::{parse_acl, reference::reference_verdict, Policy};
+use mqtt_policy::policy::acl::{parse_acl, parse_acl_as, reference::reference_verdict, Policy};
+use mqtt_policy::policy::Semantics;
 use mqtt_policy::policy::{topic, Access, ClientRef};
 use proptest::prelude::*;
 
@@ -17,6 +18,9 @@ fn level() -> impl Strategy<Value = String> {
         Just("$x".to_owned()),
         Just("$SYS".to_owned()),
         Just("x-u1".to_owned()),
+        // Literal on Mosquitto 2.1, where only whole `%u`/`%c` levels are substituted.
+        Just("x-%u".to_owned()),
+        Just("%c%u".to_owned()),
     ]
 }
 
@@ -102,6 +106,42 @@ proptest! {
                 let reference = reference_verdict(&file, client, t, access);
                 prop_assert_eq!(compiled, reference, "acl:\n{}\nclient {:?} {:?} {}", acl, client, access, t);
             }
+        }
+    }
+
+    #[test]
+    fn compiled_policy_equals_the_reference_algorithm_on_2_1(
+        acl in acl_text(),
+        user in username(),
+        id in client_id(),
+        topics in prop::collection::vec(topic_name(), 1..8),
+    ) {
+        let file = parse_acl_as("acl.txt", acl.as_bytes(), Semantics::Mosquitto21).expect("generated acl is valid");
+        let policy = Policy::compile(file.clone());
+        let client = ClientRef { username: user.as_deref(), client_id: &id };
+        for t in &topics {
+            for access in [Access::Read, Access::Write] {
+                let compiled = policy.decide(client, t, access).verdict;
+                let reference = reference_verdict(&file, client, t, access);
+                prop_assert_eq!(compiled, reference, "acl:\n{}\nclient {:?} {:?} {}", acl, client, access, t);
+            }
+        }
+    }
+
+    #[test]
+    fn on_2_1_a_subscription_is_never_refused_when_a_matching_topic_is_readable(
+        acl in acl_text(),
+        user in username(),
+        id in client_id(),
+        sub in filter(),
+        topics in prop::collection::vec(topic_name(), 1..12),
+    ) {
+        let policy = Policy::from_acl_as("acl.txt", acl.as_bytes(), Semantics::Mosquitto21).expect("valid");
+        let client = ClientRef { username: user.as_deref(), client_id: &id };
+        prop_assume!(topic::validate_filter(&sub).is_ok());
+        let readable = topics.iter().any(|t| topic::matches(&sub, t) && policy.decide(client, t, Access::Read).is_allowed());
+        if readable {
+            prop_assert!(policy.decide(client, &sub, Access::Subscribe).is_allowed(), "acl:\n{}\n{:?} sub {}", acl, client, sub);
         }
     }
 

@@ -172,3 +172,60 @@ fn bad_files_and_bad_usage_exit_2_naming_file_and_line() {
     let (code, _, _) = check(&["--acl-file", &bad, "--user", "u"]);
     assert_eq!(code, 2, "an access flag is required");
 }
+
+/// `--mosquitto 2.0|2.1`: the two releases read `%u` inside a level differently, and say which applied.
+#[test]
+fn mosquitto_2_0_and_2_1_read_percent_u_inside_a_level_differently() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = write(dir.path(), "acl.txt", "pattern write a%ub/#\n");
+    let run = |release: &[&str], topic: &str| {
+        let mut args = vec!["--acl-file", &acl, "--user", "bob", "--write", topic];
+        args.extend_from_slice(release);
+        check(&args)
+    };
+    // 2.0 (the default) substitutes inside the level; 2.1 only whole levels, so `a%ub` is literal.
+    let (code, out, _) = run(&[], "abobb/x");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("semantics: mosquitto-2.0"), "{out}");
+    assert_eq!(run(&["--mosquitto", "2.0"], "a%ub/x").0, 1);
+    let (code, out, _) = run(&["--mosquitto", "2.1"], "abobb/x");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("semantics: mosquitto-2.1"), "{out}");
+    let (code, out, _) = run(&["--mosquitto", "2.1", "--json"], "a%ub/x");
+    assert_eq!(code, 0, "{out}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["semantics"], "mosquitto-2.1");
+    let (code, _, err) = run(&["--mosquitto", "1.6"], "a/x");
+    assert_eq!(code, 2);
+    assert!(err.contains("expected 2.0 or 2.1"), "{err}");
+}
+
+/// `-c mosquitto.conf` takes the semantics from `plugin_opt_mosquitto_version`, as the broker does;
+/// `--mosquitto` overrides it.
+#[test]
+fn a_config_chooses_the_semantics_with_plugin_opt_mosquitto_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = write(dir.path(), "acl.txt", "pattern write a%ub/#\n");
+    let conf = write(
+        dir.path(),
+        "mosquitto.conf",
+        &format!(
+            "listener 1883\nplugin /usr/lib/libmqtt_policy.so\nplugin_opt_acl_file {acl}\n\
+             plugin_opt_mosquitto_version 2.1\n"
+        ),
+    );
+    let (code, out, _) = check(&["-c", &conf, "--user", "bob", "--write", "a%ub/x"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("semantics: mosquitto-2.1"), "{out}");
+    let (code, out, _) = check(&[
+        "-c",
+        &conf,
+        "--mosquitto",
+        "2.0",
+        "--user",
+        "bob",
+        "--write",
+        "a%ub/x",
+    ]);
+    assert_eq!(code, 1, "{out}");
+}

@@ -623,6 +623,16 @@ mod tests {
     }
 
     #[test]
+    fn plugin_opt_mosquitto_version_chooses_the_semantics() {
+        let base = "listener 1\nplugin /usr/lib/libmqtt_policy.so\n";
+        assert_eq!(cfg(base).unwrap().semantics, Semantics::Mosquitto20);
+        let c = cfg(&format!("{base}plugin_opt_mosquitto_version 2.1\n")).unwrap();
+        assert_eq!(c.semantics, Semantics::Mosquitto21);
+        let e = cfg(&format!("{base}plugin_opt_mosquitto_version 1.6\n")).unwrap_err();
+        assert!(e.to_string().contains("expected 2.0 or 2.1"), "{e}");
+    }
+
+    #[test]
     fn our_plugin_options_are_read() {
         let c = cfg("listener 1\nplugin /usr/lib/libmqtt_policy.so\nplugin_opt_acl_file /a\nplugin_opt_audit_log /log\n").unwrap();
         assert_eq!(c.acl_file.as_deref(), Some("/a"));

@@ -102,9 +102,10 @@ pub struct CheckArgs {
     #[arg(long)]
     pub json: bool,
     /// Decide as the acl_file of this Mosquitto release line: 2.0 or 2.1 (they read `%u`/`%c` inside a
-    /// level, and a few other things, differently).
-    #[arg(long, value_name = "2.0|2.1", default_value = "2.0", value_parser = parse_semantics)]
-    pub mosquitto: Semantics,
+    /// level, and a few other things, differently). Default: the config's plugin_opt_mosquitto_version
+    /// with -c, else 2.0.
+    #[arg(long, value_name = "2.0|2.1", value_parser = parse_semantics)]
+    pub mosquitto: Option<Semantics>,
 }
 
 /// `--mosquitto`: `2.0` or `2.1`.
@@ -115,13 +116,29 @@ fn parse_semantics(text: &str) -> Result<Semantics, String> {
 
 /// Runs `check`; returns the exit code (0 allow, 1 deny, 2 error).
 pub fn run(args: &CheckArgs) -> u8 {
+    let mut semantics = args.mosquitto.unwrap_or_default();
     let (acl_path, password_path) = match (&args.acl_file, &args.config) {
         (Some(path), _) => (path.clone(), args.password_file.clone()),
         (None, Some(conf_path)) => {
             let files = load::load_conf(conf_path).and_then(|conf| conf.policy_files());
             match files {
                 Ok(files) => match files.acl_file {
-                    Some(path) => (path, args.password_file.clone().or(files.password_file)),
+                    Some(path) => {
+                        if let (None, Some(version)) =
+                            (args.mosquitto, files.mosquitto_version.as_deref())
+                        {
+                            match Semantics::from_version(version) {
+                                Some(s) => semantics = s,
+                                None => {
+                                    eprintln!(
+                                        "mqtt-policy: {conf_path}: plugin_opt_mosquitto_version {version:?}: expected 2.0 or 2.1"
+                                    );
+                                    return EXIT_ERROR;
+                                }
+                            }
+                        }
+                        (path, args.password_file.clone().or(files.password_file))
+                    }
                     None => {
                         eprintln!("mqtt-policy: {conf_path}: no acl_file (or plugin_opt_acl_file) in the config");
                         return EXIT_ERROR;
@@ -151,7 +168,7 @@ pub fn run(args: &CheckArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let policy = match load::load_policy_as(&acl_path, args.mosquitto) {
+    let policy = match load::load_policy_as(&acl_path, semantics) {
         Ok(policy) => policy,
         Err(e) => {
             eprintln!("mqtt-policy: {e}");
@@ -182,7 +199,7 @@ pub fn run(args: &CheckArgs) -> u8 {
     if args.json {
         let output = CheckOutput {
             explanation: &explanation,
-            semantics: args.mosquitto,
+            semantics,
             login,
         };
         match serde_json::to_string_pretty(&output) {
@@ -197,7 +214,7 @@ pub fn run(args: &CheckArgs) -> u8 {
         if let Some(login) = &login {
             println!("  login: {}", login.message);
         }
-        println!("  semantics: {}'s acl_file", args.mosquitto);
+        println!("  semantics: {semantics}'s acl_file");
     }
     match explanation.verdict {
         Verdict::Allow => EXIT_OK,

@@ -758,6 +758,64 @@ mod tests {
     }
 
     #[test]
+    fn mosquitto_version_must_name_the_broker_the_plugin_is_loaded_in() {
+        let dir = tempfile::tempdir().unwrap();
+        let acl = write(&dir, "acl.txt", "pattern write a%ub/#\n");
+        let log = Log::default();
+        let start = |version: &str, semantics| {
+            let opts = [("acl_file", acl.as_str()), ("mosquitto_version", version)];
+            Plugin::start_as(opts.iter().map(|&(k, v)| Some((k, v))), &log, semantics)
+        };
+        assert!(start("2.1", Semantics::Mosquitto21).is_ok());
+        assert!(log
+            .take()
+            .iter()
+            .any(|(_, m)| m.contains("mosquitto-2.1's acl_file")));
+        assert_eq!(
+            start("2.1", Semantics::Mosquitto20).unwrap_err(),
+            Outcome::BadConfig
+        );
+        assert!(log.take()[0].1.contains("but this broker is mosquitto-2.0"));
+        assert_eq!(
+            start("3.0", Semantics::Mosquitto20).unwrap_err(),
+            Outcome::BadConfig
+        );
+        assert!(log.take()[0].1.contains("expected 2.0 or 2.1"));
+    }
+
+    #[test]
+    fn on_2_1_percent_u_inside_a_level_is_literal_and_records_say_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let acl = write(&dir, "acl.txt", "pattern write a%ub/#\n");
+        let log = Log::default();
+        let opts = [("acl_file", acl.as_str())];
+        let v21 = Plugin::start_as(
+            opts.iter().map(|&(k, v)| Some((k, v))),
+            &log,
+            Semantics::Mosquitto21,
+        )
+        .unwrap();
+        let bob = ClientValues {
+            username: Some("bob"),
+            id: Some("c1"),
+            address: Some("127.0.0.1"),
+        };
+        let write_code = sys::MOSQ_ACL_WRITE;
+        assert_eq!(
+            v21.acl_check(&log, &bob, Text::Utf8("a%ub/x"), write_code),
+            Outcome::Allow
+        );
+        log.take();
+        assert_eq!(
+            v21.acl_check(&log, &bob, Text::Utf8("abobb/x"), write_code),
+            Outcome::DenyAccess
+        );
+        let records = log.audit();
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0]["semantics"], "mosquitto-2.1");
+    }
+
+    #[test]
     fn start_refuses_bad_options_and_files_naming_them() {
         let dir = tempfile::tempdir().unwrap();
         let log = Log::default();

@@ -385,14 +385,20 @@ pub unsafe extern "C" fn mosquitto_plugin_version(
     })
 }
 
+/// The message for a broker whose plugin API versions are `offered`, none of them 5.
+fn plugin_api_refusal(offered: &[c_int]) -> String {
+    let versions: Vec<String> = offered.iter().map(c_int::to_string).collect();
+    format!(
+        "mqtt-policy: this broker offers plugin API version {} and the plugin needs version \
+         {PLUGIN_VERSION} (Mosquitto 2.0 or later); refusing to load",
+        versions.join(", ")
+    )
+}
+
 /// Says, in the broker's log if it has one (else on standard error), why a broker without plugin API
 /// version 5 cannot load us.
 fn refuse_plugin_api(offered: &[c_int]) {
-    let versions: Vec<String> = offered.iter().map(c_int::to_string).collect();
-    let message = format!(
-        "mqtt-policy: this broker offers plugin API version {} and the plugin needs version          {PLUGIN_VERSION} (Mosquitto 2.0 or later); refusing to load",
-        versions.join(", ")
-    );
+    let message = plugin_api_refusal(offered);
     // SAFETY: looked up as the type of the C function `mosquitto_log_printf`, which every broker with
     // plugins (1.x included) exports with this signature.
     match unsafe { optional::<LogPrintf>(c"mosquitto_log_printf") } {
@@ -833,6 +839,15 @@ mod tests {
             assert_eq!(mosquitto_plugin_version(0, std::ptr::null()), -1);
             assert_eq!(mosquitto_plugin_version(-1, offered.as_ptr()), -1);
         }
+    }
+
+    #[test]
+    fn a_broker_without_api_5_is_told_which_versions_it_offered() {
+        assert_eq!(
+            plugin_api_refusal(&[4, 3, 2]),
+            "mqtt-policy: this broker offers plugin API version 4, 3, 2 and the plugin needs version 5 \
+             (Mosquitto 2.0 or later); refusing to load"
+        );
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //!   the line and keeps reading: every following line is swallowed. If the file ends with `\n`, the NUL
 //!   line and everything after it are ignored; otherwise the NUL line, up to the NUL, is still read. On
 //!   2.1 the reader notices the NUL and stops: the NUL line and everything after it are ignored, unless
-//!   the NUL line is the last line and has no `\n` (then it is read up to the NUL). On both, a NUL as
-//!   the very first byte of a line makes that line empty, and reading goes on with the next line.
+//!   the NUL line is the last line and has no `\n` (then it is read up to the NUL). On 2.1 a NUL as the
+//!   very first byte of a line makes that line empty, and reading goes on with the next line. (So does
+//!   upstream 2.0.22; Debian's 2.0.11, which the 2.0 model follows, treats it as any other NUL.)
 //! * **A last line without `\n` that exactly fills the buffer** (255 bytes with a fresh buffer, or
 //!   255 + 1000·k, relative to the size the buffer has grown to) is dropped: the reader asks for more,
 //!   hits end of file having read nothing more, and reports end of file.
@@ -141,8 +142,10 @@ pub fn mosquitto_lines_as(bytes: &[u8], semantics: Semantics) -> (Vec<CLine<'_>>
                 });
                 return (lines, nul_at.map(|nul| nul_cut(bytes, nul, true)));
             }
-            // A C string that is empty (a NUL first) or ends in `\n` is a line.
-            if c_end == start || bytes[c_end - 1] == b'\n' {
+            // A C string that ends in `\n` is a line; so is an empty one (a NUL first) on 2.1, whose
+            // reader returns it (2.0.22's does too; Debian's 2.0.11 reads on, as for any NUL).
+            let empty_is_a_line = c_end == start && semantics == Semantics::Mosquitto21;
+            if empty_is_a_line || (c_end > start && bytes[c_end - 1] == b'\n') {
                 lines.push(CLine {
                     number: start_line,
                     text: &bytes[start..c_end],
@@ -251,14 +254,15 @@ mod tests {
     }
 
     #[test]
-    fn a_nul_first_empties_only_that_line() {
-        for semantics in [Semantics::Mosquitto20, Semantics::Mosquitto21] {
-            let (lines, cut) = mosquitto_lines_as(b"a\n\0bc\nd\n", semantics);
-            let texts: Vec<&[u8]> = lines.iter().map(|l| l.text).collect();
-            assert_eq!(texts, [&b"a\n"[..], b"", b"d\n"], "{semantics}");
-            assert_eq!(lines[2].number, 3);
-            assert_eq!(cut, None);
-        }
+    fn a_nul_first_empties_only_that_line_on_2_1_and_swallows_the_rest_on_2_0_11() {
+        let (lines, cut) = mosquitto_lines_as(b"a\n\0bc\nd\n", Semantics::Mosquitto21);
+        let texts: Vec<&[u8]> = lines.iter().map(|l| l.text).collect();
+        assert_eq!(texts, [&b"a\n"[..], b"", b"d\n"]);
+        assert_eq!(lines[2].number, 3);
+        assert_eq!(cut, None);
+        let (lines, cut) = mosquitto_lines(b"a\n\0bc\nd\n");
+        assert_eq!(lines.len(), 1);
+        assert!(matches!(cut, Some(Cut::Nul { line: 2, .. })));
     }
 
     #[test]

@@ -9,8 +9,9 @@
 //!   a topic starting with `$` (on 2.0 it does when the value starts with `$`).
 //! * **A NUL byte in a line.** 2.0's line reader swallows the rest of the file after it (and reads the
 //!   NUL line up to the NUL when the file does not end with a newline); 2.1's stops at the NUL line,
-//!   which counts (up to the NUL) only if it is the last line and has no newline
-//!   ([`crate::policy::c_lines`]).
+//!   which counts (up to the NUL) only if it is the last line and has no newline; a NUL first on a line
+//!   empties only that line ([`crate::policy::c_lines`]). The 2.0 semantics follow Debian's 2.0.11 here:
+//!   upstream 2.0.22 reads a line that starts with a NUL as 2.1 does.
 //!
 //! The semantics is chosen when a policy is parsed and compiled, never per message.
 
@@ -142,6 +143,39 @@ mod tests {
         assert_eq!(sub("%c/a", Some("bob"), "$c"), None);
         assert_eq!(sub("a/%c", Some("bob"), "$c").as_deref(), Some("a/$c"));
         assert_eq!(sub("a/%u", None, "c1"), None);
+    }
+
+    #[test]
+    fn on_2_1_a_nul_first_line_is_empty_and_warned_about() {
+        let bytes = b"topic write a\n\0topic write x\ntopic write b\n";
+        let v21 =
+            crate::policy::acl::parse_acl_as("acl.txt", bytes, Semantics::Mosquitto21).unwrap();
+        let filters: Vec<&str> = v21.rules.iter().map(|r| r.filter.as_str()).collect();
+        assert_eq!(filters, ["a", "b"]);
+        assert_eq!(v21.warnings.len(), 1);
+        assert_eq!(v21.warnings[0].line, 2);
+        let v20 = crate::policy::acl::parse_acl("acl.txt", bytes).unwrap();
+        assert_eq!(v20.rules.len(), 1);
+        assert_eq!(v20.warnings.len(), 1);
+    }
+
+    #[test]
+    fn on_2_1_a_pattern_the_client_cannot_fill_is_a_near_miss_saying_why() {
+        let policy = crate::policy::acl::Policy::from_acl_as(
+            "acl.txt",
+            b"pattern write x/%u/+\n",
+            Semantics::Mosquitto21,
+        )
+        .unwrap();
+        let client = crate::policy::ClientRef {
+            username: Some("a/b"),
+            client_id: "c1",
+        };
+        let explanation = policy.explain(client, "x/a/b/c", crate::policy::Access::Write);
+        assert!(
+            explanation.to_string().contains("has no `/`"),
+            "{explanation}"
+        );
     }
 
     #[test]

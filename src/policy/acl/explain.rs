@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::policy::Policy;
 use super::rule::{Permission, RuleList};
 use crate::policy::decision::{Access, ClientRef, Decision, Reason, RuleId, Verdict};
+use crate::policy::semantics::{substitute_whole_levels, Semantics};
 use crate::policy::topic;
 
 /// How many near misses an explanation lists at most.
@@ -215,6 +216,9 @@ pub enum Miss {
     DollarFilter,
     /// The pattern uses `%u` and the client has no username.
     NoUsername,
+    /// Mosquitto 2.1: a `%u`/`%c` level of the pattern cannot be filled by this client's username or
+    /// client id (empty, containing `/`, or starting with `$` in the first level).
+    NotAWholeLevel,
     /// The filter matches but the rule grants a different access.
     AccessNotGranted {
         /// What the rule grants.
@@ -262,6 +266,11 @@ impl fmt::Display for Miss {
             ),
             Miss::DollarFilter => write!(f, "the filter starts with `$` and the topic does not"),
             Miss::NoUsername => write!(f, "the pattern uses %u and the client has no username"),
+            Miss::NotAWholeLevel => write!(
+                f,
+                "on Mosquitto 2.1 a %u or %c level matches only a username or client id that is not empty, \
+                 has no `/` and, in the first level, does not start with `$`"
+            ),
             Miss::AccessNotGranted { permission } => {
                 write!(
                     f,
@@ -360,7 +369,7 @@ fn closeness(filter: &str, topic_name: &str, miss: &Miss) -> usize {
     match miss {
         Miss::AccessNotGranted { .. } => 1000,
         Miss::LevelCount { .. } | Miss::LevelDiffers { .. } => 10 + shared,
-        Miss::DollarTopic | Miss::DollarFilter | Miss::NoUsername => 0,
+        Miss::DollarTopic | Miss::DollarFilter | Miss::NoUsername | Miss::NotAWholeLevel => 0,
     }
 }
 
@@ -451,6 +460,32 @@ impl Policy {
                             rule: RuleRef::new(self, id),
                             effective_filter: rule.filter.clone(),
                             why: Miss::NoUsername,
+                        },
+                    ));
+                }
+            }
+        }
+        // On 2.1, patterns whose %u/%c levels this client's names cannot fill were left out too.
+        if self.semantics() == Semantics::Mosquitto21 {
+            let mut buffer = String::new();
+            for (index, rule) in self.rules().iter().enumerate() {
+                if rule.is_pattern()
+                    && !(rule.uses_username() && client.username.is_none())
+                    && !substitute_whole_levels(
+                        &mut buffer,
+                        &rule.filter,
+                        client.username,
+                        client.client_id,
+                    )
+                {
+                    let id = RuleId(index as u32);
+                    misses.push((
+                        0,
+                        id,
+                        NearMiss {
+                            rule: RuleRef::new(self, id),
+                            effective_filter: rule.filter.clone(),
+                            why: Miss::NotAWholeLevel,
                         },
                     ));
                 }

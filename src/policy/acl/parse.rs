@@ -143,6 +143,16 @@ pub fn parse_acl_as(path: &str, bytes: &[u8], semantics: Semantics) -> Result<Ac
     }
     for c_line in lines {
         let line_no = c_line.number;
+        if c_line.text.is_empty() {
+            // Only a NUL as the first byte gives an empty C string (a blank line still has its `\n`).
+            warnings.push(AclWarning {
+                line: line_no,
+                message: "the line starts with a NUL byte: Mosquitto 2.1 (and 2.0.22) read it as an empty \
+                          line, Debian's 2.0.11 ignores the rest of the file from it"
+                    .to_owned(),
+            });
+            continue;
+        }
         let line =
             std::str::from_utf8(c_line.text).map_err(|_| err(line_no, AclErrorKind::NotUtf8))?;
         let line = trim_end_c(line);

@@ -30,6 +30,10 @@ pub struct Policy {
 #[derive(Debug)]
 struct List {
     root: NodeId,
+    /// Mosquitto 2.1's pattern list only: the patterns with `%u` anywhere in them, which apply only to
+    /// clients with a username. (On 2.0 `%u` is always substituted, so such a pattern never matches for
+    /// a client without one and needs no trie of its own; on 2.1 `%u` inside a level is literal text.)
+    username_root: Option<NodeId>,
     rules: Vec<RuleId>,
     subscribe_index: Option<SubscribeIndex>,
 }
@@ -38,6 +42,7 @@ impl List {
     fn new(arena: &mut Arena) -> List {
         List {
             root: arena.new_root(),
+            username_root: None,
             rules: Vec::new(),
             subscribe_index: None,
         }
@@ -87,7 +92,13 @@ impl Policy {
                 RuleList::Pattern => (patterns.get_or_insert_with(|| List::new(&mut arena)), true),
             };
             list.rules.push(id);
-            arena.insert(list.root, &rule.filter, substitute, id, rule.permission);
+            let root = if substitute && semantics.whole_level_substitution() && rule.uses_username()
+            {
+                *list.username_root.get_or_insert_with(|| arena.new_root())
+            } else {
+                list.root
+            };
+            arena.insert(root, &rule.filter, substitute, id, rule.permission);
         }
         let rules = &file.rules;
         let index = |list: &mut List, substitute: bool| {
@@ -223,6 +234,9 @@ impl Policy {
         }
         let mut found = Terminal::default();
         self.arena.matching(patterns.root, &walk, &mut found);
+        if let (Some(root), Some(_)) = (patterns.username_root, client.username) {
+            self.arena.matching(root, &walk, &mut found);
+        }
         verdict(&found, access).unwrap_or(Decision::deny(Reason::NoRuleMatched))
     }
 
