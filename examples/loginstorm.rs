@@ -13,10 +13,12 @@
 //! `storm`: the `probe` client subscribes to `probe/#` and, every 20 ms, publishes to `probe/rt` and
 //! waits for its own message (the round trip). Meanwhile `--clients` clients (`u{i}`, client id
 //! `storm-{i}`) send their CONNECT at once (cold: nothing remembered); once all have their CONNACK,
-//! they disconnect and all connect again (warm). Prints one line of `key=value`: for each phase the
-//! seconds until every CONNACK (`cold_secs`, `warm_secs`), the logins accepted (`cold_ok`,
-//! `warm_ok`), and the probe's worst round trip during the phase (`cold_worst_rt_ms`,
-//! `warm_worst_rt_ms`) and its number of round trips (`cold_rts`, `warm_rts`).
+//! they disconnect and all connect again (warm). A client whose TCP connection fails (a broker too
+//! busy to accept) tries again after a second, as a device would. Prints one line of `key=value`:
+//! for each phase the seconds until every CONNACK (`cold_secs`, `warm_secs`), the logins accepted
+//! (`cold_ok`, `warm_ok`), the clients that never got an answer (`cold_never`, `warm_never`), and
+//! the probe's worst round trip during the phase (`cold_worst_rt_ms`, `warm_worst_rt_ms`) and its
+//! number of round trips (`cold_rts`, `warm_rts`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -179,33 +181,48 @@ async fn probe(
     Ok(())
 }
 
-/// Every client sends its CONNECT at once; returns (seconds until the last CONNACK, accepted, the
-/// open connections).
-async fn phase(port: u16, clients: usize, timeout: Duration) -> (f64, usize, Vec<TcpStream>) {
+/// Every client sends its CONNECT at once; a client whose connection fails (a broker too busy to
+/// accept: the kernel's queue overflows and connects time out) tries again after a second, as a
+/// device would, until `timeout`. Returns (seconds until the last CONNACK, accepted, connections that
+/// never got in, the open connections).
+async fn phase(
+    port: u16,
+    clients: usize,
+    timeout: Duration,
+) -> (f64, usize, usize, Vec<TcpStream>) {
     let start = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|i| {
             tokio::spawn(async move {
                 let id = format!("storm-{i}");
-                tokio::time::timeout(
-                    timeout,
-                    login(port, &id, &format!("u{i}"), &format!("p{i}")),
-                )
-                .await
+                let (user, password) = (format!("u{i}"), format!("p{i}"));
+                loop {
+                    let left = timeout.saturating_sub(start.elapsed());
+                    match tokio::time::timeout(left, login(port, &id, &user, &password)).await {
+                        Ok(Ok(done)) => return Some(done),
+                        Ok(Err(_)) if start.elapsed() + Duration::from_secs(1) < timeout => {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                        _ => return None,
+                    }
+                }
             })
         })
         .collect();
-    let mut ok = 0;
+    let (mut ok, mut failed) = (0, 0);
     let mut open = Vec::new();
     for t in tasks {
-        if let Ok(Ok(Ok((s, accepted)))) = t.await {
-            if accepted {
-                ok += 1;
+        match t.await {
+            Ok(Some((s, accepted))) => {
+                if accepted {
+                    ok += 1;
+                }
+                open.push(s);
             }
-            open.push(s);
+            _ => failed += 1,
         }
     }
-    (start.elapsed().as_secs_f64(), ok, open)
+    (start.elapsed().as_secs_f64(), ok, failed, open)
 }
 
 async fn storm(port: u16, clients: usize, timeout: Duration) -> Result<(), Error> {
@@ -224,12 +241,12 @@ async fn storm(port: u16, clients: usize, timeout: Duration) -> Result<(), Error
     for name in ["cold", "warm"] {
         worst.store(0, Ordering::Relaxed);
         count.store(0, Ordering::Relaxed);
-        let (secs, ok, open) = phase(port, clients, timeout).await;
+        let (secs, ok, failed, open) = phase(port, clients, timeout).await;
         // One more probe period, so that a stall at the very end is seen.
         tokio::time::sleep(Duration::from_millis(40)).await;
         let worst_ms = worst.load(Ordering::Relaxed) as f64 / 1000.0;
         line.push_str(&format!(
-            "{name}_secs={secs:.3} {name}_ok={ok} {name}_worst_rt_ms={worst_ms:.1} {name}_rts={} ",
+            "{name}_secs={secs:.3} {name}_ok={ok} {name}_never={failed} {name}_worst_rt_ms={worst_ms:.1} {name}_rts={} ",
             count.load(Ordering::Relaxed)
         ));
         for mut s in open {

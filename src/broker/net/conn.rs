@@ -278,6 +278,9 @@ impl Conn {
                         // The password's bytes do not stay behind in the buffer.
                         buf[start..start + used].fill(0);
                         self.version = Some(v);
+                        // No CONNECT deadline any more: its login may wait for a password check
+                        // (long in a login storm); the keep alive applies once it is accepted.
+                        self.deadline = 0;
                     }
                     start += used;
                 }
