@@ -8,6 +8,8 @@
 #   mosquitto-2.1.2+plugin   the vendored 2.1.2 (scripts/build-mosquitto.sh) with the plugin (delayed
 #                            basic auth: checks on one worker per core, cache)
 #   mqtt-policy-broker       `mqtt-policy broker` (checks on one worker per core, cache)
+#   mosquitto-2.0.11-nocheck a control, not in the default list: Debian's mosquitto without any password
+#                            check (allow_anonymous true, no plugin): what 1,000 connects cost it alone
 # Each prints: seconds until every CONNACK (cold/warm), logins accepted, and the probe's worst round
 # trip (ms) in each phase. The load comes from examples/loginstorm.rs. Runs alternate between the
 # brokers because the machine is shared and noisy; with ROUNDS > 1 the medians are printed too.
@@ -63,6 +65,11 @@ start_broker() { # name port -> sets pid
             local bin=/usr/sbin/mosquitto
             [ "$name" = "mosquitto-2.1.2+plugin" ] && bin="$mosquitto21"
             "$bin" -c "$conf" > "$work/$name.log" 2>&1 &
+            pid=$! ;;
+        mosquitto-2.0.11-nocheck)
+            printf 'user root\nlistener %s 127.0.0.1\nmax_connections -1\nallow_anonymous true\nlog_dest none\n' \
+                "$port" > "$conf"
+            /usr/sbin/mosquitto -c "$conf" > "$work/$name.log" 2>&1 &
             pid=$! ;;
         mqtt-policy-broker)
             printf 'listener %s 127.0.0.1\nmax_connections -1\nallow_anonymous false\npassword_file %s\n' \
