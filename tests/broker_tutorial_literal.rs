@@ -33,6 +33,8 @@ use mqtt_policy::policy::passwd::{hash_password, HashKind};
 
 /// Debian's own interpreter, where `python3-paho-mqtt` is installed.
 const PYTHON: &str = "/usr/bin/python3";
+/// The tutorial's user1 and its right password.
+const USER1: (&str, &str) = ("user1", "123456");
 /// Every client run is bounded by this (seconds, through `timeout`).
 const CLIENT_LIMIT: &str = "60";
 /// The tutorial's listener settings (the listener line itself is added by each harness).
@@ -202,24 +204,7 @@ fn tutorial_scenarios(broker: &Running, refusal: &str) {
         "user1",
         "panama/colon/user1",
     ] {
-        let out = script(
-            broker,
-            "publisher.py",
-            &[
-                "--user",
-                "user1",
-                "--passwd",
-                "123456",
-                "--topic",
-                topic,
-                "--count",
-                "1",
-                "--interval",
-                "0.3",
-            ],
-        )
-        .output()
-        .expect("run publisher.py");
+        let out = publisher(broker, USER1, topic, 1, "0.3");
         assert!(
             out.status.success() && text(&out).contains("Msg: Connection Accepted."),
             "scenario 3 ({topic}): the publisher is accepted and sees no error\n{}",
@@ -227,24 +212,13 @@ fn tutorial_scenarios(broker: &Running, refusal: &str) {
         );
     }
 
-    let out = script(
+    let out = publisher(
         broker,
-        "publisher.py",
-        &[
-            "--user",
-            "user1",
-            "--passwd",
-            "ABCDEFG",
-            "--topic",
-            "colombia/cundinamarca/cajica/user1",
-            "--count",
-            "1",
-            "--interval",
-            "0.5",
-        ],
-    )
-    .output()
-    .expect("run publisher.py");
+        ("user1", "ABCDEFG"),
+        "colombia/cundinamarca/cajica/user1",
+        1,
+        "0.5",
+    );
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -257,24 +231,13 @@ fn tutorial_scenarios(broker: &Running, refusal: &str) {
         text(&out)
     );
 
-    let out = script(
+    let out = publisher(
         broker,
-        "publisher.py",
-        &[
-            "--user",
-            "user1",
-            "--passwd",
-            "123456",
-            "--topic",
-            "colombia/cundinamarca/cajica/user1",
-            "--count",
-            "2",
-            "--interval",
-            "0.3",
-        ],
-    )
-    .output()
-    .expect("run publisher.py");
+        USER1,
+        "colombia/cundinamarca/cajica/user1",
+        2,
+        "0.3",
+    );
     assert!(out.status.success(), "scenario 1: accepted\n{}", text(&out));
 
     let status = subscriber.wait().expect("wait for subscriber.py");
@@ -296,6 +259,35 @@ fn tutorial_scenarios(broker: &Running, refusal: &str) {
         "scenario 1 delivered, scenario 3 not\n{seen_text}\nbroker log:\n{}",
         broker.log()
     );
+}
+
+/// `publisher.py` as `user` with `password` to `topic`, `count` messages `interval` seconds apart.
+fn publisher(
+    broker: &Running,
+    (user, password): (&str, &str),
+    topic: &str,
+    count: u32,
+    interval: &str,
+) -> Output {
+    let count = count.to_string();
+    script(
+        broker,
+        "publisher.py",
+        &[
+            "--user",
+            user,
+            "--passwd",
+            password,
+            "--topic",
+            topic,
+            "--count",
+            &count,
+            "--interval",
+            interval,
+        ],
+    )
+    .output()
+    .expect("run publisher.py")
 }
 
 /// `mosquitto_pub --cafile ca.crt` against the tutorial's certificates: the same outcome on both
