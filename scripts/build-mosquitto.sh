@@ -5,7 +5,9 @@
 #   DIR/include/             its plugin headers (2.1: DIR/include/mosquitto/broker_plugin.h and friends)
 # The build is cached under target/mosquitto/VERSION-SHA (SHA: the tarball's sha256, first 16 digits), so a
 # changed tarball is rebuilt and an unchanged one never is. Needs cmake, make, cc, libssl-dev, libcjson-dev
-# (scripts/install-deps.sh installs them).
+# (scripts/install-deps.sh installs them). Only the broker is built: the clients, apps and the plugins that
+# ship as separate files are left out (2.1's acl_file and password_file are compiled into the broker
+# itself; its sqlite persistence plugin would need libsqlite3-dev).
 #
 # Usage: bash scripts/build-mosquitto.sh VERSION      (2.0.22 or 2.1.2: whatever the vendor folder holds)
 #   MQTT_POLICY_VENDOR  the folder with the tarballs (default: ../shared/vendor beside the repository)
@@ -42,7 +44,7 @@ mkdir -p "$src/build"
 (
     cd "$src/build"
     cmake .. -DCMAKE_BUILD_TYPE=Release -DDOCUMENTATION=OFF -DWITH_DOCS=OFF -DWITH_TESTS=OFF \
-        -DWITH_CLIENTS=OFF -DWITH_APPS=OFF -DWITH_LTO=OFF -DWITH_CTRL_SHELL=OFF >"$scratch/cmake.log" 2>&1 \
+        -DWITH_CLIENTS=OFF -DWITH_APPS=OFF -DWITH_PLUGINS=OFF -DWITH_LTO=OFF -DWITH_CTRL_SHELL=OFF >"$scratch/cmake.log" 2>&1 \
         || { cat "$scratch/cmake.log" >&2; exit 1; }
     make -j"$(nproc)" mosquitto >"$scratch/make.log" 2>&1 || { tail -50 "$scratch/make.log" >&2; exit 1; }
 )
