@@ -59,17 +59,17 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 start_broker() { # name port -> sets pid
     local name=$1 port=$2 conf="$work/$1.conf"
     case "$name" in
+        mosquitto-2.0.11-nocheck)
+            printf 'user root\nlistener %s 127.0.0.1\nmax_connections -1\nallow_anonymous true\nlog_dest none\n' \
+                "$port" > "$conf"
+            /usr/sbin/mosquitto -c "$conf" > "$work/$name.log" 2>&1 &
+            pid=$! ;;
         mosquitto-*)
             printf 'user root\nlistener %s 127.0.0.1\nmax_connections -1\nallow_anonymous false\nplugin %s\nplugin_opt_password_file %s\nlog_dest none\n' \
                 "$port" "$plugin" "$work/users.txt" > "$conf"
             local bin=/usr/sbin/mosquitto
             [ "$name" = "mosquitto-2.1.2+plugin" ] && bin="$mosquitto21"
             "$bin" -c "$conf" > "$work/$name.log" 2>&1 &
-            pid=$! ;;
-        mosquitto-2.0.11-nocheck)
-            printf 'user root\nlistener %s 127.0.0.1\nmax_connections -1\nallow_anonymous true\nlog_dest none\n' \
-                "$port" > "$conf"
-            /usr/sbin/mosquitto -c "$conf" > "$work/$name.log" 2>&1 &
             pid=$! ;;
         mqtt-policy-broker)
             printf 'listener %s 127.0.0.1\nmax_connections -1\nallow_anonymous false\npassword_file %s\n' \

@@ -189,10 +189,12 @@ async fn phase(
     port: u16,
     clients: usize,
     timeout: Duration,
-) -> (f64, usize, usize, Vec<TcpStream>) {
+) -> (f64, usize, usize, usize, Vec<TcpStream>) {
     let start = Instant::now();
+    let retries = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..clients)
         .map(|i| {
+            let retries = Arc::clone(&retries);
             tokio::spawn(async move {
                 let id = format!("storm-{i}");
                 let (user, password) = (format!("u{i}"), format!("p{i}"));
@@ -201,6 +203,7 @@ async fn phase(
                     match tokio::time::timeout(left, login(port, &id, &user, &password)).await {
                         Ok(Ok(done)) => return Some(done),
                         Ok(Err(_)) if start.elapsed() + Duration::from_secs(1) < timeout => {
+                            retries.fetch_add(1, Ordering::Relaxed);
                             tokio::time::sleep(Duration::from_secs(1)).await;
                         }
                         _ => return None,
@@ -222,7 +225,8 @@ async fn phase(
             _ => failed += 1,
         }
     }
-    (start.elapsed().as_secs_f64(), ok, failed, open)
+    let retried = retries.load(Ordering::Relaxed) as usize;
+    (start.elapsed().as_secs_f64(), ok, failed, retried, open)
 }
 
 async fn storm(port: u16, clients: usize, timeout: Duration) -> Result<(), Error> {
@@ -241,12 +245,12 @@ async fn storm(port: u16, clients: usize, timeout: Duration) -> Result<(), Error
     for name in ["cold", "warm"] {
         worst.store(0, Ordering::Relaxed);
         count.store(0, Ordering::Relaxed);
-        let (secs, ok, failed, open) = phase(port, clients, timeout).await;
+        let (secs, ok, failed, retried, open) = phase(port, clients, timeout).await;
         // One more probe period, so that a stall at the very end is seen.
         tokio::time::sleep(Duration::from_millis(40)).await;
         let worst_ms = worst.load(Ordering::Relaxed) as f64 / 1000.0;
         line.push_str(&format!(
-            "{name}_secs={secs:.3} {name}_ok={ok} {name}_never={failed} {name}_worst_rt_ms={worst_ms:.1} {name}_rts={} ",
+            "{name}_secs={secs:.3} {name}_ok={ok} {name}_never={failed} {name}_retried={retried} {name}_worst_rt_ms={worst_ms:.1} {name}_rts={} ",
             count.load(Ordering::Relaxed)
         ));
         for mut s in open {

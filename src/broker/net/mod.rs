@@ -346,11 +346,30 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
     }
 }
 
-/// Binds a listening socket to the first address `addr` resolves to that accepts it.
+/// How many connections the kernel may hold for us before the accepting thread takes them (capped by
+/// `net.core.somaxconn`, 4096 on current Linux). A reconnect storm sends a thousand SYNs at once; with
+/// std's and mio's default of 128 (Mosquitto listens with 100) the rest overflow, and each overflowed
+/// client waits for TCP's one-second retransmission before it can even send its CONNECT.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// Binds a listening socket on `addr` (the first of its addresses that works), non-blocking, with
+/// `SO_REUSEADDR` as Mosquitto sets it and a backlog of [`LISTEN_BACKLOG`].
 fn bind(addr: &str) -> io::Result<mio::net::TcpListener> {
     let mut last = None;
     for a in addr.to_socket_addrs()? {
-        match mio::net::TcpListener::bind(a) {
+        let attempt = (|| {
+            let socket = socket2::Socket::new(
+                socket2::Domain::for_address(a),
+                socket2::Type::STREAM,
+                Some(socket2::Protocol::TCP),
+            )?;
+            socket.set_reuse_address(true)?;
+            socket.set_nonblocking(true)?;
+            socket.bind(&a.into())?;
+            socket.listen(LISTEN_BACKLOG)?;
+            Ok(mio::net::TcpListener::from_std(socket.into()))
+        })();
+        match attempt {
             Ok(l) => return Ok(l),
             Err(e) => last = Some(e),
         }
