@@ -100,7 +100,7 @@ pub fn username_from_certificate(der: &[u8], from: CertUsername) -> Result<Strin
 
 /// The first CN of the subject, in certificate order, as its raw bytes (whatever the string type,
 /// as Mosquitto copies `ASN1_STRING_get0_data`).
-fn common_name(name: &x509_cert::name::Name) -> Result<String, CertProblem> {
+pub(crate) fn common_name(name: &x509_cert::name::Name) -> Result<String, CertProblem> {
     let value = name
         .0
         .iter()

@@ -27,9 +27,6 @@ use crate::broker::config::{TlsMin, TlsSettings};
 /// `subjectAltName` (RFC 5280 §4.2.1.6).
 const SUBJECT_ALT_NAME: x509_cert::der::oid::ObjectIdentifier =
     x509_cert::der::oid::ObjectIdentifier::new_unwrap("2.5.29.17");
-/// The subject's `commonName` attribute.
-const COMMON_NAME: x509_cert::der::oid::ObjectIdentifier =
-    x509_cert::der::oid::ObjectIdentifier::new_unwrap("2.5.4.3");
 
 /// A listener's rustls configuration and what is worth warning about in it.
 pub(super) struct LoadedTls {
@@ -141,7 +138,8 @@ pub(crate) fn certificate_warnings(cert: &Certificate) -> Vec<String> {
         .iter()
         .any(|e| e.extn_id == SUBJECT_ALT_NAME);
     if !has_san {
-        let cn = common_name(cert);
+        // The CN as the certificate login reads it (`identity::common_name`).
+        let cn = crate::broker::identity::common_name(&tbs.subject).ok();
         let what = match &cn {
             Some(cn) if cn.parse::<std::net::IpAddr>().is_ok() => {
                 format!("its only name is the IP address {cn:?} in the CN")
@@ -188,25 +186,4 @@ fn same_name_as_issuer_warning(
          certificate again",
         tbs.subject
     ))
-}
-
-/// The subject's first CN, if it is a string.
-fn common_name(cert: &Certificate) -> Option<String> {
-    cert.tbs_certificate
-        .subject
-        .0
-        .iter()
-        .flat_map(|rdn| rdn.0.iter())
-        .find(|atv| atv.oid == COMMON_NAME)
-        .and_then(|atv| {
-            atv.value
-                .decode_as::<x509_cert::der::asn1::Utf8StringRef<'_>>()
-                .map(|s| s.as_str().to_owned())
-                .or_else(|_| {
-                    atv.value
-                        .decode_as::<x509_cert::der::asn1::PrintableStringRef<'_>>()
-                        .map(|s| s.as_str().to_owned())
-                })
-                .ok()
-        })
 }
