@@ -1,6 +1,7 @@
-//! The outgoing queue of an online client, over raw sockets: QoS 0 messages to a subscriber that reads
-//! slower than they arrive are buffered up to `max_queued_messages`, as Mosquitto does, and what goes
-//! beyond is dropped, counted and logged, never silently.
+//! The outgoing queue of an online client, over raw sockets. A subscriber that reads nothing while a
+//! publisher sends holds the publisher back (pacing), then is *slow* and gets Mosquitto's rule: its
+//! QoS 0 messages are buffered up to `max_queued_messages`, and what goes beyond is dropped, counted
+//! and logged, never silently. (`broker_flow.rs` has the subscribers that do read.)
 
 mod broker_support;
 

@@ -24,6 +24,7 @@ pub mod config;
 pub mod identity;
 pub mod net;
 pub mod outbox;
+pub mod pacing;
 pub mod retained;
 pub mod router;
 pub mod security;

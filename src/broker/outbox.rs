@@ -1,10 +1,15 @@
 //! One connection's outgoing queue: what the core has decided to send and its connection has not
 //! yet written to the socket.
 //!
-//! It is what bounds the memory an online client can cost, with Mosquitto's rules
-//! (`db__ready_for_flight` in `src/database.c`, 2.0.11):
-//! * a QoS 0 PUBLISH is queued unless `max_queued_messages` packets, or `max_queued_bytes` payload
-//!   bytes, already wait for the socket: then it is dropped, and the caller counts and logs it;
+//! It is what bounds the memory an online client can cost:
+//! * past its *high mark* (half of `max_queued_messages`/`max_queued_bytes`) the outbox is
+//!   congested: the core pauses the publishers that fill it (see `net::pacing`) and asks to hear
+//!   when it is back below its *low mark* (a quarter), so a client that reads loses nothing;
+//! * a *slow* client (one that held its publishers back too long) gets Mosquitto's rules
+//!   (`db__ready_for_flight` in `src/database.c`, 2.0.11): a QoS 0 PUBLISH is dropped when
+//!   `max_queued_messages` packets, or `max_queued_bytes` payload bytes, already wait for the socket,
+//!   and the caller counts and logs it; for any other client a QoS 0 PUBLISH is dropped only past
+//!   [`Limits::cap`], which the pauses keep it far below;
 //! * every other packet (QoS 1/2 PUBLISH, bounded by the in-flight window, and the answers to what the
 //!   client sends) is queued, up to the in-flight window plus [`CONTROL_HEADROOM`]: beyond that the
 //!   client sends without reading, and it is disconnected.
@@ -14,6 +19,7 @@
 //! when there are some) instead of a whole [`Packet`].
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::codec::{self, Ack, Packet, Properties, Publish, QoS, Version};
@@ -22,6 +28,14 @@ use super::config::BrokerConfig;
 /// Packets other than QoS 0 PUBLISH that may wait for one connection's socket beyond its in-flight
 /// window, before it counts as a client that sends without reading.
 pub const CONTROL_HEADROOM: usize = 4096;
+/// The high mark in packets when `max_queued_messages` sets none.
+const DEFAULT_MARK_PACKETS: usize = 1000;
+/// The high mark in payload bytes when `max_queued_bytes` sets none.
+const DEFAULT_MARK_BYTES: usize = 4 << 20;
+/// What may arrive for a congested client before its publishers' pauses take hold: the packets
+/// already on their way to the core (its channel holds 8,192 events, and each connection thread
+/// may hold one read's worth).
+const IN_TRANSIT: usize = 16 * 1024;
 
 /// A PUBLISH waiting in an outbox.
 #[derive(Debug)]
@@ -199,12 +213,18 @@ impl std::ops::AddAssign for Weight {
 /// The bounds of every outbox, from the config.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
-    /// Packets waiting beyond which QoS 0 is dropped (0: no bound of this kind).
+    /// Packets waiting beyond which a slow client's QoS 0 is dropped (0: no bound of this kind).
     pub messages: usize,
-    /// Payload bytes waiting beyond which QoS 0 is dropped (0: no bound of this kind).
+    /// Payload bytes waiting beyond which a slow client's QoS 0 is dropped (0: no bound of this
+    /// kind).
     pub bytes: usize,
     /// Control packets waiting beyond which the client is disconnected.
     pub control: usize,
+    /// The high mark: `(packets, payload bytes)` waiting from which the outbox is congested.
+    pub mark: (usize, usize),
+    /// Packets waiting beyond which any client's QoS 0 is dropped: the high mark plus what may be
+    /// in transit when its publishers are paused.
+    pub cap: usize,
 }
 
 impl Limits {
@@ -216,16 +236,37 @@ impl Limits {
             0 => usize::from(u16::MAX),
             n => usize::from(n),
         };
+        let half = |limit: usize, default: usize| match limit {
+            0 => default,
+            n => (n / 2).max(1),
+        };
+        let mark = (
+            half(messages, DEFAULT_MARK_PACKETS),
+            half(bytes, DEFAULT_MARK_BYTES),
+        );
         Limits {
             messages,
             bytes,
             control: inflight + CONTROL_HEADROOM,
+            mark,
+            cap: messages.max(mark.0) + IN_TRANSIT,
         }
     }
 
-    fn qos0_full(&self, w: &Weight) -> bool {
+    fn qos0_full(&self, w: &Weight, slow: bool) -> bool {
+        if !slow {
+            return w.packets >= self.cap;
+        }
         (self.messages != 0 && w.packets >= self.messages)
             || (self.bytes != 0 && w.bytes >= self.bytes)
+    }
+
+    fn above_mark(&self, w: &Weight) -> bool {
+        w.packets >= self.mark.0 || w.bytes >= self.mark.1
+    }
+
+    fn below_low_mark(&self, w: &Weight) -> bool {
+        w.packets < self.mark.0.div_ceil(2) && w.bytes < self.mark.1.div_ceil(2)
     }
 }
 
@@ -234,7 +275,11 @@ impl Limits {
 pub enum Pushed {
     /// Queued.
     Queued,
-    /// A QoS 0 PUBLISH dropped: the queue is at `max_queued_messages`/`max_queued_bytes`.
+    /// Queued, and the outbox is past its high mark (and its client is not slow): whoever sent
+    /// this should be paused, and [`Outbox::watch`] asks to hear when it has caught up.
+    Congested,
+    /// A QoS 0 PUBLISH dropped: the client is slow and its queue is at
+    /// `max_queued_messages`/`max_queued_bytes`, or it is at [`Limits::cap`].
     Dropped,
     /// Not queued: too many control packets wait; the client sends without reading and must be
     /// disconnected.
@@ -248,6 +293,10 @@ struct State {
     waiting: Weight,
     /// Close without writing what waits (a client that does not read).
     abort: bool,
+    /// The low mark, while the core waits to hear that the outbox is below it.
+    watched: Option<(usize, usize)>,
+    /// The client is slow: Mosquitto's limits apply and it is never congested.
+    slow: bool,
 }
 
 /// Whoever writes a connection's outbox to its socket: told when the outbox needs attention.
@@ -264,6 +313,8 @@ pub struct Outbox {
     /// Rung when something is queued into an empty queue, or on abort.
     bell: Option<Arc<dyn Doorbell>>,
     token: usize,
+    /// This connection's client is paused: its connection reads no more PUBLISH packets.
+    paused: AtomicBool,
 }
 
 impl Default for Outbox {
@@ -273,6 +324,7 @@ impl Default for Outbox {
             state: Mutex::default(),
             bell: None,
             token: 0,
+            paused: AtomicBool::new(false),
         }
     }
 }
@@ -293,6 +345,7 @@ impl Outbox {
             state: Mutex::default(),
             bell: Some(bell),
             token,
+            paused: AtomicBool::new(false),
         }
     }
 
@@ -313,15 +366,48 @@ impl Outbox {
         let w = item.weight();
         let mut st = self.lock();
         if w.control == 0 {
-            if limits.qos0_full(&st.waiting) {
+            if limits.qos0_full(&st.waiting, st.slow) {
                 return Pushed::Dropped;
             }
         } else if st.waiting.control >= limits.control {
             return Pushed::Overflow;
         }
         st.waiting += w;
+        let congested = !st.slow && limits.above_mark(&st.waiting);
         self.queue(st, item);
-        Pushed::Queued
+        if congested {
+            Pushed::Congested
+        } else {
+            Pushed::Queued
+        }
+    }
+
+    /// Asks to hear (from [`Outbox::written`]) when the outbox is below its low mark. Returns
+    /// `false`, asking nothing, if it already is.
+    pub fn watch(&self, limits: &Limits) -> bool {
+        let mut st = self.lock();
+        if limits.below_low_mark(&st.waiting) {
+            st.watched = None;
+            return false;
+        }
+        st.watched = Some((limits.mark.0.div_ceil(2), limits.mark.1.div_ceil(2)));
+        true
+    }
+
+    /// Marks the client slow (Mosquitto's limits apply, it is never congested) or no longer slow.
+    pub fn set_slow(&self, slow: bool) {
+        self.lock().slow = slow;
+    }
+
+    /// Pauses this connection's client (its connection reads no more PUBLISH packets), or resumes
+    /// it.
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
+    }
+
+    /// `true` while this connection's client is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Relaxed)
     }
 
     /// Queues [`Outgoing::Accepted`] or [`Outgoing::Close`] (never bounded).
@@ -359,12 +445,21 @@ impl Outbox {
         !st.abort
     }
 
-    /// Items taken with [`Outbox::take`] are now written.
-    pub fn written(&self, w: Weight) {
+    /// Items taken with [`Outbox::take`] are now written. Returns `true` when this brought a
+    /// watched outbox below its low mark (once per [`Outbox::watch`]): the core must hear it.
+    #[must_use]
+    pub fn written(&self, w: Weight) -> bool {
         let mut st = self.lock();
         st.waiting.packets -= w.packets;
         st.waiting.control -= w.control;
         st.waiting.bytes -= w.bytes;
+        match st.watched {
+            Some((packets, bytes)) if st.waiting.packets < packets && st.waiting.bytes < bytes => {
+                st.watched = None;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// What waits (queued or being written).
@@ -393,7 +488,24 @@ mod tests {
         messages: 3,
         bytes: 0,
         control: 5,
+        mark: (100, 1 << 20),
+        cap: 1000,
     };
+
+    /// An outbox whose client is slow: Mosquitto's limits.
+    fn slow() -> Outbox {
+        let o = Outbox::default();
+        o.set_slow(true);
+        o
+    }
+
+    fn weight(items: &VecDeque<Outgoing>) -> Weight {
+        let mut w = Weight::default();
+        for item in items {
+            w += item.weight();
+        }
+        w
+    }
 
     #[test]
     fn a_queued_packet_is_small_and_encodes_as_the_packet() {
@@ -437,8 +549,8 @@ mod tests {
     }
 
     #[test]
-    fn qos_0_is_dropped_at_max_queued_messages_and_nothing_else_is() {
-        let o = Outbox::default();
+    fn a_slow_clients_qos_0_is_dropped_at_max_queued_messages_and_nothing_else_is() {
+        let o = slow();
         for _ in 0..3 {
             assert_eq!(
                 o.push(publish(QoS::AtMostOnce, 10), &LIMITS),
@@ -474,11 +586,7 @@ mod tests {
             o.push(publish(QoS::AtMostOnce, 10), &LIMITS),
             Pushed::Dropped
         );
-        let mut w = Weight::default();
-        for item in &taken {
-            w += item.weight();
-        }
-        o.written(w);
+        assert!(!o.written(weight(&taken)), "nobody asked");
         assert_eq!(o.waiting(), Weight::default());
         assert_eq!(
             o.push(publish(QoS::AtMostOnce, 10), &LIMITS),
@@ -487,13 +595,13 @@ mod tests {
     }
 
     #[test]
-    fn qos_0_is_dropped_at_max_queued_bytes() {
+    fn a_slow_clients_qos_0_is_dropped_at_max_queued_bytes() {
         let limits = Limits {
             messages: 0,
             bytes: 100,
-            control: 5,
+            ..LIMITS
         };
-        let o = Outbox::default();
+        let o = slow();
         assert_eq!(
             o.push(publish(QoS::AtMostOnce, 60), &limits),
             Pushed::Queued
@@ -506,6 +614,72 @@ mod tests {
             o.push(publish(QoS::AtMostOnce, 1), &limits),
             Pushed::Dropped
         );
+    }
+
+    #[test]
+    fn past_its_high_mark_an_outbox_is_congested_and_says_when_it_is_below_its_low_mark() {
+        let limits = Limits {
+            mark: (4, 1 << 20),
+            cap: 6,
+            ..LIMITS
+        };
+        let o = Outbox::default();
+        for _ in 0..3 {
+            assert_eq!(o.push(publish(QoS::AtMostOnce, 1), &limits), Pushed::Queued);
+        }
+        // Past `max_queued_messages` (3), but not slow: nothing is dropped below the cap.
+        for _ in 0..3 {
+            assert_eq!(
+                o.push(publish(QoS::AtMostOnce, 1), &limits),
+                Pushed::Congested
+            );
+        }
+        assert_eq!(
+            o.push(publish(QoS::AtMostOnce, 1), &limits),
+            Pushed::Dropped
+        );
+        assert!(o.watch(&limits), "above the low mark");
+        let mut taken = VecDeque::new();
+        assert!(o.take(&mut taken));
+        let mut first = taken.split_off(1);
+        std::mem::swap(&mut first, &mut taken);
+        assert!(!o.written(weight(&first)), "5 wait: above the low mark (2)");
+        assert!(o.written(weight(&taken)), "below it: told once");
+        assert!(!o.watch(&limits), "already below it");
+        // A slow client is never congested, and Mosquitto's limit applies.
+        o.set_slow(true);
+        for _ in 0..3 {
+            assert_eq!(o.push(publish(QoS::AtMostOnce, 1), &limits), Pushed::Queued);
+        }
+        assert_eq!(
+            o.push(publish(QoS::AtMostOnce, 1), &limits),
+            Pushed::Dropped
+        );
+    }
+
+    #[test]
+    fn the_marks_are_half_and_a_quarter_of_the_limits() {
+        let config = |text: &str| {
+            let conf =
+                crate::policy::conf::MosquittoConf::parse("t.conf", text.as_bytes()).unwrap();
+            BrokerConfig::from_conf(&conf).unwrap()
+        };
+        let l = Limits::new(&config("listener 1\n"));
+        assert_eq!(
+            (l.messages, l.mark, l.cap),
+            (1000, (500, 4 << 20), 1000 + IN_TRANSIT)
+        );
+        let l = Limits::new(&config(
+            "listener 1\nmax_queued_messages 0\nmax_queued_bytes 100\n",
+        ));
+        assert_eq!((l.messages, l.bytes, l.mark), (0, 100, (1000, 50)));
+        let w = |packets, bytes| Weight {
+            packets,
+            control: 0,
+            bytes,
+        };
+        assert!(l.above_mark(&w(0, 50)) && !l.above_mark(&w(999, 49)));
+        assert!(l.below_low_mark(&w(499, 24)) && !l.below_low_mark(&w(0, 25)));
     }
 
     #[test]

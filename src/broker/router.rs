@@ -105,6 +105,19 @@ pub enum Action {
     Audit(Box<AuditRecord>),
     /// Log a line (verbose).
     Log(String),
+    /// Log a line always (data was lost).
+    Notice(String),
+    /// The session queue of this connection's client is past its high mark: pause whoever sent
+    /// the PUBLISH being handled (see [`super::pacing`]).
+    Backlogged {
+        /// The subscriber's connection.
+        conn: ConnId,
+    },
+    /// That queue is back below its low mark.
+    Relieved {
+        /// The subscriber's connection.
+        conn: ConnId,
+    },
     /// Check a CONNECT's password off the router's thread, then send back [`Event::Verified`] with
     /// the same connection and ticket.
     Verify {
@@ -126,6 +139,8 @@ pub enum Action {
 struct Limits {
     max_queued: usize,
     max_queued_bytes: usize,
+    /// The session queue's high mark `(deliveries, payload bytes)`: past it, publishers are paused.
+    queue_mark: (usize, usize),
     max_inflight: u16,
     max_packet_size: usize,
     max_keepalive: u16,
@@ -154,6 +169,8 @@ pub struct Router {
     /// Remembered logins and CONNECTs waiting for a password check.
     logins: Logins,
     next_auto_id: u64,
+    /// QoS 1/2 (and queued QoS 0) deliveries dropped because a queue was full, since the start.
+    queue_drops: u64,
     out: Vec<Action>,
     now: Instant,
     wall: SystemTime,
@@ -204,6 +221,7 @@ impl Router {
             limits: Limits {
                 max_queued: config.queue_limits().0,
                 max_queued_bytes: config.queue_limits().1,
+                queue_mark: super::outbox::Limits::new(config).mark,
                 max_inflight: config.max_inflight_messages,
                 max_packet_size: config.max_packet_size,
                 max_keepalive: config.max_keepalive,
@@ -224,10 +242,16 @@ impl Router {
             withheld: WithheldDeliveries::new(WITHHELD_CAPACITY),
             logins: Logins::default(),
             next_auto_id: 0,
+            queue_drops: 0,
             out: Vec::new(),
             now: Instant::now(),
             wall: SystemTime::now(),
         }
+    }
+
+    /// Deliveries dropped because a session queue was full, since the start.
+    pub fn queue_drops(&self) -> u64 {
+        self.queue_drops
     }
 
     /// Replaces the policy (SIGHUP). As Mosquitto's `mosquitto_security_apply_default` does, every
@@ -608,7 +632,9 @@ impl Router {
             retain,
             sub_ids,
         };
-        push(s, delivery, &self.limits, &mut self.out, self.now);
+        if !push(s, delivery, &self.limits, &mut self.out, self.now) {
+            self.queue_drops += 1;
+        }
     }
 
     fn on_puback(&mut self, client_id: &str, pkid: u16) {
@@ -712,6 +738,11 @@ impl Router {
             };
             s.subscriptions.insert(f.filter.clone(), entry);
             codes.push(f.options.qos as u8);
+            // Mosquitto's `log_type subscribe` line: client id, QoS, filter.
+            self.out.push(Action::Log(format!(
+                "{client_id} {} {}",
+                f.options.qos as u8, f.filter
+            )));
             let rh = f.options.retain_handling;
             // A shared subscription gets no retained messages (MQTT 5 §3.3.1.3 sends them when a
             // new non-shared subscription is made; Mosquitto from 2.0.13 on, 2.0.11 still does).
@@ -833,6 +864,9 @@ impl Router {
         }
         s.conn = None;
         s.password = None;
+        if let Some(t) = s.traffic.as_deref_mut() {
+            t.backlog_since = None;
+        }
         s.clear_aliases();
         s.disconnected_at = Some(self.now);
         let mut will_now = None;
@@ -901,10 +935,10 @@ impl Router {
                 unindex(&mut self.subs, &mut self.shared, filter, client_id);
             }
             if s.t().dropped > 0 {
-                self.log(format!(
+                self.out.push(Action::Notice(format!(
                     "client {client_id}: {} messages dropped because its queue was full",
                     s.t().dropped
-                ));
+                )));
             }
         }
     }
@@ -958,16 +992,29 @@ fn unindex(subs: &mut SubTree, shared: &mut SharedSubs, filter: &str, client: &s
 }
 
 /// Sends or queues a delivery to a session.
-fn push(s: &mut Session, d: Delivery, limits: &Limits, out: &mut Vec<Action>, now: Instant) {
+///
+/// A connected client's queue past its high mark asks for the publisher to be paused
+/// ([`Action::Backlogged`]); it is bounded by `max_queued_messages`/`max_queued_bytes` once the
+/// client is slow (paused publishers for [`super::pacing::SLOW_AFTER`]) or disconnected, and by
+/// the high mark plus what may be in transit otherwise. Every drop is logged and counted: returns
+/// `false` for a drop.
+#[must_use]
+fn push(
+    s: &mut Session,
+    d: Delivery,
+    limits: &Limits,
+    out: &mut Vec<Action>,
+    now: Instant,
+) -> bool {
     if d.qos == QoS::AtMostOnce {
         // QoS 0 goes out now, or never unless `queue_qos0_messages` keeps it for a disconnected
         // persistent session (as Mosquitto).
         if s.conn.is_some() {
             send_qos0(s, d, out, now);
-            return;
+            return true;
         }
         if !limits.queue_qos0 {
-            return;
+            return true;
         }
     }
     if s.conn.is_some()
@@ -975,22 +1022,63 @@ fn push(s: &mut Session, d: Delivery, limits: &Limits, out: &mut Vec<Action>, no
         && s.t().inflight.len() < s.inflight_limit(limits.max_inflight)
     {
         start(s, d, out, now);
-        return;
+        return true;
     }
-    if s.queue_full(limits.max_queued, limits.max_queued_bytes) {
+    let slow = s
+        .t()
+        .backlog_since
+        .is_some_and(|t| now.duration_since(t) >= super::pacing::SLOW_AFTER);
+    let paced = s.conn.is_some() && !slow;
+    let full = if paced {
+        s.t().queue.len() >= limits.queue_mark.0.max(limits.max_queued) + IN_TRANSIT
+    } else {
+        s.queue_full(limits.max_queued, limits.max_queued_bytes)
+    };
+    if full {
         s.t_mut().dropped += 1;
         if s.t().dropped == 1 {
             // Counted from here on; the total is logged when the session ends.
-            out.push(Action::Log(format!(
-                "client {}: its queue is full ({} messages, {} payload bytes): messages to it are being dropped",
+            out.push(Action::Notice(format!(
+                "client {}: its queue is full ({} messages, {} payload bytes; max_queued_messages {}, max_queued_bytes {}): messages to it are being dropped",
                 s.client_id,
                 s.t().queue.len(),
-                s.t().queued_bytes
+                s.t().queued_bytes,
+                limits.max_queued,
+                limits.max_queued_bytes,
             )));
         }
-        return;
+        return false;
     }
     s.enqueue(d);
+    if let Some(conn) = s.conn {
+        let t = s.t();
+        if t.queue.len() >= limits.queue_mark.0 || t.queued_bytes >= limits.queue_mark.1 {
+            if t.backlog_since.is_none() {
+                s.t_mut().backlog_since = Some(now);
+            }
+            out.push(Action::Backlogged { conn });
+        }
+    }
+    true
+}
+
+/// What may arrive for a client whose publishers were just paused: the events already on their
+/// way to the core (see [`super::outbox`]).
+const IN_TRANSIT: usize = 16 * 1024;
+
+/// A connected client's queue back below its low mark (a quarter of `max_queued_*`) ends its
+/// backlog: [`Action::Relieved`].
+fn end_backlog(s: &mut Session, limits: &Limits, out: &mut Vec<Action>) {
+    let (Some(conn), Some(t)) = (s.conn, s.traffic.as_deref_mut()) else {
+        return;
+    };
+    if t.backlog_since.is_some()
+        && t.queue.len() < limits.queue_mark.0.div_ceil(2)
+        && t.queued_bytes < limits.queue_mark.1.div_ceil(2)
+    {
+        t.backlog_since = None;
+        out.push(Action::Relieved { conn });
+    }
 }
 
 /// Sends a QoS 0 delivery to a connected client (if it fits the client's Maximum Packet Size).
@@ -1049,6 +1137,7 @@ fn pump(
             start(s, d, out, now);
         }
     }
+    end_backlog(s, limits, out);
     s.settle();
 }
 

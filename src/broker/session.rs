@@ -157,6 +157,9 @@ pub struct Traffic {
     pub aliases: FxHashMap<u16, String>,
     /// Deliveries dropped because the queue was full.
     pub dropped: u64,
+    /// Since when the queue is past its high mark (its publishers are being paused), while the
+    /// client is connected.
+    pub backlog_since: Option<Instant>,
 }
 
 impl Traffic {
@@ -166,6 +169,7 @@ impl Traffic {
             && self.incoming_qos2.is_empty()
             && self.aliases.is_empty()
             && self.dropped == 0
+            && self.backlog_since.is_none()
     }
 }
 

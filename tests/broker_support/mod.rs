@@ -171,6 +171,11 @@ impl Broker {
         )
     }
 
+    /// The broker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A path in the broker's dir.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)

@@ -42,8 +42,8 @@ pub(super) enum Turn {
     Wait,
     /// More to do right away (the turn's share was used up).
     Again,
-    /// The core's channel is full: the packets read wait in the connection, which reads no more
-    /// until they are taken.
+    /// The core's channel is full, or the client is paused: the packets read wait in the
+    /// connection, which reads no more until they are taken.
     Stalled,
 }
 
@@ -95,7 +95,7 @@ pub(super) struct Conn {
     registered: bool,
     /// Reads are over (after an invalid packet).
     reading_done: bool,
-    /// `input` holds packets the core could not take yet.
+    /// `input` holds packets the core could not take yet, or that wait for a pause to end.
     stalled: bool,
     /// A close was asked: write what came before it, then close.
     closing: bool,
@@ -166,6 +166,10 @@ impl Conn {
     /// stalled connection first hands over the packets it holds.
     pub(super) fn read(&mut self, ctx: &Ctx<'_>, scratch: &mut [u8]) -> Result<Turn, Gone> {
         if self.stalled {
+            if self.outbox.is_paused() && self.keep_alive > 0 {
+                // Paused by the core, it is not read: its silence is ours, not its own.
+                self.deadline = ctx.now + u64::from(self.keep_alive);
+            }
             let mut input = std::mem::take(&mut self.input);
             let used = self.packets(&mut input, ctx)?;
             self.keep(input, used, scratch.len());
@@ -262,6 +266,12 @@ impl Conn {
                                 connect: c,
                             };
                             (event, Some(version))
+                        }
+                        Packet::Publish(_) if self.outbox.is_paused() => {
+                            // The core paused this publisher (a subscriber it fills has not caught
+                            // up): the packet waits, and TCP holds the rest back.
+                            self.stalled = true;
+                            return Ok(start);
                         }
                         packet => {
                             let event = Event::Packet {
@@ -365,7 +375,11 @@ impl Conn {
                 };
             }
             if !w.out.is_empty() {
-                self.outbox.written(std::mem::take(&mut w.weight));
+                if self.outbox.written(std::mem::take(&mut w.weight)) {
+                    // The core waits to hear that this client caught up.
+                    let msg = CoreMsg::Drained { conn: self.id };
+                    ctx.core.blocking_send(msg).map_err(|_| Gone)?;
+                }
                 w.out.clear();
                 w.pos = 0;
             }

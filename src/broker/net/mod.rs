@@ -11,15 +11,17 @@
 //! task, no buffer. Reads go into the shard's buffer and only an incomplete packet is copied out
 //! (growing with what really arrives, at most twice that, and freed once the packet is whole); the output
 //! buffer exists only while something is being written; the outgoing queue ([`super::outbox`]) holds
-//! no allocation when empty and follows `max_queued_messages`/`max_queued_bytes` (QoS 0 beyond them is
-//! dropped, counted and logged; a client that sends without reading is disconnected); each session's
-//! queue follows the same limits. A connection that sends no CONNECT within [`CONNECT_TIMEOUT`] is
+//! no allocation when empty; a publisher that fills a subscriber's queues faster than it reads is
+//! paused ([`super::pacing`]), and a subscriber too slow for that gets `max_queued_messages`/
+//! `max_queued_bytes` (QoS 0 beyond them is dropped, counted and logged); a client that sends
+//! without reading is disconnected. A connection that sends no CONNECT within [`CONNECT_TIMEOUT`] is
 //! closed, and a connected client silent for 1.5 × its keep alive is disconnected (half-open
 //! connections).
 
 mod accept;
 mod conn;
 mod drops;
+mod flow;
 mod notify;
 mod shard;
 mod tls_config;
@@ -65,8 +67,15 @@ pub struct Options {
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum CoreMsg {
-    Register { conn: ConnId, outbox: Arc<Outbox> },
+    Register {
+        conn: ConnId,
+        outbox: Arc<Outbox>,
+    },
     Event(Event),
+    /// A watched outbox was written below its low mark (see [`Outbox::watch`]).
+    Drained {
+        conn: ConnId,
+    },
     Reload,
 }
 
@@ -213,20 +222,26 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
     notify::ready(&status);
 
     // Registered connections' outboxes (the rest of a connection lives in its shard).
-    let mut conns: FxHashMap<ConnId, Arc<Outbox>> = FxHashMap::default();
+    let mut conns: flow::Conns = FxHashMap::default();
     let mut drops = Drops::default();
+    let mut flow = flow::Flow::default();
     let mut actions = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let stopping = |why: &str, drops: &Drops| {
-        let dropped = if drops.total > 0 {
-            format!(
+    let stopping = |why: &str, drops: &Drops, router: &Router| {
+        let mut dropped = String::new();
+        if drops.total > 0 {
+            dropped = format!(
                 " ({} outgoing QoS 0 messages were dropped in all)",
                 drops.total
-            )
-        } else {
-            String::new()
-        };
+            );
+        }
+        if router.queue_drops() > 0 {
+            dropped += &format!(
+                " ({} queued messages were dropped in all because a queue was full)",
+                router.queue_drops()
+            );
+        }
         log(&format!("{why}: stopping{dropped}"));
         notify::stopping();
     };
@@ -237,12 +252,18 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
                 None => { notify::stopping(); return Ok(()); }
             },
             _ = tick.tick() => CoreMsg::Event(Event::Tick),
-            _ = term.recv() => { stopping("SIGTERM", &drops); return Ok(()); }
-            _ = int.recv() => { stopping("SIGINT", &drops); return Ok(()); }
+            _ = term.recv() => { stopping("SIGTERM", &drops, &router); return Ok(()); }
+            _ = int.recv() => { stopping("SIGINT", &drops, &router); return Ok(()); }
         };
+        // Whoever sent the PUBLISH being handled: paused if it fills a subscriber's queue.
+        let mut source = None;
         match msg {
             CoreMsg::Register { conn, outbox } => {
                 conns.insert(conn, outbox);
+                continue;
+            }
+            CoreMsg::Drained { conn } => {
+                flow.outbox_drained(&conns, conn);
                 continue;
             }
             CoreMsg::Reload => {
@@ -271,12 +292,21 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
                     Event::Closed { conn } => Some(*conn),
                     Event::Tick => {
                         drops.report(options.verbose);
+                        flow.tick(&conns, &limits, &router, Instant::now());
+                        None
+                    }
+                    Event::Packet {
+                        conn,
+                        packet: super::codec::Packet::Publish(_),
+                    } => {
+                        source = Some(*conn);
                         None
                     }
                     _ => None,
                 };
                 router.handle(event, Instant::now(), SystemTime::now());
                 if let Some(conn) = closed {
+                    flow.closed(&conns, conn);
                     if conns.remove(&conn).is_some() {
                         drops.forget(conn);
                     }
@@ -292,6 +322,9 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
                     };
                     match c.push(packet, &limits) {
                         Pushed::Queued => {}
+                        Pushed::Congested => {
+                            flow.outbox_congested(&conns, &limits, conn, source, Instant::now());
+                        }
                         Pushed::Dropped => drops.note(conn, c, &router, &limits),
                         Pushed::Overflow => {
                             // A client that sends without reading: close it now; the task's end
@@ -302,6 +335,7 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
                                 c.waiting().packets
                             ));
                             c.abort();
+                            flow.closed(&conns, conn);
                             conns.remove(&conn);
                             drops.forget(conn);
                         }
@@ -313,11 +347,17 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
                     }
                 }
                 Action::Close { conn } => {
+                    flow.closed(&conns, conn);
                     if let Some(c) = conns.remove(&conn) {
                         c.push_signal(Outgoing::Close);
                         drops.forget(conn);
                     }
                 }
+                Action::Backlogged { conn } => {
+                    flow.queue_backlogged(&conns, conn, source, Instant::now());
+                }
+                Action::Relieved { conn } => flow.queue_relieved(&conns, &limits, conn),
+                Action::Notice(line) => log(&line),
                 Action::Verify {
                     conn,
                     ticket,
