@@ -2,8 +2,10 @@
 # Our standalone broker (`mqtt-policy broker -c CONF`) against Debian's mosquitto 2.0.11, in one run on
 # the same machine, with the SAME mosquitto.conf: the tutorial's password file (users hashed `$7$`,
 # 101 iterations, by `mqtt-policy passwd -c -b`) and acl file (`pattern readwrite +/+/+/%u`,
-# `user admin` / `topic readwrite #`), plain TCP on 127.0.0.1 (a free port), `max_connections -1`,
-# `max_queued_messages 1000000`, `max_inflight_messages 100`. Cases:
+# `user admin` / `topic readwrite #`), plain TCP on 127.0.0.1 (a free port), `max_connections -1`, and
+# otherwise each broker's DEFAULT settings (max_queued_messages 1000, max_inflight_messages 20): what a
+# user meets. With SETTINGS="default tuned" (the default) every flow case runs a second time, as an extra
+# column `CASE+tuned`, with `max_queued_messages 1000000` and `max_inflight_messages WINDOW`. Cases:
 #   qos0-1to1     one publisher → one subscriber, QoS 0
 #   qos1-1to1     one publisher → one subscriber, QoS 1 (publisher window WINDOW, subscriber PUBACKs each)
 #   fanout-1to50  one publisher → 50 subscribers (QoS FAN_QOS), deliveries per second
@@ -16,7 +18,8 @@
 # examples/loadgen.rs: a minimal MQTT 3.1.1 client over tokio, built with
 # `cargo build --release --example loadgen` (binary: target/release/examples/loadgen). The clock of a
 # flow case runs from the first publish (every client connected and subscribed) to the last delivery;
-# what never arrives is reported as `lost` (QoS 0 may be dropped by a broker under overload).
+# what never arrives is reported as `lost` (a broker may drop messages under overload: mosquitto does
+# at QoS 0 and 1 beyond max_queued_messages; ours paces the publishers instead).
 #
 # Every run gets a fresh broker; runs alternate between the brokers (ours first in odd rounds,
 # mosquitto first in even rounds) because the machine is shared and noisy; every run is bounded in time
@@ -26,7 +29,8 @@
 # Usage: bash benches/broker-vs-mosquitto.sh [ROUNDS]          (default 3 rounds)
 # Sizes (environment): N_QOS0=500000 N_QOS1=100000 N_FANOUT=20000 (per subscriber) N_FANIN=5000 (per
 #   publisher) FAN_CLIENTS=50 FAN_QOS=0 IDLE_CLIENTS=10000 PAYLOAD=32 WINDOW=100 RUN_TIMEOUT=60
-#   CASES="qos0-1to1 qos1-1to1 fanout-1to50 fanin-50to1 idle-10k" KEEP_WORK=1 (keep configs and logs)
+#   CASES="qos0-1to1 qos1-1to1 fanout-1to50 fanin-50to1 idle-10k" SETTINGS="default tuned"
+#   KEEP_WORK=1 (keep configs and logs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-${ROUNDS:-3}}
@@ -41,6 +45,7 @@ payload=${PAYLOAD:-32}
 window=${WINDOW:-100}
 run_timeout=${RUN_TIMEOUT:-60}
 cases=${CASES:-qos0-1to1 qos1-1to1 fanout-1to50 fanin-50to1 idle-10k}
+settings=${SETTINGS:-default tuned}
 
 bash scripts/install-deps.sh
 cargo build --release --quiet
@@ -85,12 +90,14 @@ max_connections -1
 allow_anonymous false
 password_file $work/users.txt
 acl_file $work/acl.txt
-max_queued_messages 1000000
-max_inflight_messages $window
 log_type error
 log_type warning
 user root
 EOF
+# The same, with the queue limits raised (the extra `+tuned` column).
+cp "$work/mosquitto.conf" "$work/tuned.conf"
+printf 'max_queued_messages 1000000\nmax_inflight_messages %s\n' "$window" >>"$work/tuned.conf"
+conf="$work/mosquitto.conf"
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 cpu_secs() { # utime + stime of a process, in seconds
@@ -100,9 +107,9 @@ cpu_secs() { # utime + stime of a process, in seconds
 start_broker() { # broker log
     local which=$1 log=$2
     if [ "$which" = ours ]; then
-        "$broker_bin" broker -c "$work/mosquitto.conf" 2>>"$log" &
+        "$broker_bin" broker -c "$conf" 2>>"$log" &
     else
-        mosquitto -c "$work/mosquitto.conf" 2>>"$log" &
+        mosquitto -c "$conf" 2>>"$log" &
     fi
     bpid=$!
     for _ in $(seq 200); do
@@ -144,9 +151,9 @@ flow_args() { # case -> loadgen flow arguments
 results="$work/results.tsv"
 : >"$results"
 
-run_flow() { # round case which
-    local r=$1 c=$2 which=$3 log="$work/$3.log" out
-    start_broker "$which" "$log" || { echo -e "$c\t$which\t$r\tFAIL\t0\t0" >>"$results"; return 0; }
+run_flow() { # round case which [label]
+    local r=$1 c=$2 which=$3 log="$work/$3.log" out label=${4:-$2}
+    start_broker "$which" "$log" || { echo -e "$label\t$which\t$r\tFAIL\t0\t0" >>"$results"; return 0; }
     # shellcheck disable=SC2046
     out=$(timeout $((run_timeout + 30)) "$loadgen" flow --port "$port" --payload "$payload" \
         --window "$window" --timeout "$run_timeout" $(flow_args "$c") 2>&1) || out="$out (loadgen exit $?)"
@@ -161,14 +168,14 @@ run_flow() { # round case which
     received=$(sed -n 's/.*received=\([0-9]*\).*/\1/p' <<<"$out")
     expected=$(sed -n 's/.*expected=\([0-9]*\).*/\1/p' <<<"$out")
     if [ -z "$rate" ]; then
-        printf 'round %d  %-13s %-9s FAILED: %s\n' "$r" "$c" "$which" "$out"
-        echo -e "$c\t$which\t$r\tFAIL\t0\t$cpu" >>"$results"
+        printf 'round %d  %-20s %-9s FAILED: %s\n' "$r" "$label" "$which" "$out"
+        echo -e "$label\t$which\t$r\tFAIL\t0\t$cpu" >>"$results"
         return 0
     fi
-    printf 'round %d  %-13s %-9s %9s deliveries/s  %s/%s received, lost %s, %s s, broker cpu %s s, peak RSS %s KiB%s\n' \
-        "$r" "$c" "$which" "$rate" "$received" "$expected" "$lost" "$secs" "$cpu" "$hwm" \
+    printf 'round %d  %-20s %-9s %9s deliveries/s  %s/%s received, lost %s, %s s, broker cpu %s s, peak RSS %s KiB%s\n' \
+        "$r" "$label" "$which" "$rate" "$received" "$expected" "$lost" "$secs" "$cpu" "$hwm" \
         "$(grep -o ' errors=.*' <<<"$out" || true)"
-    echo -e "$c\t$which\t$r\t$rate\t$lost\t$cpu" >>"$results"
+    echo -e "$label\t$which\t$r\t$rate\t$lost\t$cpu" >>"$results"
 }
 
 run_idle() { # round which
@@ -211,12 +218,17 @@ run_idle() { # round which
 }
 
 echo "ours: $("$broker_bin" --version 2>/dev/null || echo mqtt-policy) vs mosquitto $(mosquitto -h | head -1 | awk '{print $3}'); $(nproc) cores; port $port"
+echo "settings: $settings (tuned: max_queued_messages 1000000, max_inflight_messages $window)"
 echo "sizes: qos0 $n_qos0, qos1 $n_qos1 (window $window), fan-out $n_fanout x $fan subscribers, fan-in $fan x $n_fanin (QoS $fan_qos), $idle_clients idle clients, payload $payload B, $rounds rounds"
 for r in $(seq "$rounds"); do
     if [ $((r % 2)) = 1 ]; then order="ours mosquitto"; else order="mosquitto ours"; fi
     for c in $cases; do
         for which in $order; do
-            if [ "$c" = idle-10k ]; then run_idle "$r" "$which"; else run_flow "$r" "$c" "$which"; fi
+            if [ "$c" = idle-10k ]; then run_idle "$r" "$which"; continue; fi
+            for set in $settings; do
+                if [ "$set" = tuned ]; then conf="$work/tuned.conf"; label="$c+tuned"; else conf="$work/mosquitto.conf"; label=$c; fi
+                run_flow "$r" "$c" "$which" "$label"
+            done
         done
     done
 done
@@ -229,7 +241,7 @@ cases = []
 for c, *_ in rows:
     if c not in cases:
         cases.append(c)
-print(f"{'case':<14}{'ours (median)':>16}{'mosquitto':>14}{'ours/mosq':>11}   lost (ours / mosquitto, all rounds)   broker cpu s (median)")
+print(f"{'case':<21}{'ours (median)':>16}{'mosquitto':>14}{'ours/mosq':>11}   lost (ours / mosquitto, all rounds)   broker cpu s (median)")
 for c in cases:
     med, lost, cpu = {}, {}, {}
     for b in ("ours", "mosquitto"):
@@ -244,7 +256,7 @@ for c in cases:
     ratio = f"{med['ours'] / med['mosquitto']:.2f}" if med["ours"] and med["mosquitto"] else "-"
     idle_note = "   (idle: 'lost' = clients not connected at the end)" if c.startswith("idle") else ""
     cpu_col = "" if c.startswith("idle") else f"{cpu['ours']} / {cpu['mosquitto']}"
-    print(f"{c:<14}{fmt(med['ours']):>16}{fmt(med['mosquitto']):>14}{ratio:>11}   {lost['ours'] + ' / ' + lost['mosquitto']:<38}{cpu_col}{idle_note}")
+    print(f"{c:<21}{fmt(med['ours']):>16}{fmt(med['mosquitto']):>14}{ratio:>11}   {lost['ours'] + ' / ' + lost['mosquitto']:<38}{cpu_col}{idle_note}")
 print("ratios: throughput higher is better for ours; idle-10k (bytes per connection) lower is better for ours")
 PY
 
