@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::codec::{self, Ack, Packet, Properties, Publish, QoS, Version};
 use super::config::BrokerConfig;
+use super::pacing::IN_TRANSIT;
 
 /// Packets other than QoS 0 PUBLISH that may wait for one connection's socket beyond its in-flight
 /// window, before it counts as a client that sends without reading.
@@ -32,10 +33,6 @@ pub const CONTROL_HEADROOM: usize = 4096;
 const DEFAULT_MARK_PACKETS: usize = 1000;
 /// The high mark in payload bytes when `max_queued_bytes` sets none.
 const DEFAULT_MARK_BYTES: usize = 4 << 20;
-/// What may arrive for a congested client before its publishers' pauses take hold: the packets
-/// already on their way to the core (its channel holds 8,192 events, and each connection thread
-/// may hold one read's worth).
-const IN_TRANSIT: usize = 16 * 1024;
 
 /// A PUBLISH waiting in an outbox.
 #[derive(Debug)]

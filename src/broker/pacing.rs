@@ -23,6 +23,16 @@ use crate::broker::session::ConnId;
 /// How long a subscriber may hold its publishers back before it counts as slow.
 pub const SLOW_AFTER: Duration = Duration::from_secs(2);
 
+/// Events (packets read from clients) that may wait for the core: the bound of its channel.
+pub const CORE_CAPACITY: usize = 4096;
+
+/// What may still arrive for a subscriber after its queue passed its high mark, before the pauses
+/// take hold: a publisher is paused when the core reaches one of its messages, so the channel's
+/// content at that moment arrives, and publishers not yet reached refill the channel while the core
+/// works through it (at most as much again). Twice that, for margin. A queue is dropped from only
+/// beyond its mark (or limit) plus this.
+pub const IN_TRANSIT: usize = 4 * CORE_CAPACITY;
+
 /// A subscriber whose queue passed its high mark.
 #[derive(Debug)]
 struct Congested {

@@ -1030,7 +1030,7 @@ fn push(
         .is_some_and(|t| now.duration_since(t) >= super::pacing::SLOW_AFTER);
     let paced = s.conn.is_some() && !slow;
     let full = if paced {
-        s.t().queue.len() >= limits.queue_mark.0.max(limits.max_queued) + IN_TRANSIT
+        s.t().queue.len() >= limits.queue_mark.0.max(limits.max_queued) + super::pacing::IN_TRANSIT
     } else {
         s.queue_full(limits.max_queued, limits.max_queued_bytes)
     };
@@ -1061,10 +1061,6 @@ fn push(
     }
     true
 }
-
-/// What may arrive for a client whose publishers were just paused: the events already on their
-/// way to the core (see [`super::outbox`]).
-const IN_TRANSIT: usize = 16 * 1024;
 
 /// A connected client's queue back below its low mark (a quarter of `max_queued_*`) ends its
 /// backlog: [`Action::Relieved`].

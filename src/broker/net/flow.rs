@@ -73,11 +73,17 @@ impl Flow {
         }
     }
 
-    /// `subscriber`'s connection thread wrote its outbox below its low mark.
-    pub(super) fn outbox_drained(&mut self, conns: &Conns, subscriber: ConnId) {
-        if !self.backlogged.contains(&subscriber) {
-            self.relieve(conns, subscriber);
+    /// `subscriber`'s connection thread wrote its outbox below its low mark. What was pushed since
+    /// may have filled it again: it is looked at now, and watched again if so (a stale report must
+    /// not let the publishers go while it is full, or each round would add a channel's worth).
+    pub(super) fn outbox_drained(&mut self, conns: &Conns, limits: &Limits, subscriber: ConnId) {
+        if self.backlogged.contains(&subscriber) {
+            return;
         }
+        if conns.get(&subscriber).is_some_and(|o| o.watch(limits)) {
+            return;
+        }
+        self.relieve(conns, subscriber);
     }
 
     fn relieve(&mut self, conns: &Conns, subscriber: ConnId) {

@@ -46,8 +46,6 @@ use rustc_hash::FxHashMap;
 
 /// Time allowed between accepting a socket (and, after it, its TLS handshake) and its CONNECT.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Events that may wait for the core task.
-const CORE_CAPACITY: usize = 8192;
 /// The largest read (each shard has one buffer of this size).
 pub const READ_MAX: usize = 16 * 1024;
 /// Time allowed to write what precedes a close (a DISCONNECT, a refused CONNACK).
@@ -158,7 +156,7 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
         .map_err(|e| format!("cannot start a password-check thread: {e}"))?;
     let limits = outbox::Limits::new(&config);
 
-    let (core_tx, mut core_rx) = mpsc::channel::<CoreMsg>(CORE_CAPACITY);
+    let (core_tx, mut core_rx) = mpsc::channel::<CoreMsg>(super::pacing::CORE_CAPACITY);
     let mut bound = Vec::new();
     for listener in &config.listeners {
         let tls = match &listener.tls {
@@ -263,7 +261,7 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
                 continue;
             }
             CoreMsg::Drained { conn } => {
-                flow.outbox_drained(&conns, conn);
+                flow.outbox_drained(&conns, &limits, conn);
                 continue;
             }
             CoreMsg::Reload => {
