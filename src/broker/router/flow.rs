@@ -1,0 +1,230 @@
+//! Outgoing deliveries: QoS 0 sent at once, QoS 1/2 put in flight or queued within the limits
+//! (asking for the publisher to be paused past the queue's high mark: see [`crate::broker::pacing`]),
+//! and the acknowledgements that move the queue on.
+
+use super::*;
+
+impl Router {
+    pub(super) fn on_puback(&mut self, client_id: &str, pkid: u16) {
+        let security = Arc::clone(&self.security);
+        let Some(s) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        if let Some(InFlight::Publish(d)) = s.t().inflight.get(&pkid) {
+            if d.qos == QoS::AtLeastOnce {
+                s.t_mut().inflight.remove(&pkid);
+                pump(s, &self.limits, &security, &mut self.out, self.now);
+            }
+        }
+    }
+
+    pub(super) fn on_pubrec(&mut self, conn: ConnId, client_id: &str, a: Ack) {
+        let security = Arc::clone(&self.security);
+        let Some(s) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        match s.t().inflight.get(&a.pkid) {
+            Some(InFlight::Publish(d)) if d.qos == QoS::ExactlyOnce => {
+                if a.reason >= 0x80 {
+                    // MQTT 5: the receiver refused it; the flow ends here.
+                    s.t_mut().inflight.remove(&a.pkid);
+                    pump(s, &self.limits, &security, &mut self.out, self.now);
+                } else {
+                    s.t_mut().inflight.insert(a.pkid, InFlight::Release);
+                    send(&mut self.out, conn, Packet::PubRel(Ack::new(a.pkid)));
+                }
+            }
+            Some(InFlight::Release) => {
+                send(&mut self.out, conn, Packet::PubRel(Ack::new(a.pkid)));
+            }
+            _ => {
+                let mut rel = Ack::new(a.pkid);
+                if s.version.is_v5() {
+                    rel.reason = reason::PACKET_IDENTIFIER_NOT_FOUND;
+                }
+                send(&mut self.out, conn, Packet::PubRel(rel));
+            }
+        }
+    }
+
+    pub(super) fn on_pubrel(&mut self, conn: ConnId, client_id: &str, pkid: u16) {
+        let Some(s) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        let mut comp = Ack::new(pkid);
+        if !s.t_mut().incoming_qos2.remove(&pkid) && s.version.is_v5() {
+            comp.reason = reason::PACKET_IDENTIFIER_NOT_FOUND;
+        }
+        s.settle();
+        send(&mut self.out, conn, Packet::PubComp(comp));
+    }
+
+    pub(super) fn on_pubcomp(&mut self, client_id: &str, pkid: u16) {
+        let security = Arc::clone(&self.security);
+        let Some(s) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        if let Some(InFlight::Release) = s.t().inflight.get(&pkid) {
+            s.t_mut().inflight.remove(&pkid);
+            pump(s, &self.limits, &security, &mut self.out, self.now);
+        }
+    }
+}
+
+/// Sends or queues a delivery to a session.
+///
+/// A connected client's queue past its high mark asks for the publisher to be paused
+/// ([`Action::Backlogged`]); it is bounded by `max_queued_messages`/`max_queued_bytes` once the
+/// client is slow (paused publishers for [`crate::broker::pacing::SLOW_AFTER`]) or disconnected, and by
+/// the high mark plus what may be in transit otherwise. Every drop is logged and counted: returns
+/// `false` for a drop.
+#[must_use]
+pub(super) fn push(
+    s: &mut Session,
+    d: Delivery,
+    limits: &Limits,
+    out: &mut Vec<Action>,
+    now: Instant,
+) -> bool {
+    if d.qos == QoS::AtMostOnce {
+        // QoS 0 goes out now, or never unless `queue_qos0_messages` keeps it for a disconnected
+        // persistent session (as Mosquitto).
+        if s.conn.is_some() {
+            send_qos0(s, d, out, now);
+            return true;
+        }
+        if !limits.queue_qos0 {
+            return true;
+        }
+    }
+    if s.conn.is_some()
+        && s.t().queue.is_empty()
+        && s.t().inflight.len() < s.inflight_limit(limits.max_inflight)
+    {
+        start(s, d, out, now);
+        return true;
+    }
+    let slow = s
+        .t()
+        .backlog_since
+        .is_some_and(|t| now.duration_since(t) >= crate::broker::pacing::SLOW_AFTER);
+    let paced = s.conn.is_some() && !slow;
+    let full = if paced {
+        s.t().queue.len()
+            >= limits.queue_mark.0.max(limits.max_queued) + crate::broker::pacing::IN_TRANSIT
+    } else {
+        s.queue_full(limits.max_queued, limits.max_queued_bytes)
+    };
+    if full {
+        s.t_mut().dropped += 1;
+        if s.t().dropped == 1 {
+            // Counted from here on; the total is logged when the session ends.
+            out.push(Action::Notice(format!(
+                "client {}: its queue is full ({} messages, {} payload bytes; max_queued_messages {}, max_queued_bytes {}): messages to it are being dropped",
+                s.client_id,
+                s.t().queue.len(),
+                s.t().queued_bytes,
+                limits.max_queued,
+                limits.max_queued_bytes,
+            )));
+        }
+        return false;
+    }
+    s.enqueue(d);
+    if let Some(conn) = s.conn {
+        let t = s.t();
+        if t.queue.len() >= limits.queue_mark.0 || t.queued_bytes >= limits.queue_mark.1 {
+            if t.backlog_since.is_none() {
+                s.t_mut().backlog_since = Some(now);
+            }
+            out.push(Action::Backlogged { conn });
+        }
+    }
+    true
+}
+
+/// A connected client's queue back below its low mark (a quarter of `max_queued_*`) ends its
+/// backlog: [`Action::Relieved`].
+pub(super) fn end_backlog(s: &mut Session, limits: &Limits, out: &mut Vec<Action>) {
+    let (Some(conn), Some(t)) = (s.conn, s.traffic.as_deref_mut()) else {
+        return;
+    };
+    if t.backlog_since.is_some()
+        && t.queue.len() < limits.queue_mark.0.div_ceil(2)
+        && t.queued_bytes < limits.queue_mark.1.div_ceil(2)
+    {
+        t.backlog_since = None;
+        out.push(Action::Relieved { conn });
+    }
+}
+
+/// Sends a QoS 0 delivery to a connected client (if it fits the client's Maximum Packet Size).
+pub(super) fn send_qos0(s: &Session, d: Delivery, out: &mut Vec<Action>, now: Instant) {
+    if let Some(conn) = s.conn {
+        let p = d.to_publish(0, false, now);
+        if fits(s, &p) {
+            send(out, conn, Packet::Publish(p));
+        }
+    }
+}
+
+/// Puts a QoS 1/2 delivery in flight.
+pub(super) fn start(s: &mut Session, d: Delivery, out: &mut Vec<Action>, now: Instant) {
+    let Some(conn) = s.conn else {
+        s.requeue(d);
+        return;
+    };
+    let Some(pkid) = s.allocate_pkid() else {
+        s.requeue(d);
+        return;
+    };
+    let p = d.to_publish(pkid, false, now);
+    if !fits(s, &p) {
+        return;
+    }
+    s.t_mut().inflight.insert(pkid, InFlight::Publish(d));
+    send(out, conn, Packet::Publish(p));
+}
+
+/// Moves queued deliveries into flight while there is room, re-checking expiry and read access.
+pub(super) fn pump(
+    s: &mut Session,
+    limits: &Limits,
+    security: &Security,
+    out: &mut Vec<Action>,
+    now: Instant,
+) {
+    let limit = s.inflight_limit(limits.max_inflight);
+    // Bounded by the queue's length.
+    while s.conn.is_some() && s.t().inflight.len() < limit {
+        let Some(d) = s.dequeue() else {
+            break;
+        };
+        if d.msg.expired(now)
+            || !security
+                .decide(who(s), &d.msg.topic, Access::Read)
+                .is_allowed()
+        {
+            continue;
+        }
+        if d.qos == QoS::AtMostOnce {
+            // Queued by `queue_qos0_messages`: sent as it is, never in flight.
+            send_qos0(s, d, out, now);
+        } else {
+            start(s, d, out, now);
+        }
+    }
+    end_backlog(s, limits, out);
+    s.settle();
+}
+
+/// Whether a PUBLISH fits the client's Maximum Packet Size (MQTT-3.1.2-25: else it is dropped).
+pub(super) fn fits(s: &Session, p: &Publish) -> bool {
+    match s.max_packet_size {
+        None => true,
+        Some(max) => {
+            let size = crate::broker::codec::encoded_len(&Packet::Publish(p.clone()), s.version);
+            size <= max as usize
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! PUBLISH from a client: topic aliases, the write decision, then routing: retained messages,
+//! every matching subscription and shared group, and each delivery's read decision.
+
+use super::*;
+
+impl Router {
+    pub(super) fn on_publish(&mut self, conn: ConnId, client_id: &str, mut p: Publish) {
+        let Some(s) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        let version = s.version;
+        if let Some(alias) = p.properties.topic_alias.take() {
+            if alias == 0 || alias > self.limits.max_topic_alias {
+                return self.kick(
+                    conn,
+                    reason::TOPIC_ALIAS_INVALID,
+                    "topic alias outside 1..=Topic Alias Maximum (MQTT-3.3.2-9)",
+                );
+            }
+            if p.topic.is_empty() {
+                match s.t().aliases.get(&alias) {
+                    Some(t) => p.topic.clone_from(t),
+                    None => return self.kick(conn, reason::PROTOCOL_ERROR, "unknown topic alias"),
+                }
+            } else {
+                s.t_mut().aliases.insert(alias, p.topic.clone());
+            }
+        } else if p.topic.is_empty() {
+            return self.kick(
+                conn,
+                reason::PROTOCOL_ERROR,
+                "empty topic name without a topic alias",
+            );
+        }
+        if p.retain && !self.limits.retain_available {
+            return self.kick(conn, 0x9A, "retain is not supported");
+        }
+        if p.qos == QoS::ExactlyOnce && s.t().incoming_qos2.contains(&p.pkid) {
+            // A resent QoS 2 message already received: acknowledge, do not deliver again.
+            return send(&mut self.out, conn, Packet::PubRec(Ack::new(p.pkid)));
+        }
+        if version.is_v5()
+            && p.properties.payload_format == Some(1)
+            && !crate::broker::codec::properties::check_utf8_payload(&p.payload)
+        {
+            let ack = Ack {
+                pkid: p.pkid,
+                reason: reason::PAYLOAD_FORMAT_INVALID,
+                properties: reason_props(version, "the payload is not UTF-8"),
+            };
+            match p.qos {
+                QoS::AtMostOnce => {}
+                QoS::AtLeastOnce => send(&mut self.out, conn, Packet::PubAck(ack)),
+                QoS::ExactlyOnce => send(&mut self.out, conn, Packet::PubRec(ack)),
+            }
+            return;
+        }
+        let decision = self.security.decide(who(s), &p.topic, Access::Write);
+        if !decision.is_allowed() {
+            let record = audit_acl(
+                &self.security,
+                self.wall,
+                s,
+                &p.topic,
+                Access::Write,
+                decision,
+            );
+            self.out.push(record);
+            let ack = Ack {
+                pkid: p.pkid,
+                reason: reason::NOT_AUTHORIZED,
+                properties: reason_props(version, "not authorised to publish to this topic"),
+            };
+            match p.qos {
+                QoS::AtMostOnce => {}
+                QoS::AtLeastOnce => send(&mut self.out, conn, Packet::PubAck(ack)),
+                QoS::ExactlyOnce => {
+                    if !version.is_v5() {
+                        // 3.1.1 cannot refuse: the flow completes as if accepted.
+                        s.t_mut().incoming_qos2.insert(p.pkid);
+                    }
+                    send(&mut self.out, conn, Packet::PubRec(ack))
+                }
+            }
+            return;
+        }
+        let origin = Origin {
+            username: s.username.clone(),
+            client_id: client_id.to_owned(),
+        };
+        let (qos, pkid) = (p.qos, p.pkid);
+        let msg = self.message(p.topic, p.payload, qos, p.retain, p.properties, origin);
+        let matched = self.publish(msg);
+        let code = if matched == 0 && version.is_v5() {
+            reason::NO_MATCHING_SUBSCRIBERS
+        } else {
+            reason::SUCCESS
+        };
+        let ack = Ack {
+            pkid,
+            reason: code,
+            properties: Properties::default(),
+        };
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => send(&mut self.out, conn, Packet::PubAck(ack)),
+            QoS::ExactlyOnce => {
+                if let Some(s) = self.sessions.get_mut(client_id) {
+                    s.t_mut().incoming_qos2.insert(pkid);
+                }
+                send(&mut self.out, conn, Packet::PubRec(ack));
+            }
+        }
+    }
+
+    pub(super) fn message(
+        &self,
+        topic: String,
+        payload: Arc<[u8]>,
+        qos: QoS,
+        retain: bool,
+        p: Properties,
+        origin: Origin,
+    ) -> Arc<Message> {
+        let expires_at = p
+            .message_expiry
+            .and_then(|secs| self.now.checked_add(Duration::from_secs(u64::from(secs))));
+        Arc::new(Message {
+            topic,
+            payload,
+            qos,
+            retain,
+            properties: Properties {
+                payload_format: p.payload_format,
+                content_type: p.content_type,
+                response_topic: p.response_topic,
+                correlation_data: p.correlation_data,
+                user: p.user,
+                ..Properties::default()
+            },
+            expires_at,
+            origin,
+        })
+    }
+
+    /// Stores a retained message and delivers `msg` to every matching subscription, and to one
+    /// member of every matching shared group. Returns the number of subscribed clients and groups
+    /// that matched.
+    pub(super) fn publish(&mut self, msg: Arc<Message>) -> usize {
+        if msg.retain {
+            self.retained.set(&msg);
+        }
+        let mut targets: HashMap<Box<str>, Option<(crate::broker::codec::SubOptions, Vec<u32>)>> =
+            HashMap::new();
+        self.subs.for_each_match(&msg.topic, |client, entry| {
+            Session::merge(targets.entry(client.into()).or_default(), entry);
+        });
+        let mut matched = targets.len();
+        for (client, merged) in targets {
+            if let Some((options, ids)) = merged {
+                if options.no_local && *client == msg.origin.client_id {
+                    continue;
+                }
+                let retain = options.retain_as_published && msg.retain;
+                self.deliver(&client, &msg, options.qos, retain, ids);
+            }
+        }
+        // One member of each matching shared group, in turn (No Local cannot be set on these).
+        let mut chosen: Vec<(Box<str>, SubEntry)> = Vec::new();
+        matched += self.shared.choose(&msg.topic, |client, entry| {
+            chosen.push((client.into(), entry))
+        });
+        for (client, entry) in chosen {
+            let retain = entry.options.retain_as_published && msg.retain;
+            let ids = entry.id.into_iter().collect();
+            self.deliver(&client, &msg, entry.options.qos, retain, ids);
+        }
+        matched
+    }
+
+    /// Delivers `msg` to one client, checking its read access first.
+    pub(super) fn deliver(
+        &mut self,
+        client_id: &str,
+        msg: &Arc<Message>,
+        max_qos: QoS,
+        retain: bool,
+        sub_ids: Vec<u32>,
+    ) {
+        let Some(s) = self.sessions.get_mut(client_id) else {
+            return;
+        };
+        let decision = self.security.decide(who(s), &msg.topic, Access::Read);
+        if !decision.is_allowed() {
+            if self.withheld.note(client_id, &msg.topic) == Withheld::First {
+                let record = audit_acl(
+                    &self.security,
+                    self.wall,
+                    s,
+                    &msg.topic,
+                    Access::Read,
+                    decision,
+                );
+                self.out.push(record);
+            }
+            return;
+        }
+        let delivery = Delivery {
+            msg: Arc::clone(msg),
+            qos: msg.qos.min(max_qos),
+            retain,
+            sub_ids,
+        };
+        if !push(s, delivery, &self.limits, &mut self.out, self.now) {
+            self.queue_drops += 1;
+        }
+    }
+}
