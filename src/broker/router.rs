@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::audit::{AuditRecord, Peer, Withheld, WithheldDeliveries};
-use crate::policy::{Access, ClientRef, Decision};
+use crate::audit::{AuditRecord, Peer};
+use crate::policy::{Access, ClientRef};
 
 use super::codec::{
     reason, Ack, ConnAck, Connect, ConnectReason, DecodeError, Disconnect, Packet, Properties,
@@ -25,9 +25,6 @@ use super::subs::{SubEntry, SubTree};
 use crate::enforce::logins::Password;
 use crate::policy::passwd::{AuthResult, PasswordFile};
 use logins::{Logins, Prepared};
-
-/// How many (client, topic) pairs of withheld deliveries are remembered for the audit log.
-const WITHHELD_CAPACITY: usize = 100_000;
 
 /// Something that happened.
 // Packets dominate; boxing them would cost an allocation per packet.
@@ -157,7 +154,8 @@ struct Limits {
 #[derive(Debug)]
 pub struct Router {
     limits: Limits,
-    security: Arc<Security>,
+    /// The policy, and the one point its decisions pass through.
+    authz: Authorizer,
     /// Boxed: the map's spare capacity then costs a pointer per slot, not a whole session.
     sessions: HashMap<Arc<str>, Box<Session>>,
     /// Client ids by connection, shared with the sessions' keys.
@@ -165,7 +163,6 @@ pub struct Router {
     subs: SubTree,
     shared: SharedSubs,
     retained: Retained,
-    withheld: WithheldDeliveries,
     /// Remembered logins and CONNECTs waiting for a password check.
     logins: Logins,
     next_auto_id: u64,
@@ -182,21 +179,6 @@ fn who(s: &Session) -> ClientRef<'_> {
         username: s.username.as_deref(),
         client_id: &s.client_id,
     }
-}
-
-/// The audit record for a denied ACL decision of session `s`'s client.
-fn audit_acl(
-    security: &Security,
-    wall: SystemTime,
-    s: &Session,
-    topic: &str,
-    access: Access,
-    decision: Decision,
-) -> Action {
-    let explanation = security.explain(who(s), topic, access, decision);
-    Action::Audit(Box::new(
-        AuditRecord::acl(wall, Some(&s.address), explanation).with_semantics(security.semantics()),
-    ))
 }
 
 fn send(out: &mut Vec<Action>, conn: ConnId, packet: Packet) {
@@ -233,13 +215,12 @@ impl Router {
                 persistent_expiration: config.persistent_client_expiration,
                 queue_qos0: config.queue_qos0_messages,
             },
-            security,
+            authz: Authorizer::new(security),
             sessions: HashMap::new(),
             conns: HashMap::new(),
             subs: SubTree::default(),
             shared: SharedSubs::default(),
             retained: Retained::default(),
-            withheld: WithheldDeliveries::new(WITHHELD_CAPACITY),
             logins: Logins::default(),
             next_auto_id: 0,
             queue_drops: 0,
@@ -261,24 +242,22 @@ impl Router {
     /// policy lets it write the Will's topic. Stored subscriptions are re-checked too: those the new
     /// policy refuses are removed (CVE-2021-34434).
     pub fn set_security(&mut self, security: Arc<Security>) {
-        self.security = security;
+        self.authz.security = security;
         // Emptied on every reload; CONNECTs still waiting are checked against the new policy when
         // their verdict comes back (`on_verified`).
         self.logins.cache.clear();
         self.recheck_logins();
         let mut removed = Vec::new();
         for s in self.sessions.values_mut() {
-            let denied: Vec<String> = s
-                .subscriptions
-                .keys()
-                .filter(|f| {
-                    !self
-                        .security
-                        .decide(who(s), f, Access::Subscribe)
-                        .is_allowed()
-                })
-                .cloned()
-                .collect();
+            let mut denied = Vec::new();
+            for f in s.subscriptions.keys() {
+                if !self
+                    .authz
+                    .authorize(s, f, Access::Subscribe, self.wall, &mut self.out)
+                {
+                    denied.push(f.clone());
+                }
+            }
             for f in denied {
                 s.subscriptions.remove(&f);
                 removed.push((f, s.client_id.clone()));
@@ -426,6 +405,7 @@ impl Router {
     }
 }
 
+mod authorize;
 mod connect;
 mod flow;
 mod lifecycle;
@@ -433,6 +413,7 @@ mod logins;
 mod publish;
 mod subscribe;
 
+use authorize::Authorizer;
 use flow::{pump, push};
 use subscribe::unindex;
 

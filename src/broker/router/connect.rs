@@ -97,7 +97,7 @@ impl Router {
                 address: Some(&address),
             };
             let record = AuditRecord::login(self.wall, peer, refusal.denial)
-                .with_semantics(self.security.semantics());
+                .with_semantics(self.authz.security.semantics());
             self.log(record.message.clone());
             self.out.push(Action::Audit(Box::new(record)));
             return self.refuse(conn, version, refusal.connack);
@@ -212,17 +212,19 @@ impl Router {
     /// Resends what was in flight to a reconnected persistent session and drains its queue,
     /// re-checking read access for each message (the 2.0.12 / CVE-2021-34434 fixes).
     pub(super) fn resume(&mut self, client_id: &str) {
-        let security = Arc::clone(&self.security);
         // Re-check stored subscriptions against the current identity.
-        let denied: Vec<String> = match self.sessions.get(client_id) {
-            Some(s) => s
-                .subscriptions
-                .keys()
-                .filter(|f| !security.decide(who(s), f, Access::Subscribe).is_allowed())
-                .cloned()
-                .collect(),
-            None => return,
+        let Some(s) = self.sessions.get(client_id) else {
+            return;
         };
+        let mut denied = Vec::new();
+        for f in s.subscriptions.keys() {
+            if !self
+                .authz
+                .authorize(s, f, Access::Subscribe, self.wall, &mut self.out)
+            {
+                denied.push(f.clone());
+            }
+        }
         for f in denied {
             unindex(&mut self.subs, &mut self.shared, &f, client_id);
             if let Some(s) = self.sessions.get_mut(client_id) {
@@ -239,10 +241,13 @@ impl Router {
         for id in ids {
             let packet = match s.t().inflight.get(&id) {
                 Some(InFlight::Publish(d)) => {
-                    if !security
-                        .decide(who(s), &d.msg.topic, Access::Read)
-                        .is_allowed()
-                    {
+                    if !self.authz.authorize(
+                        s,
+                        &d.msg.topic,
+                        Access::Read,
+                        self.wall,
+                        &mut self.out,
+                    ) {
                         s.t_mut().inflight.remove(&id);
                         continue;
                     }
@@ -253,7 +258,14 @@ impl Router {
             };
             send(&mut self.out, conn, packet);
         }
-        pump(s, &self.limits, &security, &mut self.out, self.now);
+        pump(
+            s,
+            &self.limits,
+            &mut self.authz,
+            self.wall,
+            &mut self.out,
+            self.now,
+        );
     }
 
     pub(super) fn auto_id(&mut self) -> String {

@@ -6,20 +6,25 @@ use super::*;
 
 impl Router {
     pub(super) fn on_puback(&mut self, client_id: &str, pkid: u16) {
-        let security = Arc::clone(&self.security);
         let Some(s) = self.sessions.get_mut(client_id) else {
             return;
         };
         if let Some(InFlight::Publish(d)) = s.t().inflight.get(&pkid) {
             if d.qos == QoS::AtLeastOnce {
                 s.t_mut().inflight.remove(&pkid);
-                pump(s, &self.limits, &security, &mut self.out, self.now);
+                pump(
+                    s,
+                    &self.limits,
+                    &mut self.authz,
+                    self.wall,
+                    &mut self.out,
+                    self.now,
+                );
             }
         }
     }
 
     pub(super) fn on_pubrec(&mut self, conn: ConnId, client_id: &str, a: Ack) {
-        let security = Arc::clone(&self.security);
         let Some(s) = self.sessions.get_mut(client_id) else {
             return;
         };
@@ -28,7 +33,14 @@ impl Router {
                 if a.reason >= 0x80 {
                     // MQTT 5: the receiver refused it; the flow ends here.
                     s.t_mut().inflight.remove(&a.pkid);
-                    pump(s, &self.limits, &security, &mut self.out, self.now);
+                    pump(
+                        s,
+                        &self.limits,
+                        &mut self.authz,
+                        self.wall,
+                        &mut self.out,
+                        self.now,
+                    );
                 } else {
                     s.t_mut().inflight.insert(a.pkid, InFlight::Release);
                     send(&mut self.out, conn, Packet::PubRel(Ack::new(a.pkid)));
@@ -60,13 +72,19 @@ impl Router {
     }
 
     pub(super) fn on_pubcomp(&mut self, client_id: &str, pkid: u16) {
-        let security = Arc::clone(&self.security);
         let Some(s) = self.sessions.get_mut(client_id) else {
             return;
         };
         if let Some(InFlight::Release) = s.t().inflight.get(&pkid) {
             s.t_mut().inflight.remove(&pkid);
-            pump(s, &self.limits, &security, &mut self.out, self.now);
+            pump(
+                s,
+                &self.limits,
+                &mut self.authz,
+                self.wall,
+                &mut self.out,
+                self.now,
+            );
         }
     }
 }
@@ -190,7 +208,8 @@ pub(super) fn start(s: &mut Session, d: Delivery, out: &mut Vec<Action>, now: In
 pub(super) fn pump(
     s: &mut Session,
     limits: &Limits,
-    security: &Security,
+    authz: &mut Authorizer,
+    wall: SystemTime,
     out: &mut Vec<Action>,
     now: Instant,
 ) {
@@ -200,11 +219,7 @@ pub(super) fn pump(
         let Some(d) = s.dequeue() else {
             break;
         };
-        if d.msg.expired(now)
-            || !security
-                .decide(who(s), &d.msg.topic, Access::Read)
-                .is_allowed()
-        {
+        if d.msg.expired(now) || !authz.authorize(s, &d.msg.topic, Access::Read, wall, out) {
             continue;
         }
         if d.qos == QoS::AtMostOnce {

@@ -35,7 +35,7 @@ impl Router {
         let Some(client_id) = self.conns.remove(&conn) else {
             return;
         };
-        let total = self.withheld.forget_client(&client_id);
+        let total = self.authz.withheld.forget_client(&client_id);
         if total > 1 {
             self.log(format!(
                 "{total} deliveries to client {client_id:?} were withheld (the audit log records each topic once)"
@@ -80,17 +80,10 @@ impl Router {
         let Some(s) = self.sessions.get(client_id) else {
             return;
         };
-        let decision = self.security.decide(who(s), &w.topic, Access::Write);
-        if !decision.is_allowed() {
-            let record = audit_acl(
-                &self.security,
-                self.wall,
-                s,
-                &w.topic,
-                Access::Write,
-                decision,
-            );
-            self.out.push(record);
+        if !self
+            .authz
+            .authorize(s, &w.topic, Access::Write, self.wall, &mut self.out)
+        {
             return;
         }
         let origin = Origin {

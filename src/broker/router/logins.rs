@@ -82,7 +82,7 @@ impl Router {
     pub(super) fn start_login(&mut self, prepared: Prepared) {
         let username = prepared.connect.username.as_deref();
         let password = prepared.password.as_ref().map(Secret::expose);
-        let passwords = match self.security.login_step(username, password) {
+        let passwords = match self.authz.security.login_step(username, password) {
             LoginStep::Done(verdict) => return self.complete_connect(prepared, verdict),
             LoginStep::Verify(passwords) => passwords,
         };
@@ -107,7 +107,7 @@ impl Router {
         let pending = Pending {
             ticket,
             prepared,
-            security: Arc::clone(&self.security),
+            security: Arc::clone(&self.authz.security),
             passwords,
             early: Vec::new(),
         };
@@ -131,7 +131,7 @@ impl Router {
             early,
             ..
         } = pending;
-        if !Arc::ptr_eq(&security, &self.security) {
+        if !Arc::ptr_eq(&security, &self.authz.security) {
             self.log(format!(
                 "connection {conn}: the policy was reloaded during its password check; checking again"
             ));
@@ -189,7 +189,7 @@ impl Router {
     /// Re-runs the login of every connected client against the current policy; disconnects those
     /// it refuses.
     pub(super) fn recheck_logins(&mut self) {
-        let security = Arc::clone(&self.security);
+        let security = Arc::clone(&self.authz.security);
         let cache = &mut self.logins.cache;
         let mut refused = Vec::new();
         {
@@ -217,7 +217,7 @@ impl Router {
                         address: Some(&s.address),
                     };
                     let mut record = AuditRecord::login(self.wall, peer, refusal.denial.clone())
-                        .with_semantics(self.security.semantics());
+                        .with_semantics(self.authz.security.semantics());
                     record
                         .message
                         .push_str(" (credentials checked again on reload; client disconnected)");

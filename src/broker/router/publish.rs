@@ -55,17 +55,10 @@ impl Router {
             }
             return;
         }
-        let decision = self.security.decide(who(s), &p.topic, Access::Write);
-        if !decision.is_allowed() {
-            let record = audit_acl(
-                &self.security,
-                self.wall,
-                s,
-                &p.topic,
-                Access::Write,
-                decision,
-            );
-            self.out.push(record);
+        if !self
+            .authz
+            .authorize(s, &p.topic, Access::Write, self.wall, &mut self.out)
+        {
             let ack = Ack {
                 pkid: p.pkid,
                 reason: reason::NOT_AUTHORIZED,
@@ -190,19 +183,10 @@ impl Router {
         let Some(s) = self.sessions.get_mut(client_id) else {
             return;
         };
-        let decision = self.security.decide(who(s), &msg.topic, Access::Read);
-        if !decision.is_allowed() {
-            if self.withheld.note(client_id, &msg.topic) == Withheld::First {
-                let record = audit_acl(
-                    &self.security,
-                    self.wall,
-                    s,
-                    &msg.topic,
-                    Access::Read,
-                    decision,
-                );
-                self.out.push(record);
-            }
+        if !self
+            .authz
+            .authorize(s, &msg.topic, Access::Read, self.wall, &mut self.out)
+        {
             return;
         }
         let delivery = Delivery {

@@ -15,17 +15,10 @@ impl Router {
             // `$share/GROUP/FILTER` (the codec refused the malformed ones and, from MQTT 5 clients,
             // No Local with them: MQTT-3.8.3-4). The policy strips `$share/GROUP/`.
             let is_shared = shared::split(&f.filter).is_some();
-            let decision = self.security.decide(who(s), &f.filter, Access::Subscribe);
-            if !decision.is_allowed() {
-                let record = audit_acl(
-                    &self.security,
-                    self.wall,
-                    s,
-                    &f.filter,
-                    Access::Subscribe,
-                    decision,
-                );
-                self.out.push(record);
+            if !self
+                .authz
+                .authorize(s, &f.filter, Access::Subscribe, self.wall, &mut self.out)
+            {
                 codes.push(reason::NOT_AUTHORIZED);
                 continue;
             }
@@ -69,9 +62,8 @@ impl Router {
                         client_id: &msg.origin.client_id,
                     };
                     if !self
-                        .security
-                        .decide(origin, &msg.topic, Access::Write)
-                        .is_allowed()
+                        .authz
+                        .authorize_origin(origin, &msg.topic, self.wall, &mut self.out)
                     {
                         continue;
                     }
@@ -88,17 +80,10 @@ impl Router {
         };
         let mut codes = Vec::with_capacity(u.filters.len());
         for f in &u.filters {
-            let decision = self.security.decide(who(s), f, Access::Unsubscribe);
-            if !decision.is_allowed() {
-                let record = audit_acl(
-                    &self.security,
-                    self.wall,
-                    s,
-                    f,
-                    Access::Unsubscribe,
-                    decision,
-                );
-                self.out.push(record);
+            if !self
+                .authz
+                .authorize(s, f, Access::Unsubscribe, self.wall, &mut self.out)
+            {
                 codes.push(reason::NOT_AUTHORIZED);
                 continue;
             }

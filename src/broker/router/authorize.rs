@@ -1,0 +1,87 @@
+//! The one point every ACL decision of the broker passes through: PUBLISH (write), SUBSCRIBE,
+//! UNSUBSCRIBE, each delivery and each re-check of a queued one (read), Wills, retained messages'
+//! sources, and the re-checks of stored subscriptions (on reconnect and on SIGHUP). It decides with
+//! the policy in force, writes the audit record of a denial (a withheld delivery once per client and
+//! topic, as the plugin does), and is where a counter of decisions would go.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::{who, Action};
+use crate::audit::{AuditRecord, Withheld, WithheldDeliveries};
+use crate::broker::security::Security;
+use crate::broker::session::Session;
+use crate::policy::{Access, ClientRef};
+
+/// How many (client, topic) pairs of withheld deliveries are remembered for the audit log.
+const WITHHELD_CAPACITY: usize = 100_000;
+
+/// The policy in force and what its decisions have recorded.
+#[derive(Debug)]
+pub(super) struct Authorizer {
+    /// The policy (replaced whole on SIGHUP).
+    pub(super) security: Arc<Security>,
+    /// Deliveries withheld, remembered so that each (client, topic) is audited once.
+    pub(super) withheld: WithheldDeliveries,
+}
+
+impl Authorizer {
+    pub(super) fn new(security: Arc<Security>) -> Authorizer {
+        Authorizer {
+            security,
+            withheld: WithheldDeliveries::new(WITHHELD_CAPACITY),
+        }
+    }
+
+    /// May session `s`'s client have `access` to `topic` (a topic name, or a filter for
+    /// subscribe and unsubscribe)? A denial is audited; a denied read once per client and topic.
+    pub(super) fn authorize(
+        &mut self,
+        s: &Session,
+        topic: &str,
+        access: Access,
+        wall: SystemTime,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        let client = who(s);
+        let decision = self.security.decide(client, topic, access);
+        if decision.is_allowed() {
+            return true;
+        }
+        let first =
+            access != Access::Read || self.withheld.note(&s.client_id, topic) == Withheld::First;
+        if first {
+            let explanation = self.security.explain(client, topic, access, decision);
+            out.push(Action::Audit(Box::new(
+                AuditRecord::acl(wall, Some(&s.address), explanation)
+                    .with_semantics(self.security.semantics()),
+            )));
+        }
+        false
+    }
+
+    /// May `origin`, a client that may be gone (a retained message's publisher, under
+    /// `check_retain_source`), still write `topic`? A denial is audited without an address, once
+    /// per origin and topic.
+    pub(super) fn authorize_origin(
+        &mut self,
+        origin: ClientRef<'_>,
+        topic: &str,
+        wall: SystemTime,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        let decision = self.security.decide(origin, topic, Access::Write);
+        if decision.is_allowed() {
+            return true;
+        }
+        if self.withheld.note(origin.client_id, topic) == Withheld::First {
+            let explanation = self
+                .security
+                .explain(origin, topic, Access::Write, decision);
+            out.push(Action::Audit(Box::new(
+                AuditRecord::acl(wall, None, explanation).with_semantics(self.security.semantics()),
+            )));
+        }
+        false
+    }
+}
