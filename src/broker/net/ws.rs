@@ -394,3 +394,6 @@ fn subprotocol(req: &Request) -> Option<String> {
         .find(|p| *p == "mqtt" || *p == "mqttv3.1")
         .map(str::to_owned)
 }
+
+#[cfg(test)]
+mod tests;
