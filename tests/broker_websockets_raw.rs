@@ -1,14 +1,15 @@
 //! MQTT over WebSocket byte by byte, with a hand-made client (`tungstenite`) against our broker and
 //! upstream Mosquitto 2.1.2 on the same config: an MQTT packet split across frames, several packets in
 //! one frame, a fragmented message with a ping in between, an upgrade without the `mqtt` subprotocol
-//! refused (that connection only), and a text frame ending the connection.
+//! refused (that connection only), a text frame ending the connection, and `max_connections` on a
+//! WebSocket listener.
 
 mod broker_support;
 
 use std::net::TcpStream;
 use std::time::Duration;
 
-use broker_support::ws::{Scheme, Server};
+use broker_support::ws::{conf, Scheme, Server};
 use mqtt_policy::broker::codec::{
     encode, Connect, Packet, Properties, Publish, QoS, SubOptions, Subscribe, SubscribeFilter,
     Version,
@@ -265,4 +266,83 @@ fn upgrades_without_mqtt_and_text_frames_are_refused_on_our_broker() {
 #[test]
 fn upgrades_without_mqtt_and_text_frames_are_refused_on_mosquitto_2_1_2() {
     refusals(&Server::mosquitto(Scheme::Ws));
+}
+
+/// `max_connections 1` on the WebSocket listener: a second connection gets no MQTT session while the
+/// first is open, and one does once it is closed.
+fn max_connections(server: &Server) {
+    let what = server.name();
+    // The start-up probe's connection may not be counted out yet: bounded, 50 tries 100 ms apart.
+    let mut first = (0..50)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            let s = stream(server.port());
+            tungstenite::client::client(request(server.port(), Some("mqtt")), s).ok()
+        })
+        .map(|(ws, _)| Client {
+            ws,
+            input: Vec::new(),
+            pongs: 0,
+        })
+        .unwrap_or_else(|| panic!("{what}: no first connection\n{}", server.log()));
+    first.binary(&bytes(&[connect("first", "user1", "123456")]));
+    assert_eq!(first.packet(), (0x20, vec![0, 0]), "{what}: CONNACK");
+    let second =
+        tungstenite::client::client(request(server.port(), Some("mqtt")), stream(server.port()));
+    if let Ok((mut ws, _)) = second {
+        // Upgraded before the count was seen: it must not get a CONNACK.
+        let mut login = Vec::new();
+        encode(
+            &connect("second", "user1", "123456"),
+            Version::V311,
+            &mut login,
+        );
+        let refused = ws.send(Message::Binary(login.into())).is_err()
+            || !matches!(ws.read(), Ok(Message::Binary(_)));
+        assert!(
+            refused,
+            "{what}: a second connection past max_connections 1"
+        );
+    }
+    drop(first);
+    // Bounded: 50 tries, 100 ms apart, for the broker to count the close.
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        let Ok((ws, _)) = tungstenite::client::client(
+            request(server.port(), Some("mqtt")),
+            stream(server.port()),
+        ) else {
+            continue;
+        };
+        let mut c = Client {
+            ws,
+            input: Vec::new(),
+            pongs: 0,
+        };
+        c.binary(&bytes(&[connect("third", "user1", "123456")]));
+        if matches!(c.ws.read(), Ok(Message::Binary(b)) if b[..] == [0x20, 2, 0, 0]) {
+            return;
+        }
+    }
+    panic!(
+        "{what}: no connection after the first closed\n{}",
+        server.log()
+    );
+}
+
+fn limited() -> String {
+    conf(Scheme::Ws).replace(
+        "protocol websockets\n",
+        "protocol websockets\nmax_connections 1\n",
+    )
+}
+
+#[test]
+fn max_connections_holds_on_a_websocket_listener_of_our_broker() {
+    max_connections(&Server::ours_with(&limited()));
+}
+
+#[test]
+fn max_connections_holds_on_a_websocket_listener_of_mosquitto_2_1_2() {
+    max_connections(&Server::mosquitto_with(&limited()));
 }

@@ -132,12 +132,22 @@ pub enum Server {
 impl Server {
     /// Our broker with [`conf`].
     pub fn ours(scheme: Scheme) -> Server {
-        Server::Ours(Broker::start(&conf(scheme), prepare))
+        Server::ours_with(&conf(scheme))
     }
 
     /// Mosquitto 2.1.2 with the same [`conf`].
     pub fn mosquitto(scheme: Scheme) -> Server {
-        Server::Mosquitto(Mosquitto::start(&conf(scheme), prepare))
+        Server::mosquitto_with(&conf(scheme))
+    }
+
+    /// Our broker with `conf` and the tutorial's files.
+    pub fn ours_with(conf: &str) -> Server {
+        Server::Ours(Broker::start(conf, prepare))
+    }
+
+    /// Mosquitto 2.1.2 with `conf` and the tutorial's files.
+    pub fn mosquitto_with(conf: &str) -> Server {
+        Server::Mosquitto(Mosquitto::start(conf, prepare))
     }
 
     /// Its port.
