@@ -1,8 +1,8 @@
 //! MQTT over WebSocket byte by byte, with a hand-made client (`tungstenite`) against our broker and
 //! upstream Mosquitto 2.1.2 on the same config: an MQTT packet split across frames, several packets in
-//! one frame, a fragmented message with a ping in between, an upgrade without the `mqtt` subprotocol
-//! refused (that connection only), a text frame ending the connection, and `max_connections` on a
-//! WebSocket listener.
+//! one frame, a 1 MiB packet, a fragmented message with a ping in between, 4 MiB for a subscriber that
+//! reads only afterwards, an upgrade without the `mqtt` subprotocol refused (that connection only), a
+//! text frame ending the connection, and `max_connections` on a WebSocket listener.
 
 mod broker_support;
 
@@ -19,9 +19,13 @@ use tungstenite::protocol::frame::coding::{Data, OpCode};
 use tungstenite::protocol::frame::Frame;
 use tungstenite::{Message, WebSocket};
 
+/// A byte stream, plain or TLS.
+trait Stream: std::io::Read + std::io::Write {}
+impl<T: std::io::Read + std::io::Write> Stream for T {}
+
 /// A WebSocket MQTT client: frames out, a byte stream of packets in.
 struct Client {
-    ws: WebSocket<TcpStream>,
+    ws: WebSocket<Box<dyn Stream>>,
     input: Vec<u8>,
     pongs: usize,
 }
@@ -38,8 +42,38 @@ fn request(port: u16, protocol: Option<&str>) -> tungstenite::handshake::client:
     req
 }
 
+/// A TLS client session for 127.0.0.1 that trusts only the server's CA.
+fn tls_client(server: &Server) -> rustls::ClientConnection {
+    let out = std::process::Command::new("openssl")
+        .args(["x509", "-outform", "der", "-in"])
+        .arg(server.ca())
+        .output()
+        .expect("run openssl");
+    assert!(out.status.success(), "openssl x509: {out:?}");
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(out.stdout))
+        .expect("the test CA");
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+    rustls::ClientConnection::new(std::sync::Arc::new(config), name).expect("TLS client")
+}
+
+/// A client socket with a small receive buffer (32 KiB), so that what a broker sends it fills the
+/// socket soon and the broker's writes have to wait for it.
 fn stream(port: u16) -> TcpStream {
-    let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let sock =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    sock.set_recv_buffer_size(32 << 10).expect("SO_RCVBUF");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    sock.connect(&addr.into()).expect("connect");
+    let s = TcpStream::from(sock);
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     s
@@ -80,11 +114,18 @@ fn publish(topic: &str, payload: &[u8]) -> Packet {
 
 impl Client {
     fn open(server: &Server) -> Client {
-        let (ws, resp) = tungstenite::client::client(
-            request(server.port(), Some("mqtt")),
-            stream(server.port()),
-        )
-        .unwrap_or_else(|e| panic!("upgrade on {}: {e}\n{}", server.name(), server.log()));
+        Client::open_as(server, Scheme::Ws)
+    }
+
+    /// Over `ws://`, or over `wss://` trusting the server's CA only.
+    fn open_as(server: &Server, scheme: Scheme) -> Client {
+        let tcp = stream(server.port());
+        let s: Box<dyn Stream> = match scheme {
+            Scheme::Ws => Box::new(tcp),
+            Scheme::Wss => Box::new(rustls::StreamOwned::new(tls_client(server), tcp)),
+        };
+        let (ws, resp) = tungstenite::client::client(request(server.port(), Some("mqtt")), s)
+            .unwrap_or_else(|e| panic!("upgrade on {}: {e}\n{}", server.name(), server.log()));
         assert_eq!(
             resp.headers()
                 .get("Sec-WebSocket-Protocol")
@@ -185,6 +226,14 @@ fn split_and_packed(server: &Server) -> Client {
         body.len()
     );
     assert_eq!(c.pongs, 1, "{what}: the ping answered");
+    // A 1 MiB PUBLISH in one frame (Mosquitto 2.1 refuses packets over 2,000,000 bytes by default),
+    // back in frames of the broker's choosing.
+    let big: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8).collect();
+    c.binary(&bytes(&[publish(topic, &big), Packet::PingReq]));
+    let (first, body) = c.packet();
+    assert_eq!(first, 0x30, "{what}: PUBLISH");
+    assert!(body.ends_with(&big), "{what}: {} bytes", body.len());
+    assert_eq!(c.packet(), (0xd0, vec![]), "{what}: PINGRESP");
     c
 }
 
@@ -276,7 +325,7 @@ fn max_connections(server: &Server) {
     let mut first = (0..50)
         .find_map(|_| {
             std::thread::sleep(Duration::from_millis(100));
-            let s = stream(server.port());
+            let s: Box<dyn Stream> = Box::new(stream(server.port()));
             tungstenite::client::client(request(server.port(), Some("mqtt")), s).ok()
         })
         .map(|(ws, _)| Client {
@@ -308,10 +357,9 @@ fn max_connections(server: &Server) {
     // Bounded: 50 tries, 100 ms apart, for the broker to count the close.
     for _ in 0..50 {
         std::thread::sleep(Duration::from_millis(100));
-        let Ok((ws, _)) = tungstenite::client::client(
-            request(server.port(), Some("mqtt")),
-            stream(server.port()),
-        ) else {
+        let s: Box<dyn Stream> = Box::new(stream(server.port()));
+        let Ok((ws, _)) = tungstenite::client::client(request(server.port(), Some("mqtt")), s)
+        else {
             continue;
         };
         let mut c = Client {
@@ -345,4 +393,63 @@ fn max_connections_holds_on_a_websocket_listener_of_our_broker() {
 #[test]
 fn max_connections_holds_on_a_websocket_listener_of_mosquitto_2_1_2() {
     max_connections(&Server::mosquitto_with(&limited()));
+}
+
+/// 16 messages of 256 KiB for a subscriber that reads only once they are all sent: the broker's
+/// writes fill the socket and go on when it drains; everything arrives whole and in order.
+fn late_reader(server: &Server, scheme: Scheme) {
+    let what = server.name();
+    let topic = "lab/x/y/user1";
+    let mut sub = Client::open_as(server, scheme);
+    sub.binary(&bytes(&[
+        connect("late-sub", "user1", "123456"),
+        Packet::Subscribe(Subscribe {
+            pkid: 1,
+            filters: vec![SubscribeFilter {
+                filter: topic.into(),
+                options: SubOptions::qos(QoS::AtMostOnce),
+            }],
+            properties: Properties::default(),
+        }),
+    ]));
+    assert_eq!(sub.packet(), (0x20, vec![0, 0]), "{what}: CONNACK");
+    assert_eq!(sub.packet(), (0x90, vec![0, 1, 0]), "{what}: SUBACK");
+    let mut publ = Client::open_as(server, scheme);
+    publ.binary(&bytes(&[connect("late-pub", "user1", "123456")]));
+    assert_eq!(publ.packet(), (0x20, vec![0, 0]), "{what}: CONNACK");
+    let payload = |i: u8| vec![i; 256 << 10];
+    for i in 0..16 {
+        publ.binary(&bytes(&[publish(topic, &payload(i))]));
+    }
+    publ.binary(&bytes(&[Packet::PingReq]));
+    assert_eq!(publ.packet(), (0xd0, vec![]), "{what}: PINGRESP");
+    for i in 0..16 {
+        let (first, body) = sub.packet();
+        assert_eq!(first, 0x30, "{what}: PUBLISH {i}");
+        assert!(
+            body.ends_with(&payload(i)),
+            "{what}: message {i}, {} bytes",
+            body.len()
+        );
+    }
+}
+
+#[test]
+fn a_late_reader_gets_everything_whole_from_our_broker() {
+    late_reader(&Server::ours(Scheme::Ws), Scheme::Ws);
+}
+
+#[test]
+fn a_late_reader_gets_everything_whole_from_our_broker_over_tls() {
+    late_reader(&Server::ours(Scheme::Wss), Scheme::Wss);
+}
+
+#[test]
+fn a_late_reader_gets_everything_whole_from_mosquitto_2_1_2() {
+    late_reader(&Server::mosquitto(Scheme::Ws), Scheme::Ws);
+}
+
+#[test]
+fn a_late_reader_gets_everything_whole_from_mosquitto_2_1_2_over_tls() {
+    late_reader(&Server::mosquitto(Scheme::Wss), Scheme::Wss);
 }

@@ -2,7 +2,7 @@
 //! socket, either of them with MQTT over WebSocket on top ([`super::ws`]). Every call returns
 //! `WouldBlock` when it cannot go on until the socket is ready again.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
 
 use mio::net::TcpStream;
@@ -146,6 +146,21 @@ impl Raw {
         loop {
             let n = tls.writer().write(data)?;
             if n > 0 || data.is_empty() {
+                return Ok(n);
+            }
+            // rustls' buffer is full: make room, or wait for the socket.
+            Self::flush_tls(tls, &mut self.sock)?;
+        }
+    }
+
+    /// [`Raw::write`] from several buffers, in order.
+    pub(super) fn write_vectored(&mut self, data: &[IoSlice<'_>]) -> io::Result<usize> {
+        let Some(tls) = self.tls.as_mut() else {
+            return self.sock.write_vectored(data);
+        };
+        loop {
+            let n = tls.writer().write_vectored(data)?;
+            if n > 0 || data.iter().all(|d| d.is_empty()) {
                 return Ok(n);
             }
             // rustls' buffer is full: make room, or wait for the socket.

@@ -10,9 +10,10 @@
 //! `WebSocket` would buffer each message and allocate it). Pings are answered, a close is echoed
 //! and ends the stream; text frames, unmasked frames, extensions and frames larger than the
 //! broker's largest packet end the connection with a close frame saying why. Writes go out as one
-//! unmasked binary frame per chunk.
+//! unmasked binary frame per chunk, written straight to the stream below (a vectored write of header
+//! and payload); only what the socket does not take is copied.
 
-use std::io::{self, Cursor};
+use std::io::{self, Cursor, IoSlice};
 
 use tungstenite::handshake::machine::TryParse;
 use tungstenite::handshake::server::{create_response, write_response, Request};
@@ -343,7 +344,8 @@ impl Ws {
     }
 
     /// Takes some of `data` as a binary frame: how many bytes, or `WouldBlock` while the socket
-    /// has not taken what is queued.
+    /// has not taken what is queued. When nothing is queued, the frame goes straight to the stream
+    /// below and only what it does not take now is copied.
     pub(super) fn write(&mut self, raw: &mut Raw, data: &[u8]) -> io::Result<usize> {
         if self.request.is_some() || self.close_sent {
             return Err(io::ErrorKind::NotConnected.into());
@@ -352,13 +354,45 @@ impl Ws {
             self.flush(raw)?;
         }
         let take = data.len().min(MAX_OUT_FRAME);
-        if take > 0 {
-            self.queue_frame(OpCode::Data(Data::Binary), &data[..take]);
+        if take == 0 {
+            return Ok(0);
         }
-        match self.flush(raw) {
-            Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
-            _ => Ok(take),
+        let payload = &data[..take];
+        let h = FrameHeader {
+            opcode: OpCode::Data(Data::Binary),
+            ..FrameHeader::default()
+        };
+        let mut head = Cursor::new([0u8; 14]);
+        // 14 bytes hold any header.
+        let _ = h.format(take as u64, &mut head);
+        let head_len = usize::try_from(head.position()).unwrap_or(0);
+        let head = &head.get_ref()[..head_len];
+        let mut sent = 0;
+        if !self.pending() {
+            // Bounded: each turn sends at least one byte, or stops.
+            while sent < head_len + take {
+                let r = if sent < head_len {
+                    raw.write_vectored(&[IoSlice::new(&head[sent..]), IoSlice::new(payload)])
+                } else {
+                    raw.write(&payload[sent - head_len..])
+                };
+                match r {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => sent += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
         }
+        // What the stream did not take waits here, after what waited already.
+        if sent < head_len {
+            self.out.extend_from_slice(&head[sent..]);
+            self.out.extend_from_slice(payload);
+        } else if sent < head_len + take {
+            self.out.extend_from_slice(&payload[sent - head_len..]);
+        }
+        Ok(take)
     }
 
     /// Hands what is queued to the stream below and flushes it.
