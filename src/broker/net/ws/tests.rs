@@ -129,6 +129,20 @@ fn the_upgrade_needs_the_mqtt_subprotocol() {
     );
     assert!(!ws.handshaking());
 
+    // The older name, as Mosquitto accepts it, and a frame sent right behind the request.
+    let mut ws = Ws::new(std::sync::Arc::default(), 1024);
+    let mut text = req("Sec-WebSocket-Protocol: mqttv3.1\r\n").into_bytes();
+    text.extend(frame(BIN, true, b"x"));
+    let rest = ws.upgrade(&text).unwrap().unwrap();
+    let answer = String::from_utf8(ws.out.clone())
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        answer.contains("sec-websocket-protocol: mqttv3.1\r\n"),
+        "{answer}"
+    );
+    assert_eq!(rest, frame(BIN, true, b"x"));
+
     for bad in ["", "Sec-WebSocket-Protocol: chat\r\n"] {
         let mut ws = Ws::new(std::sync::Arc::default(), 1024);
         assert!(ws.upgrade(req(bad).as_bytes()).is_err());
