@@ -7,7 +7,11 @@
 # changed tarball is rebuilt and an unchanged one never is. Needs cmake, make, cc, libssl-dev, libcjson-dev
 # (scripts/install-deps.sh installs them). Only the broker is built: the clients, apps and the plugins that
 # ship as separate files are left out (2.1's acl_file and password_file are compiled into the broker
-# itself; its sqlite persistence plugin would need libsqlite3-dev).
+# itself; its sqlite persistence plugin would need libsqlite3-dev). 2.1's websockets listener
+# (`protocol websockets`, used by tests/broker_websockets.rs) is built in by default (its cmake options
+# WITH_WEBSOCKETS and WITH_WEBSOCKETS_BUILTIN are ON, with the HTTP parser it ships in deps/): it needs
+# no libwebsockets and no flag here, so the cache key is unchanged (2.0.22 leaves websockets off unless
+# built with libwebsockets).
 #
 # Usage: bash scripts/build-mosquitto.sh VERSION      (2.0.22 or 2.1.2: whatever the vendor folder holds)
 #   MQTT_POLICY_VENDOR  the folder with the tarballs (default: ../shared/vendor beside the repository)

@@ -9,7 +9,9 @@
 #   - the programs the build, the main job and the tests run: cc, openssl, mosquitto_pub/_sub, Debian's
 #     python3 with paho-mqtt (the tutorial's client library), and for the tests /usr/sbin/mosquitto,
 #     mosquitto_passwd, and what the package test runs;
-#   - for the tests that build the vendored Mosquitto 2.0.22 / 2.1.2: cmake, OpenSSL's and cJSON's headers.
+#   - for the tests that build the vendored Mosquitto 2.0.22 / 2.1.2: cmake, OpenSSL's and cJSON's headers;
+#   - for the WebSocket tests: node and npm, and MQTT.js in tests/js/node_modules (`npm ci` from the
+#     committed package-lock.json, when tests/js/node_modules/mqtt is missing).
 # Rust crates come via cargo. The packages are named in one table below, each beside what it provides.
 #
 # Usage: bash scripts/install-deps.sh [--no-broker] [--check]
@@ -97,6 +99,9 @@ if [ "$tests" = 1 ]; then
     have_cmd readelf || want binutils "readelf (the package test checks the plugin is stripped)"
     have_cmd strace || want strace "strace (the package test checks the unit's SystemCallFilter)"
     have_cmd systemd-analyze || want systemd "systemd-analyze (the package test verifies the unit)"
+    # The WebSocket tests' JavaScript client (MQTT.js, tests/js/).
+    have_cmd node || want nodejs "node (MQTT.js, the WebSocket tests' client)"
+    have_cmd npm || want npm "npm (installs MQTT.js into tests/js)"
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
@@ -116,10 +121,25 @@ if [ ${#need[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     # What was installed must now be there: the same checks again, installing nothing.
-    if ! bash "$0" "$@" --check; then
+    # (MQTT.js comes after this, from npm: the re-check leaves it out.)
+    if ! MQTT_POLICY_APT_RECHECK=1 bash "$0" "$@" --check; then
         echo "mqtt-policy: the packages above were installed but what they should provide is still missing" >&2
         exit 1
     fi
+fi
+
+# MQTT.js for the WebSocket tests, exactly as package-lock.json pins it.
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [ "$tests" = 1 ] && [ -z "${MQTT_POLICY_APT_RECHECK:-}" ] \
+    && [ ! -f "$root/tests/js/node_modules/mqtt/package.json" ]; then
+    if [ "$check_only" = 1 ]; then
+        echo "mqtt-policy: missing: MQTT.js in tests/js/node_modules (npm ci)" >&2
+        exit 1
+    fi
+    echo "mqtt-policy: installing MQTT.js into tests/js (npm ci)" >&2
+    (cd "$root/tests/js" && npm ci --no-audit --no-fund >/dev/null)
+    [ -f "$root/tests/js/node_modules/mqtt/package.json" ] \
+        || { echo "mqtt-policy: npm ci did not install tests/js/node_modules/mqtt" >&2; exit 1; }
 fi
 
 # The installed broker must not hold the tutorial's port or 1883 while tests run.

@@ -60,6 +60,10 @@ pub struct Listener {
     pub tls: Option<TlsSettings>,
     /// `max_connections` for this listener (`None`: unlimited).
     pub max_connections: Option<usize>,
+    /// `protocol websockets`: MQTT over WebSocket (with TLS too when `certfile`/`keyfile` are set).
+    pub websockets: bool,
+    /// `websockets_origin`: the `Origin` headers a WebSocket upgrade may carry (empty: any).
+    pub websockets_origins: Vec<String>,
     /// The config line that created it (0 for the implicit local listener).
     pub line: u32,
 }
@@ -147,6 +151,7 @@ const IGNORED: &[&str] = &[
     "ciphers_tls1.3",
     "socket_domain",
     "websockets_log_level",
+    "websockets_headers_size",
     "http_dir",
     "allow_duplicate_messages",
     "retry_interval",
@@ -223,6 +228,8 @@ struct Pending {
     /// `use_subject_as_username true` and its line.
     use_subject: Option<u32>,
     max_connections: Option<usize>,
+    websockets: bool,
+    websockets_origins: Vec<String>,
     line: u32,
     touched: bool,
 }
@@ -288,6 +295,8 @@ impl Pending {
             bind: self.bind,
             tls,
             max_connections: self.max_connections,
+            websockets: self.websockets,
+            websockets_origins: self.websockets_origins,
             line: self.line,
         })
     }
@@ -406,13 +415,28 @@ impl BrokerConfig {
                     target.max_connections = usize::try_from(n).ok();
                 }
                 "protocol" => {
-                    if value != "mqtt" {
+                    target.websockets = match value {
+                        "mqtt" => false,
+                        "websockets" => true,
+                        _ => {
+                            return Err(err(
+                                conf,
+                                line,
+                                format!("`protocol {value}` is not supported by this broker (mqtt or websockets)"),
+                            ))
+                        }
+                    };
+                    target.touched = true;
+                }
+                "websockets_origin" => {
+                    let Some(listener) = current.as_mut() else {
                         return Err(err(
                             conf,
                             line,
-                            format!("`protocol {value}` is not supported by this broker (only mqtt)"),
+                            "`websockets_origin` belongs to a `listener`".to_owned(),
                         ));
-                    }
+                    };
+                    listener.websockets_origins.push(value.to_owned());
                 }
                 "allow_anonymous" => anonymous = Some(parse_bool(conf, line, key, value)?),
                 "password_file" | "acl_file" => {}
@@ -527,6 +551,8 @@ impl BrokerConfig {
                 bind: Some("127.0.0.1".to_owned()),
                 tls: None,
                 max_connections: None,
+                websockets: false,
+                websockets_origins: Vec::new(),
                 line: 0,
             });
             cfg.allow_anonymous = anonymous.unwrap_or(true);
@@ -686,6 +712,28 @@ mod tests {
         assert!(c.listeners[0].tls.is_none());
         assert!(c.warnings[0].starts_with("m.conf:2:"), "{:?}", c.warnings);
         assert!(c.warnings[0].contains("ignored"), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn protocol_websockets_is_a_listener_setting_with_or_without_tls() {
+        let c = cfg("listener 1\nlistener 2\nprotocol websockets\nwebsockets_origin http://a\nlistener 3\nprotocol websockets\ncertfile /c\nkeyfile /k\nhttp_dir /w\nwebsockets_headers_size 4096\n").unwrap();
+        let ws: Vec<_> = c
+            .listeners
+            .iter()
+            .map(|l| (l.port, l.websockets, l.tls.is_some()))
+            .collect();
+        assert_eq!(ws, [(1, false, false), (2, true, false), (3, true, true)]);
+        assert_eq!(c.listeners[1].websockets_origins, ["http://a"]);
+        assert!(c.listeners[2].websockets_origins.is_empty());
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(c.warnings[0].starts_with("m.conf:9:") && c.warnings[0].contains("`http_dir`"));
+        assert!(c.warnings[1].contains("`websockets_headers_size`"));
+        let e = cfg("listener 1\nprotocol mqttsn\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("m.conf:2") && e.contains("mqttsn"), "{e}");
+        let e = cfg("websockets_origin http://a\n").unwrap_err().to_string();
+        assert!(e.contains("m.conf:1") && e.contains("listener"), "{e}");
     }
 
     #[test]

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // Each test file uses a different part of this module.
 
+pub mod ws;
+
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -14,6 +14,7 @@ use crate::broker::identity::CertUsername;
 
 use super::log;
 use super::shard::{Accepted, ShardHandle};
+use super::ws::WsListener;
 use crate::broker::session::ConnId;
 
 /// A bound listener.
@@ -26,6 +27,8 @@ pub(super) struct Bound {
     pub(super) cert_username: Option<CertUsername>,
     /// `max_connections` (`None`: no limit).
     pub(super) max_connections: Option<usize>,
+    /// Its WebSocket settings, for a `protocol websockets` listener.
+    pub(super) ws: Option<Arc<WsListener>>,
 }
 
 /// Starts the accepting thread.
@@ -86,6 +89,7 @@ fn run(mut poll: Poll, listeners: &[Bound], shards: &[Arc<ShardHandle>]) {
                     tls: l.tls.clone(),
                     cert_username: l.cert_username,
                     open: Arc::clone(&open[i]),
+                    ws: l.ws.clone(),
                 });
                 next_shard = (next_shard + 1) % shards.len();
             }

@@ -5,7 +5,8 @@
 //! * `accept`: one thread takes every listener's sockets and deals them out to the shards.
 //! * `shard`: one thread per core (a mio poll each) serves its connections in turn, with their
 //!   deadlines in a timer heap.
-//! * `conn`: one connection's reads, writes and deadline; `transport`: plain TCP or TLS.
+//! * `conn`: one connection's reads, writes and deadline; `transport`: plain TCP or TLS; `ws`: MQTT
+//!   over WebSocket on top of either (`protocol websockets`).
 //!
 //! Memory is bounded per connection, and small while it is idle: a slab entry and an outbox, no
 //! task, no buffer. Reads go into the shard's buffer and only an incomplete packet is copied out
@@ -26,6 +27,7 @@ mod notify;
 mod shard;
 mod tls_config;
 mod transport;
+mod ws;
 
 use std::io::{self, Write as _};
 use std::net::ToSocketAddrs;
@@ -177,7 +179,12 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
         );
         let socket = bind(&addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         log(&format!(
-            "listening on {addr}{}",
+            "listening on {addr}{}{}",
+            if listener.websockets {
+                " (WebSocket)"
+            } else {
+                ""
+            },
             if tls.is_some() { " (TLS)" } else { "" }
         ));
         bound.push(accept::Bound {
@@ -185,6 +192,11 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
             tls,
             cert_username: listener.tls.as_ref().and_then(|t| t.cert_username),
             max_connections: listener.max_connections,
+            ws: listener.websockets.then(|| {
+                Arc::new(ws::WsListener {
+                    origins: listener.websockets_origins.clone(),
+                })
+            }),
         });
     }
     let shards = std::thread::available_parallelism().map_or(2, usize::from);

@@ -22,6 +22,7 @@ use tokio_rustls::rustls;
 
 use super::conn::{Conn, Ctx, Gone, Turn};
 use super::transport::Transport;
+use super::ws::{Ws, WsListener};
 use super::{log, CoreMsg, READ_MAX};
 use crate::broker::outbox::{Doorbell, Outbox};
 use crate::broker::router::Event;
@@ -46,6 +47,8 @@ pub(super) struct Accepted {
     pub(super) cert_username: Option<CertUsername>,
     /// The listener's count of open connections (counted already).
     pub(super) open: Arc<AtomicUsize>,
+    /// The listener's WebSocket settings, if it is a `protocol websockets` listener.
+    pub(super) ws: Option<Arc<WsListener>>,
 }
 
 #[derive(Default)]
@@ -254,7 +257,7 @@ impl Shard {
         let outbox = Arc::new(Outbox::new(bell, slot));
         let mut conn = Conn::new(
             a.conn,
-            Transport::new(stream, tls),
+            Transport::new(stream, tls, a.ws.map(|l| Ws::new(l, self.max_packet_size))),
             outbox,
             a.open,
             a.peer,
@@ -386,7 +389,7 @@ impl Shard {
         let Conn {
             id, mut io, open, ..
         } = conn;
-        let _ = self.poll.registry().deregister(&mut io.sock);
+        let _ = self.poll.registry().deregister(&mut io.raw.sock);
         drop(io);
         self.closed(slot, id, &open)
     }
