@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Our standalone broker (`mqtt-policy broker -c CONF`) against Debian's mosquitto 2.0.11, in one run on
-# the same machine, with the SAME mosquitto.conf: the tutorial's password file (users hashed `$7$`,
+# Our standalone broker (`mqtt-policy broker -c CONF`) against Debian's mosquitto 2.0.11 and, when it is
+# installed (`cargo install rumqttd --version 0.20.0`, not --locked: its lockfile fails on current rustc;
+# or RUMQTTD=path), the Rust peer rumqttd 0.20, in one run on the same machine. Ours and mosquitto read
+# the SAME mosquitto.conf: the tutorial's password file (users hashed `$7$`,
 # 101 iterations, by `mqtt-policy passwd -c -b`) and acl file (`pattern readwrite +/+/+/%u`,
 # `user admin` / `topic readwrite #`), plain TCP on 127.0.0.1 (a free port), `max_connections -1`, and
 # otherwise each broker's DEFAULT settings (max_queued_messages 1000, max_inflight_messages 20): what a
@@ -10,6 +12,8 @@
 #   qos1-1to1     one publisher → one subscriber, QoS 1 (publisher window WINDOW, subscriber PUBACKs each)
 #   fanout-1to50  one publisher → 50 subscribers (QoS FAN_QOS), deliveries per second
 #   fanin-50to1   50 publishers → one subscriber (QoS FAN_QOS)
+#   latency       publish -> deliver latency at a fixed moderate rate (LAT_RATE msg/s, LAT_N messages,
+#                 QoS 0, one publisher, one subscriber; examples/latency.rs): p50 and p99 in microseconds
 #   idle-10k      broker RSS (/proc/PID/status VmRSS) before and after IDLE_CLIENTS clients CONNECT and
 #                 stay idle: bytes per connection
 # Publishers are `user1` on `bench/load/pN/user1` (the acl's pattern decides every write); a single
@@ -20,6 +24,12 @@
 # flow case runs from the first publish (every client connected and subscribed) to the last delivery;
 # what never arrives is reported as `lost` (a broker may drop messages under overload: mosquitto does
 # at QoS 0 and 1 beyond max_queued_messages; ours paces the publishers instead).
+#
+# rumqttd has no password file or ACL: it runs the [router] and [v4.1] sections of its default config
+# (`rumqttd generate-config`: max_connections 10010, max_outgoing_packet_count 200, segments 100 MiB x 10,
+# max_payload_size 20480, max_inflight_count 100) on the chosen port; the default's other listeners (v5,
+# websockets, console, prometheus) are left out, they bind fixed ports. Its column is a broker doing less
+# work per message (no password check, no ACL).
 #
 # Every run gets a fresh broker; runs alternate between the brokers (ours first in odd rounds,
 # mosquitto first in even rounds) because the machine is shared and noisy; every run is bounded in time
@@ -44,13 +54,20 @@ idle_clients=${IDLE_CLIENTS:-10000}
 payload=${PAYLOAD:-32}
 window=${WINDOW:-100}
 run_timeout=${RUN_TIMEOUT:-60}
-cases=${CASES:-qos0-1to1 qos1-1to1 fanout-1to50 fanin-50to1 idle-10k}
+cases=${CASES:-qos0-1to1 qos1-1to1 fanout-1to50 fanin-50to1 latency idle-10k}
+lat_rate=${LAT_RATE:-10000}
+lat_n=${LAT_N:-50000}
 settings=${SETTINGS:-default tuned}
 
 bash scripts/install-deps.sh
 cargo build --release --quiet
-cargo build --release --quiet --example loadgen
+cargo build --release --quiet --example loadgen --example latency
+latency_bin="$(pwd)/target/release/examples/latency"
 broker_bin="$(pwd)/target/release/mqtt-policy"
+rumqttd_bin=${RUMQTTD:-$(command -v rumqttd || true)}
+[ -z "$rumqttd_bin" ] && [ -x "$HOME/.cargo/bin/rumqttd" ] && rumqttd_bin="$HOME/.cargo/bin/rumqttd"
+brokers="ours mosquitto"
+if [ -n "$rumqttd_bin" ]; then brokers="ours mosquitto rumqttd"; else echo "rumqttd not found: its column is left out" >&2; fi
 loadgen="$(pwd)/target/release/examples/loadgen"
 
 # File descriptors: each side holds IDLE_CLIENTS sockets (the brokers inherit this limit).
@@ -98,6 +115,24 @@ EOF
 cp "$work/mosquitto.conf" "$work/tuned.conf"
 printf 'max_queued_messages 1000000\nmax_inflight_messages %s\n' "$window" >>"$work/tuned.conf"
 conf="$work/mosquitto.conf"
+cat >"$work/rumqttd.toml" <<EOF
+id = 0
+[router]
+id = 0
+max_connections = 10010
+max_outgoing_packet_count = 200
+max_segment_size = 104857600
+max_segment_count = 10
+[v4.1]
+name = "v4-1"
+listen = "127.0.0.1:$port"
+next_connection_delay_ms = 1
+[v4.1.connections]
+connection_timeout_ms = 60000
+max_payload_size = 20480
+max_inflight_count = 100
+dynamic_filters = true
+EOF
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 cpu_secs() { # utime + stime of a process, in seconds
@@ -108,6 +143,8 @@ start_broker() { # broker log
     local which=$1 log=$2
     if [ "$which" = ours ]; then
         "$broker_bin" broker -c "$conf" 2>>"$log" &
+    elif [ "$which" = rumqttd ]; then
+        "$rumqttd_bin" -c "$work/rumqttd.toml" >>"$log" 2>&1 &
     else
         mosquitto -c "$conf" 2>>"$log" &
     fi
@@ -178,8 +215,32 @@ run_flow() { # round case which [label]
     echo -e "$label\t$which\t$r\t$rate\t$lost\t$cpu" >>"$results"
 }
 
+run_latency() { # round which
+    local r=$1 which=$2 log="$work/$2.log" out
+    conf="$work/mosquitto.conf"
+    start_broker "$which" "$log" || { echo -e "latency-p50-us\t$which\t$r\tFAIL\t0\t0" >>"$results"; return 0; }
+    out=$(timeout $((run_timeout + 30)) "$latency_bin" --port "$port" --rate "$lat_rate" --messages "$lat_n" \
+        --payload "$payload" --timeout "$run_timeout" 2>&1) || out="$out (latency exit $?)"
+    stop_broker "$which" "$log"
+    local p50 p99 max received
+    p50=$(sed -n 's/.*p50_us=\([0-9]*\).*/\1/p' <<<"$out")
+    p99=$(sed -n 's/.*p99_us=\([0-9]*\).*/\1/p' <<<"$out")
+    max=$(sed -n 's/.*max_us=\([0-9]*\).*/\1/p' <<<"$out")
+    received=$(sed -n 's/.*received=\([0-9]*\).*/\1/p' <<<"$out")
+    if [ -z "$p50" ]; then
+        printf 'round %d  %-20s %-9s FAILED: %s\n' "$r" latency "$which" "$out"
+        echo -e "latency-p50-us\t$which\t$r\tFAIL\t0\t0" >>"$results"
+        return 0
+    fi
+    printf 'round %d  %-20s %-9s p50 %s us, p99 %s us, max %s us (%s/%s received at %s msg/s)\n' \
+        "$r" latency "$which" "$p50" "$p99" "$max" "$received" "$lat_n" "$lat_rate"
+    echo -e "latency-p50-us\t$which\t$r\t$p50\t$((lat_n - received))\t0" >>"$results"
+    echo -e "latency-p99-us\t$which\t$r\t$p99\t$((lat_n - received))\t0" >>"$results"
+}
+
 run_idle() { # round which
     local r=$1 which=$2 log="$work/$2.log" out="$work/idle.out"
+    conf="$work/mosquitto.conf"
     start_broker "$which" "$log" || { echo -e "idle-10k\t$which\t$r\tFAIL\t0\t0" >>"$results"; return 0; }
     sleep 0.5
     local before after closed
@@ -221,11 +282,15 @@ echo "ours: $("$broker_bin" --version 2>/dev/null || echo mqtt-policy) vs mosqui
 echo "settings: $settings (tuned: max_queued_messages 1000000, max_inflight_messages $window)"
 echo "sizes: qos0 $n_qos0, qos1 $n_qos1 (window $window), fan-out $n_fanout x $fan subscribers, fan-in $fan x $n_fanin (QoS $fan_qos), $idle_clients idle clients, payload $payload B, $rounds rounds"
 for r in $(seq "$rounds"); do
-    if [ $((r % 2)) = 1 ]; then order="ours mosquitto"; else order="mosquitto ours"; fi
+    # Alternated: forwards in odd rounds, backwards in even ones.
+    if [ $((r % 2)) = 1 ]; then order=$brokers; else order=$(tr ' ' '\n' <<<"$brokers" | tac | tr '\n' ' '); fi
     for c in $cases; do
         for which in $order; do
             if [ "$c" = idle-10k ]; then run_idle "$r" "$which"; continue; fi
+            if [ "$c" = latency ]; then run_latency "$r" "$which"; continue; fi
             for set in $settings; do
+                # rumqttd has its own config: one column.
+                if [ "$which" = rumqttd ] && [ "$set" = tuned ]; then continue; fi
                 if [ "$set" = tuned ]; then conf="$work/tuned.conf"; label="$c+tuned"; else conf="$work/mosquitto.conf"; label=$c; fi
                 run_flow "$r" "$c" "$which" "$label"
             done
@@ -241,27 +306,29 @@ cases = []
 for c, *_ in rows:
     if c not in cases:
         cases.append(c)
-print(f"{'case':<21}{'ours (median)':>16}{'mosquitto':>14}{'ours/mosq':>11}   lost (ours / mosquitto, all rounds)   broker cpu s (median)")
+print(f"{'case':<21}{'ours (median)':>16}{'mosquitto':>14}{'rumqttd':>14}{'ours/mosq':>11}{'ours/rumq':>11}   lost (ours / mosquitto / rumqttd, all rounds)   broker cpu s (median)")
 for c in cases:
     med, lost, cpu = {}, {}, {}
-    for b in ("ours", "mosquitto"):
+    for b in ("ours", "mosquitto", "rumqttd"):
         vals = [float(r[3]) for r in rows if r[0] == c and r[1] == b and r[3] != "FAIL"]
         fails = sum(1 for r in rows if r[0] == c and r[1] == b and r[3] == "FAIL")
         med[b] = statistics.median(vals) if vals else None
         lost[b] = f"{sum(int(r[4]) for r in rows if r[0] == c and r[1] == b)}" + (f" ({fails} failed)" if fails else "")
         cpus = [float(r[5]) for r in rows if r[0] == c and r[1] == b and r[3] != "FAIL"]
         cpu[b] = f"{statistics.median(cpus):.2f}" if cpus else "-"
-    unit = "B/conn" if c.startswith("idle") else "/s"
+    unit = "B/conn" if c.startswith("idle") else "us" if c.startswith("latency") else "/s"
     fmt = lambda v: "-" if v is None else f"{v:,.0f} {unit}"
     ratio = f"{med['ours'] / med['mosquitto']:.2f}" if med["ours"] and med["mosquitto"] else "-"
+    ratio_r = f"{med['ours'] / med['rumqttd']:.2f}" if med["ours"] and med["rumqttd"] else "-"
     idle_note = "   (idle: 'lost' = clients not connected at the end)" if c.startswith("idle") else ""
-    cpu_col = "" if c.startswith("idle") else f"{cpu['ours']} / {cpu['mosquitto']}"
-    print(f"{c:<21}{fmt(med['ours']):>16}{fmt(med['mosquitto']):>14}{ratio:>11}   {lost['ours'] + ' / ' + lost['mosquitto']:<38}{cpu_col}{idle_note}")
-print("ratios: throughput higher is better for ours; idle-10k (bytes per connection) lower is better for ours")
+    cpu_col = "" if c.startswith("idle") else f"{cpu['ours']} / {cpu['mosquitto']} / {cpu['rumqttd']}"
+    lost_col = " / ".join(lost[b] for b in ("ours", "mosquitto", "rumqttd"))
+    print(f"{c:<21}{fmt(med['ours']):>16}{fmt(med['mosquitto']):>14}{fmt(med['rumqttd']):>14}{ratio:>11}{ratio_r:>11}   {lost_col:<48}{cpu_col}{idle_note}")
+print("ratios: throughput higher is better for ours; latency (microseconds) and idle-10k (bytes per connection) lower is better for ours")
 PY
 
 # What the brokers said beyond start-up and shutdown lines (timestamps stripped).
-for which in ours mosquitto; do
+for which in $brokers; do
     log="$work/$which.log"
     [ -f "$log" ] || continue
     other=$(sed -E -e 's/^[0-9]+: //' -e 's/^[0-9TZ:.+-]+ mqtt-policy: //' "$log" |
