@@ -28,10 +28,12 @@ pub const CORE_CAPACITY: usize = 4096;
 
 /// What may still arrive for a subscriber after its queue passed its high mark, before the pauses
 /// take hold: a publisher is paused when the core reaches one of its messages, so the channel's
-/// content at that moment arrives, and publishers not yet reached refill the channel while the core
-/// works through it (at most as much again). Twice that, for margin. A queue is dropped from only
-/// beyond its mark (or limit) plus this.
-pub const IN_TRANSIT: usize = 4 * CORE_CAPACITY;
+/// content at that moment arrives, publishers not yet reached refill the channel while the core
+/// works through it, and what they put there arrives after their pause: about three channels'
+/// worth. Under heavy CPU contention a fan-in of 50 publishers was seen to pass four (16,384), so
+/// eight. A queue is dropped from only beyond its mark (or limit) plus this (about 2 MiB of queue
+/// entries, plus payloads), and a drop pauses its sender too.
+pub const IN_TRANSIT: usize = 8 * CORE_CAPACITY;
 
 /// A subscriber whose queue passed its high mark.
 #[derive(Debug)]

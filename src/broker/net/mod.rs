@@ -335,7 +335,11 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
                         Pushed::Congested => {
                             flow.outbox_congested(&conns, &limits, conn, source, Instant::now());
                         }
-                        Pushed::Dropped => drops.note(conn, c, &router, &limits),
+                        Pushed::Dropped => {
+                            drops.note(conn, c, &router, &limits);
+                            // Full: whoever sent it waits too (unless the subscriber is slow).
+                            flow.outbox_congested(&conns, &limits, conn, source, Instant::now());
+                        }
                         Pushed::Overflow => {
                             // A client that sends without reading: close it now; the task's end
                             // reports the close to the router.
