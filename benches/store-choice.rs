@@ -1,7 +1,7 @@
 //! Which embedded store the broker's persistence (issue 10) should use, by measurement.
 //!
 //! `cargo bench --bench store-choice` (or `... -- redb fjall` for a subset of the stores,
-//! `commit reopen kill corrupt disk` for a subset of the measurements, `reps=1` for one run of
+//! `commit reopen kill corrupt sweep disk` for a subset of the measurements, `reps=1` for one run of
 //! each measurement instead of three). Results are printed as Markdown tables;
 //! doc/store-choice.md holds a run of it and what follows from it.
 //!
@@ -776,6 +776,62 @@ fn corrupt(kind: Kind, dmg: Damage, crashed: bool) -> Res<(String, u64, String)>
     Ok((rel, len, what))
 }
 
+fn copy_dir(from: &Path, to: &Path) -> Res<()> {
+    fs::create_dir_all(to).map_err(e)?;
+    for ent in fs::read_dir(from).map_err(e)? {
+        let ent = ent.map_err(e)?;
+        let (src, dst) = (ent.path(), to.join(ent.file_name()));
+        if ent.file_type().map_err(e)?.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            fs::copy(&src, &dst).map_err(e)?;
+        }
+    }
+    Ok(())
+}
+
+/// Outcomes of `n` single 64-byte flips spread evenly over the written part of the biggest file,
+/// each on a fresh copy of one store of 10,000 records of 100 B closed cleanly:
+/// (outcome, count, first message).
+fn flip_sweep(kind: Kind, n: usize) -> Res<Vec<(&'static str, usize, String)>> {
+    let base = tmpdir(kind);
+    {
+        let mut s = kind.open(base.path())?;
+        fill(&mut *s, 10_000, 100, 500)?;
+    }
+    let (path, len) = target_file(base.path(), false).ok_or("no file")?;
+    let rel = path.strip_prefix(base.path()).map_err(e)?.to_path_buf();
+    let mut out: Vec<(&'static str, usize, String)> = Vec::new();
+    for i in 0..n {
+        let copy = tmpdir(kind);
+        copy_dir(base.path(), copy.path())?;
+        let f = copy.path().join(&rel);
+        let mut data = fs::read(&f).map_err(e)?;
+        let at = (len as f64 * (i as f64 + 0.5) / n as f64) as usize;
+        for b in data.iter_mut().skip(at).take(64) {
+            *b ^= 0xff;
+        }
+        fs::write(&f, data).map_err(e)?;
+        let (r, _) = open_and_scan(kind, copy.path());
+        let (what, msg) = match r {
+            Ok(s) if s.records == 0 => ("SILENT EMPTY START", String::new()),
+            Ok(s) if s.bad > 0 => ("WRONG values, no error", format!("{} wrong", s.bad)),
+            Ok(s) if s.records < 10_000 => (
+                "records missing, no error",
+                format!("{} of 10000", s.records),
+            ),
+            Ok(_) => ("all 10000 correct", String::new()),
+            Err(m) if m.starts_with("PANIC") => ("PANIC (caught)", m),
+            Err(m) => ("refused with an error", m),
+        };
+        match out.iter_mut().find(|o| o.0 == what) {
+            Some(o) => o.1 += 1,
+            None => out.push((what, 1, msg)),
+        }
+    }
+    Ok(out)
+}
+
 fn one_line(s: &str) -> String {
     let s = s.replace('\n', " ").replace('|', "/");
     let dir = std::env::temp_dir().display().to_string();
@@ -822,7 +878,7 @@ fn main() {
         } else {
             vec![]
         };
-    const SECTIONS: [&str; 5] = ["commit", "reopen", "kill", "corrupt", "disk"];
+    const SECTIONS: [&str; 6] = ["commit", "reopen", "kill", "corrupt", "sweep", "disk"];
     let chosen: Vec<&str> = args
         .iter()
         .map(String::as_str)
@@ -978,6 +1034,24 @@ fn main() {
             }
             println!();
         }
+    }
+
+    if only("sweep") {
+        let n = 32;
+        println!("## {n} single 64-byte flips spread over the biggest file, clean close of 10,000 records\n");
+        println!("| store | outcome | flips | first message |");
+        println!("|---|---|---|---|");
+        for &k in kinds.iter().chain(with_checked.iter()) {
+            match flip_sweep(k, n) {
+                Ok(v) => {
+                    for (what, count, msg) in v {
+                        println!("| {} | {what} | {count} | {} |", k.name(), one_line(&msg));
+                    }
+                }
+                Err(m) => println!("| {} | setup error | - | {} |", k.name(), one_line(&m)),
+            }
+        }
+        println!();
     }
 
     if only("disk") {
