@@ -290,8 +290,8 @@ struct State {
     waiting: Weight,
     /// Close without writing what waits (a client that does not read).
     abort: bool,
-    /// The low mark, while the core waits to hear that the outbox is below it.
-    watched: Option<(usize, usize)>,
+    /// The core waits to hear that the outbox is below its low mark.
+    watched: bool,
     /// The client is slow: Mosquitto's limits apply and it is never congested.
     slow: bool,
 }
@@ -383,12 +383,8 @@ impl Outbox {
     /// `false`, asking nothing, if it already is.
     pub fn watch(&self, limits: &Limits) -> bool {
         let mut st = self.lock();
-        if limits.below_low_mark(&st.waiting) {
-            st.watched = None;
-            return false;
-        }
-        st.watched = Some((limits.mark.0.div_ceil(2), limits.mark.1.div_ceil(2)));
-        true
+        st.watched = !limits.below_low_mark(&st.waiting);
+        st.watched
     }
 
     /// Marks the client slow (Mosquitto's limits apply, it is never congested) or no longer slow.
@@ -445,18 +441,16 @@ impl Outbox {
     /// Items taken with [`Outbox::take`] are now written. Returns `true` when this brought a
     /// watched outbox below its low mark (once per [`Outbox::watch`]): the core must hear it.
     #[must_use]
-    pub fn written(&self, w: Weight) -> bool {
+    pub fn written(&self, w: Weight, limits: &Limits) -> bool {
         let mut st = self.lock();
         st.waiting.packets -= w.packets;
         st.waiting.control -= w.control;
         st.waiting.bytes -= w.bytes;
-        match st.watched {
-            Some((packets, bytes)) if st.waiting.packets < packets && st.waiting.bytes < bytes => {
-                st.watched = None;
-                true
-            }
-            _ => false,
+        if st.watched && limits.below_low_mark(&st.waiting) {
+            st.watched = false;
+            return true;
         }
+        false
     }
 
     /// What waits (queued or being written).
@@ -583,7 +577,7 @@ mod tests {
             o.push(publish(QoS::AtMostOnce, 10), &LIMITS),
             Pushed::Dropped
         );
-        assert!(!o.written(weight(&taken)), "nobody asked");
+        assert!(!o.written(weight(&taken), &LIMITS), "nobody asked");
         assert_eq!(o.waiting(), Weight::default());
         assert_eq!(
             o.push(publish(QoS::AtMostOnce, 10), &LIMITS),
@@ -640,8 +634,11 @@ mod tests {
         assert!(o.take(&mut taken));
         let mut first = taken.split_off(1);
         std::mem::swap(&mut first, &mut taken);
-        assert!(!o.written(weight(&first)), "5 wait: above the low mark (2)");
-        assert!(o.written(weight(&taken)), "below it: told once");
+        assert!(
+            !o.written(weight(&first), &limits),
+            "5 wait: above the low mark (2)"
+        );
+        assert!(o.written(weight(&taken), &limits), "below it: told once");
         assert!(!o.watch(&limits), "already below it");
         // A slow client is never congested, and Mosquitto's limit applies.
         o.set_slow(true);

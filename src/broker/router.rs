@@ -249,16 +249,7 @@ impl Router {
         self.recheck_logins();
         let mut removed = Vec::new();
         for s in self.sessions.values_mut() {
-            let mut denied = Vec::new();
-            for f in s.subscriptions.keys() {
-                if !self
-                    .authz
-                    .authorize(s, f, Access::Subscribe, self.wall, &mut self.out)
-                {
-                    denied.push(f.clone());
-                }
-            }
-            for f in denied {
+            for f in self.authz.denied_subscriptions(s, self.wall, &mut self.out) {
                 s.subscriptions.remove(&f);
                 removed.push((f, s.client_id.clone()));
             }

@@ -18,7 +18,7 @@ use super::transport::Transport;
 use super::{CoreMsg, CLOSE_FLUSH_TIMEOUT, CONNECT_TIMEOUT};
 use crate::broker::codec::{self, Packet, Version};
 use crate::broker::identity::{self, CertUsername, Login};
-use crate::broker::outbox::{Outbox, Outgoing, Weight};
+use crate::broker::outbox::{Limits, Outbox, Outgoing, Weight};
 use crate::broker::router::Event;
 use crate::broker::session::ConnId;
 
@@ -53,6 +53,8 @@ pub(super) struct Ctx<'a> {
     pub(super) core: &'a mpsc::Sender<CoreMsg>,
     /// Largest packet accepted from clients.
     pub(super) max_packet_size: usize,
+    /// The outboxes' bounds and marks.
+    pub(super) limits: &'a Limits,
     /// Milliseconds since the shard's epoch (never 0).
     pub(super) now: u64,
 }
@@ -375,7 +377,10 @@ impl Conn {
                 };
             }
             if !w.out.is_empty() {
-                if self.outbox.written(std::mem::take(&mut w.weight)) {
+                if self
+                    .outbox
+                    .written(std::mem::take(&mut w.weight), ctx.limits)
+                {
                     // The core waits to hear that this client caught up.
                     let msg = CoreMsg::Drained { conn: self.id };
                     ctx.core.blocking_send(msg).map_err(|_| Gone)?;

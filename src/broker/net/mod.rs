@@ -202,7 +202,7 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
     let shards = std::thread::available_parallelism().map_or(2, usize::from);
     let mut handles = Vec::with_capacity(shards);
     for i in 0..shards {
-        let (shard, handle) = shard::Shard::new(core_tx.clone(), config.max_packet_size)
+        let (shard, handle) = shard::Shard::new(core_tx.clone(), config.max_packet_size, limits)
             .map_err(|e| format!("cannot start a connection thread: {e}"))?;
         std::thread::Builder::new()
             .name(format!("mqtt-conn-{i}"))
@@ -447,5 +447,8 @@ mod tests {
         // What a session holds in flight and queued is boxed, allocated only while in use.
         let session = std::mem::size_of::<super::super::session::Session>();
         assert!(session <= 256, "a session takes {session} bytes");
+        // Its outbox lives in an `Arc` for as long as it is connected (128-byte allocations).
+        let outbox = std::mem::size_of::<super::super::outbox::Outbox>();
+        assert!(outbox + 16 <= 128, "an outbox takes {outbox} bytes");
     }
 }

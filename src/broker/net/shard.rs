@@ -24,7 +24,7 @@ use super::conn::{Conn, Ctx, Gone, Turn};
 use super::transport::Transport;
 use super::ws::{Ws, WsListener};
 use super::{log, CoreMsg, READ_MAX};
-use crate::broker::outbox::{Doorbell, Outbox};
+use crate::broker::outbox::{Doorbell, Limits, Outbox};
 use crate::broker::router::Event;
 use crate::broker::session::ConnId;
 
@@ -112,6 +112,7 @@ pub(super) struct Shard {
     epoch: Instant,
     core: mpsc::Sender<CoreMsg>,
     max_packet_size: usize,
+    limits: Limits,
     scratch: Box<[u8]>,
 }
 
@@ -120,6 +121,7 @@ impl Shard {
     pub(super) fn new(
         core: mpsc::Sender<CoreMsg>,
         max_packet_size: usize,
+        limits: Limits,
     ) -> io::Result<(Shard, Arc<ShardHandle>)> {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), WAKER)?;
@@ -138,6 +140,7 @@ impl Shard {
             epoch: Instant::now(),
             core,
             max_packet_size,
+            limits,
             scratch: vec![0; READ_MAX].into_boxed_slice(),
         };
         Ok((shard, handle))
@@ -267,6 +270,7 @@ impl Shard {
         let ctx = Ctx {
             core: &self.core,
             max_packet_size: self.max_packet_size,
+            limits: &self.limits,
             now: self.now(),
         };
         if conn.register(&ctx).is_err() {
@@ -294,6 +298,7 @@ impl Shard {
         let ctx = Ctx {
             core: &self.core,
             max_packet_size: self.max_packet_size,
+            limits: &self.limits,
             now,
         };
         let mut more = Want {

@@ -60,6 +60,23 @@ impl Authorizer {
         false
     }
 
+    /// The stored subscriptions of `s` the policy now refuses (each audited), for the caller to
+    /// remove: after SIGHUP, and when a persistent session resumes (CVE-2021-34434).
+    pub(super) fn denied_subscriptions(
+        &mut self,
+        s: &Session,
+        wall: SystemTime,
+        out: &mut Vec<Action>,
+    ) -> Vec<String> {
+        let mut denied = Vec::new();
+        for f in s.subscriptions.keys() {
+            if !self.authorize(s, f, Access::Subscribe, wall, out) {
+                denied.push(f.clone());
+            }
+        }
+        denied
+    }
+
     /// May `origin`, a client that may be gone (a retained message's publisher, under
     /// `check_retain_source`), still write `topic`? A denial is audited without an address, once
     /// per origin and topic.

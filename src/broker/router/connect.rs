@@ -216,16 +216,7 @@ impl Router {
         let Some(s) = self.sessions.get(client_id) else {
             return;
         };
-        let mut denied = Vec::new();
-        for f in s.subscriptions.keys() {
-            if !self
-                .authz
-                .authorize(s, f, Access::Subscribe, self.wall, &mut self.out)
-            {
-                denied.push(f.clone());
-            }
-        }
-        for f in denied {
+        for f in self.authz.denied_subscriptions(s, self.wall, &mut self.out) {
             unindex(&mut self.subs, &mut self.shared, &f, client_id);
             if let Some(s) = self.sessions.get_mut(client_id) {
                 s.subscriptions.remove(&f);
