@@ -1,0 +1,123 @@
+//! The plugin's files: the acl file and the password file named by its options, loaded all or nothing
+//! (a reload that fails keeps the previous ones), and the line that says what is in force.
+
+use std::sync::Arc;
+
+use super::super::host::{Host, LogLevel};
+use super::super::options::{trailing_space_hint, OptionError, PluginOptions};
+use super::super::outcome::Outcome;
+use crate::policy::acl::{parse_acl_as, Policy};
+use crate::policy::passwd::PasswordFile;
+use crate::policy::Semantics;
+
+/// Why a file could not be loaded, ready to log, and what init answers because of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadError {
+    /// [`Outcome::Unavailable`] for a missing or unreadable file, [`Outcome::BadConfig`] for a malformed
+    /// one or a bad option.
+    pub outcome: Outcome,
+    /// What went wrong, naming the option, the file and the line.
+    pub message: String,
+}
+
+impl From<OptionError> for LoadError {
+    fn from(e: OptionError) -> LoadError {
+        LoadError {
+            outcome: Outcome::BadConfig,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Reads and compiles the acl file named by `plugin_opt_acl_file` to decide as Mosquitto `semantics`,
+/// logging its warnings.
+pub fn load_acl(path: &str, host: &dyn Host, semantics: Semantics) -> Result<Policy, LoadError> {
+    let bytes = std::fs::read(path).map_err(|e| LoadError {
+        outcome: Outcome::Unavailable,
+        message: format!(
+            "cannot read the acl file {path:?} (plugin_opt_acl_file): {e}{}",
+            trailing_space_hint(path)
+        ),
+    })?;
+    let file = parse_acl_as(path, &bytes, semantics).map_err(|e| LoadError {
+        outcome: Outcome::BadConfig,
+        message: format!("invalid acl file (plugin_opt_acl_file): {e}"),
+    })?;
+    for w in &file.warnings {
+        host.log(
+            LogLevel::Warning,
+            &format!("mqtt-policy: {path}:{}: warning: {}", w.line, w.message),
+        );
+    }
+    Ok(Policy::compile(file))
+}
+
+/// Reads the password file named by `plugin_opt_password_file`, logging what Mosquitto would drop.
+///
+/// Only a missing or unreadable file is an error: like Mosquitto, unusable lines are dropped with a
+/// warning (those users cannot log in), and the file still loads.
+pub fn load_passwords(path: &str, host: &dyn Host) -> Result<PasswordFile, LoadError> {
+    let bytes = std::fs::read(path).map_err(|e| LoadError {
+        outcome: Outcome::Unavailable,
+        message: format!(
+            "cannot read the password file {path:?} (plugin_opt_password_file): {e}{}",
+            trailing_space_hint(path)
+        ),
+    })?;
+    let file = PasswordFile::parse(path, &bytes);
+    for line in file.warning_lines() {
+        host.log(LogLevel::Warning, &format!("mqtt-policy: {line}"));
+    }
+    Ok(file)
+}
+
+/// The files in force: swapped together, as a whole, on a successful reload.
+#[derive(Debug, Default)]
+pub(super) struct Files {
+    pub(super) acl: Option<Arc<Policy>>,
+    pub(super) passwords: Option<Arc<PasswordFile>>,
+}
+
+/// Loads every configured file; all or nothing.
+pub(super) fn load_files(
+    options: &PluginOptions,
+    host: &dyn Host,
+    semantics: Semantics,
+) -> Result<Files, LoadError> {
+    let passwords = match options.password_file.as_deref() {
+        Some(path) => Some(Arc::new(load_passwords(path, host)?)),
+        None => None,
+    };
+    let acl = match options.acl_file.as_deref() {
+        Some(path) => Some(Arc::new(load_acl(path, host, semantics)?)),
+        None => None,
+    };
+    Ok(Files { acl, passwords })
+}
+
+/// The line logged at start and after a reload: what is in force.
+pub(super) fn describe(options: &PluginOptions, files: &Files, semantics: Semantics) -> String {
+    let mut parts = Vec::new();
+    if let (Some(path), Some(passwords)) =
+        (options.password_file.as_deref(), files.passwords.as_deref())
+    {
+        parts.push(format!(
+            "password file {path:?} ({} users)",
+            passwords.len()
+        ));
+    }
+    if let (Some(path), Some(policy)) = (options.acl_file.as_deref(), files.acl.as_deref()) {
+        parts.push(format!(
+            "acl file {path:?} ({} rules)",
+            policy.rules().len()
+        ));
+    }
+    match options.audit_log.as_deref() {
+        Some(path) => parts.push(format!("audit log {path:?}")),
+        None => parts.push("audit records to the broker log".to_owned()),
+    }
+    format!(
+        "mqtt-policy: using {}; deciding as {semantics}'s acl_file",
+        parts.join(", ")
+    )
+}
