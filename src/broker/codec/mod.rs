@@ -5,7 +5,7 @@
 //! strict and bounded, because every byte comes from an untrusted peer:
 //! * the remaining length is checked against the maximum packet size before anything is buffered
 //!   (CVE-2017-7651);
-//! * topics and filters have at most [`MAX_TOPIC_LEVELS`] levels (CVE-2019-11779);
+//! * topics and filters have at most 200 `/` (CVE-2019-11779), by the policy's own grammar;
 //! * at most [`MAX_USER_PROPERTIES`] user properties per packet (CVE-2021-41039), every other
 //!   property at most once, and only where the standard allows it;
 //! * strings are UTF-8 without U+0000; reserved flag bits are checked.
@@ -27,8 +27,6 @@ pub use properties::{Properties, PropertyContext};
 pub use publish::{Ack, Publish};
 pub use subscribe::{SubAck, SubOptions, Subscribe, SubscribeFilter, UnsubAck, Unsubscribe};
 
-/// Most topic levels accepted in a topic or filter (Mosquitto's limit since CVE-2019-11779).
-pub const MAX_TOPIC_LEVELS: usize = 200;
 /// Most user properties accepted in one packet (a bound against property floods, CVE-2021-41039).
 pub const MAX_USER_PROPERTIES: usize = 128;
 /// The largest packet MQTT can express: 1 + 4 + 268,435,455 bytes; remaining length at most this.
@@ -389,51 +387,52 @@ pub(crate) fn frame(out: &mut Vec<u8>, first_byte: u8, body: &[u8]) {
     out.extend_from_slice(body);
 }
 
-/// Validates a topic name for PUBLISH: not empty, no wildcards, at most [`MAX_TOPIC_LEVELS`] levels.
+/// Validates a topic name for PUBLISH with the policy's grammar ([`crate::policy::topic`], as
+/// Mosquitto's `mosquitto_pub_topic_check`): not empty, no wildcards, at most
+/// [`crate::policy::topic::MAX_SLASHES`] `/` (CVE-2019-11779).
 pub fn check_topic_name(topic: &str) -> Result<(), DecodeError> {
-    if topic.is_empty() {
-        return Err(DecodeError::TopicInvalid("the topic name is empty"));
-    }
-    if topic.bytes().any(|b| b == b'+' || b == b'#') {
-        return Err(DecodeError::TopicInvalid(
+    use crate::policy::topic::{validate_topic, TopicError};
+    match validate_topic(topic) {
+        Ok(()) => Ok(()),
+        Err(TopicError::Empty) => Err(DecodeError::TopicInvalid("the topic name is empty")),
+        Err(TopicError::Wildcard) => Err(DecodeError::TopicInvalid(
             "the topic name contains a wildcard (MQTT-3.3.2-2)",
-        ));
-    }
-    if topic.bytes().filter(|&b| b == b'/').count() >= MAX_TOPIC_LEVELS {
-        return Err(DecodeError::TopicInvalid(
+        )),
+        Err(TopicError::TooManyLevels) => Err(DecodeError::TopicInvalid(
             "the topic name has too many levels",
-        ));
+        )),
+        Err(TopicError::TooLong) => Err(DecodeError::TopicInvalid("the topic name is too long")),
     }
-    Ok(())
 }
 
-/// Validates a topic filter for SUBSCRIBE/UNSUBSCRIBE: not empty, wildcards only as whole levels and
-/// `#` last (MQTT-4.7.1-1, MQTT-4.7.1-2), at most [`MAX_TOPIC_LEVELS`] levels, a well-formed
-/// `$share/NAME/FILTER`.
+/// Validates a topic filter for SUBSCRIBE/UNSUBSCRIBE with the policy's grammar
+/// ([`crate::policy::topic`], as Mosquitto's `mosquitto_sub_topic_check`): not empty, wildcards only
+/// as whole levels and `#` last (MQTT-4.7.1-1, MQTT-4.7.1-2), at most
+/// [`crate::policy::topic::MAX_SLASHES`] `/`; and a well-formed `$share/NAME/FILTER`.
 pub fn check_topic_filter(filter: &str) -> Result<(), DecodeError> {
-    if filter.is_empty() {
-        return Err(DecodeError::Malformed(
-            "a topic filter is empty (MQTT-4.7.3-1)",
-        ));
-    }
-    let mut levels = 0usize;
-    let mut after_hash = false;
-    for level in filter.split('/') {
-        levels += 1;
-        if levels > MAX_TOPIC_LEVELS {
-            return Err(DecodeError::Malformed("a topic filter has too many levels"));
+    use crate::policy::topic::{validate_filter, FilterError};
+    match validate_filter(filter) {
+        Ok(()) => {}
+        Err(FilterError::Empty) => {
+            return Err(DecodeError::Malformed(
+                "a topic filter is empty (MQTT-4.7.3-1)",
+            ))
         }
-        if after_hash {
+        Err(FilterError::TooManyLevels) => {
+            return Err(DecodeError::Malformed("a topic filter has too many levels"))
+        }
+        Err(FilterError::HashNotLast) => {
             return Err(DecodeError::Malformed(
                 "`#` is not the last level of a topic filter (MQTT-4.7.1-2)",
-            ));
+            ))
         }
-        if level == "#" {
-            after_hash = true;
-        } else if level != "+" && level.bytes().any(|b| b == b'+' || b == b'#') {
+        Err(FilterError::PlusNotWholeLevel) => {
             return Err(DecodeError::Malformed(
                 "a wildcard does not occupy a whole level (MQTT-4.7.1-2, MQTT-4.7.1-3)",
-            ));
+            ))
+        }
+        Err(FilterError::TooLong) => {
+            return Err(DecodeError::Malformed("a topic filter is too long"))
         }
     }
     if let Some(rest) = filter.strip_prefix("$share/") {
