@@ -258,11 +258,13 @@ impl Limits {
             || (self.bytes != 0 && w.bytes >= self.bytes)
     }
 
-    fn above_mark(&self, w: &Weight) -> bool {
+    /// `true` when `w` is at or past the high mark.
+    pub fn above_mark(&self, w: &Weight) -> bool {
         w.packets >= self.mark.0 || w.bytes >= self.mark.1
     }
 
-    fn below_low_mark(&self, w: &Weight) -> bool {
+    /// `true` when `w` is below the low mark (half the high mark).
+    pub fn below_low_mark(&self, w: &Weight) -> bool {
         w.packets < self.mark.0.div_ceil(2) && w.bytes < self.mark.1.div_ceil(2)
     }
 }

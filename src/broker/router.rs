@@ -136,8 +136,9 @@ pub enum Action {
 struct Limits {
     max_queued: usize,
     max_queued_bytes: usize,
-    /// The session queue's high mark `(deliveries, payload bytes)`: past it, publishers are paused.
-    queue_mark: (usize, usize),
+    /// The marks and the cap, shared with the outboxes: a session queue past its high mark pauses
+    /// publishers, and one that is paced is bounded by the cap.
+    queue: super::outbox::Limits,
     max_inflight: u16,
     max_packet_size: usize,
     max_keepalive: u16,
@@ -203,7 +204,7 @@ impl Router {
             limits: Limits {
                 max_queued: config.queue_limits().0,
                 max_queued_bytes: config.queue_limits().1,
-                queue_mark: super::outbox::Limits::new(config).mark,
+                queue: super::outbox::Limits::new(config),
                 max_inflight: config.max_inflight_messages,
                 max_packet_size: config.max_packet_size,
                 max_keepalive: config.max_keepalive,

@@ -3,6 +3,8 @@
 //! and the acknowledgements that move the queue on.
 
 use super::*;
+use crate::broker::outbox::Weight;
+use crate::broker::session::Traffic;
 
 impl Router {
     pub(super) fn on_puback(&mut self, client_id: &str, pkid: u16) {
@@ -128,8 +130,7 @@ pub(super) fn push(
         .is_some_and(|t| now.duration_since(t) >= crate::broker::pacing::SLOW_AFTER);
     let paced = s.conn.is_some() && !slow;
     let full = if paced {
-        s.t().queue.len()
-            >= limits.queue_mark.0.max(limits.max_queued) + crate::broker::pacing::IN_TRANSIT
+        s.t().queue.len() >= limits.queue.cap
     } else {
         s.queue_full(limits.max_queued, limits.max_queued_bytes)
     };
@@ -151,7 +152,7 @@ pub(super) fn push(
     s.enqueue(d);
     if let Some(conn) = s.conn {
         let t = s.t();
-        if t.queue.len() >= limits.queue_mark.0 || t.queued_bytes >= limits.queue_mark.1 {
+        if limits.queue.above_mark(&backlog(t)) {
             if t.backlog_since.is_none() {
                 s.t_mut().backlog_since = Some(now);
             }
@@ -161,16 +162,22 @@ pub(super) fn push(
     true
 }
 
+/// What a session queue holds, measured as the outboxes are (for the shared marks).
+fn backlog(t: &Traffic) -> Weight {
+    Weight {
+        packets: t.queue.len(),
+        control: 0,
+        bytes: t.queued_bytes,
+    }
+}
+
 /// A connected client's queue back below its low mark (a quarter of `max_queued_*`) ends its
 /// backlog: [`Action::Relieved`].
 pub(super) fn end_backlog(s: &mut Session, limits: &Limits, out: &mut Vec<Action>) {
     let (Some(conn), Some(t)) = (s.conn, s.traffic.as_deref_mut()) else {
         return;
     };
-    if t.backlog_since.is_some()
-        && t.queue.len() < limits.queue_mark.0.div_ceil(2)
-        && t.queued_bytes < limits.queue_mark.1.div_ceil(2)
-    {
+    if t.backlog_since.is_some() && limits.queue.below_low_mark(&backlog(t)) {
         t.backlog_since = None;
         out.push(Action::Relieved { conn });
     }
