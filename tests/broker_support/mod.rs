@@ -43,6 +43,22 @@ impl Drop for Broker {
     }
 }
 
+/// Waits (bounded by `within`) until something listens on `127.0.0.1:port`; `Err` says why not
+/// (the process exited, or the time ran out).
+pub fn wait_listening(child: &mut Child, port: u16, within: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("exited with {status}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("did not listen on port {port} within {within:?}"))
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
@@ -152,17 +168,10 @@ impl Broker {
             .spawn()
             .expect("start the broker");
         let mut broker = Broker { child, dir, port };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return broker;
-            }
-            if let Ok(Some(status)) = broker.child.try_wait() {
-                panic!("the broker exited with {status}: {}", broker.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if let Err(why) = wait_listening(&mut broker.child, port, Duration::from_secs(20)) {
+            panic!("the broker {why}: {}", broker.log());
         }
-        panic!("the broker did not listen on port {port} within 20 s");
+        broker
     }
 
     /// Starts the tutorial's broker (plain TCP).

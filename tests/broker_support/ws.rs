@@ -2,11 +2,10 @@
 //! Mosquitto 2.1.2 (built once from the vendored tarball by `scripts/build-mosquitto.sh`, with its
 //! built-in websockets), each with the tutorial's users and ACL and a CA-signed server certificate.
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{free_port, make_certs, tutorial_files, Broker};
 
@@ -102,17 +101,10 @@ impl Mosquitto {
             .spawn()
             .expect("start mosquitto 2.1.2");
         let mut m = Mosquitto { child, dir, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return m;
-            }
-            if let Ok(Some(status)) = m.child.try_wait() {
-                panic!("mosquitto 2.1.2 exited with {status}: {}", m.log());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if let Err(why) = super::wait_listening(&mut m.child, port, Duration::from_secs(10)) {
+            panic!("mosquitto 2.1.2 {why}: {}", m.log());
         }
-        panic!("mosquitto 2.1.2 did not listen within 10 s: {}", m.log());
+        m
     }
 
     /// What it logged.
