@@ -148,6 +148,6 @@ if have_cmd systemctl && systemctl is-active --quiet mosquitto 2>/dev/null; then
 fi
 
 if ! have_cmd cargo; then
-    echo "mqtt-policy: cargo not found. Install a Rust toolchain (1.80 or newer), e.g. with rustup, then rerun." >&2
+    echo "mqtt-policy: cargo not found. Install a Rust toolchain (1.90 or newer), e.g. with rustup, then rerun." >&2
     exit 1
 fi

@@ -193,7 +193,7 @@ fn subscription_filters(topics: &[String]) -> Vec<String> {
 fn arrived(deliveries: &[Delivery], topic: &str, payload: Option<&[u8]>) -> bool {
     deliveries
         .iter()
-        .any(|d| d.topic == topic && payload.map_or(true, |p| d.payload == p))
+        .any(|d| d.topic == topic && payload.is_none_or(|p| d.payload == p))
 }
 
 /// The scenario's acl file and a table of the broker's answers: one row per identity, `R`/`W` where

@@ -1,7 +1,7 @@
 //! The broker's typed configuration, read from the `mosquitto.conf` keys it understands.
 //!
 //! Built on [`MosquittoConf`] (raw `key value` lines with line numbers). Keys the broker implements are
-//! honoured; harmless keys it does not implement (logging, persistence, ...) produce a warning naming the
+//! honoured; harmless keys it does not implement (logging, ...) produce a warning naming the
 //! key; security keys it cannot honour (`psk_file`, `use_username_as_clientid`, foreign plugins,
 //! `per_listener_settings true`, ...) stop it at start with a message naming `file:line`, because
 //! ignoring them would open access the operator meant to close.
@@ -117,8 +117,53 @@ pub struct BrokerConfig {
     pub queue_qos0_messages: bool,
     /// `persistent_client_expiration` (`None`: never).
     pub persistent_client_expiration: Option<Duration>,
+    /// `persistence true`: where the broker keeps its store (`None`: everything in memory).
+    pub persistence: Option<Persistence>,
     /// Warnings about keys the broker ignores, as `file:line: ...`.
     pub warnings: Vec<String>,
+}
+
+/// The name of the store file when `persistence_file` is not set. Not Mosquitto's `mosquitto.db`: the
+/// tutorial's `persistence_location /var/lib/mosquitto/` may hold the file of a Mosquitto that ran
+/// there before, in Mosquitto's own format.
+pub const DEFAULT_STORE_FILE: &str = "mqtt-policy.db";
+
+/// `persistence true` and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Persistence {
+    /// The store file: `persistence_location` joined with `persistence_file` (Mosquitto's rule), or
+    /// [`DEFAULT_STORE_FILE`].
+    pub path: std::path::PathBuf,
+    /// The line of `persistence true`.
+    pub line: u32,
+}
+
+/// The persistence keys as read, until the whole file is seen (their order does not matter).
+#[derive(Default)]
+struct PersistKeys {
+    on: Option<(bool, u32)>,
+    location: Option<String>,
+    file: Option<String>,
+    autosave: Vec<String>,
+}
+
+impl PersistKeys {
+    fn finish(self, warnings: &mut Vec<String>) -> Option<Persistence> {
+        let (true, line) = self.on? else {
+            return None;
+        };
+        for key in self.autosave {
+            warnings.push(format!(
+                "{key} is not needed: every change is written to the store before the client is told it is done"
+            ));
+        }
+        let file = self.file.unwrap_or_else(|| DEFAULT_STORE_FILE.to_owned());
+        let path = match self.location.filter(|l| !l.is_empty()) {
+            Some(location) => std::path::Path::new(&location).join(file),
+            None => std::path::PathBuf::from(file),
+        };
+        Some(Persistence { path, line })
+    }
 }
 
 /// The per-client queue bound (messages) when `max_queued_messages` and `max_queued_bytes` are both 0,
@@ -134,11 +179,6 @@ const IGNORED: &[&str] = &[
     "log_timestamp_format",
     "log_facility",
     "connection_messages",
-    "persistence",
-    "persistence_file",
-    "persistence_location",
-    "autosave_interval",
-    "autosave_on_changes",
     "pid_file",
     "user",
     "sys_interval",
@@ -327,12 +367,14 @@ impl BrokerConfig {
             check_retain_source: false,
             queue_qos0_messages: false,
             persistent_client_expiration: None,
+            persistence: None,
             warnings: Vec::new(),
         };
         let mut anonymous: Option<bool> = None;
         let mut default = Pending::default();
         let mut current: Option<Pending> = None;
         let mut network_keys = false;
+        let mut persist = PersistKeys::default();
         for l in &conf.lines {
             let (key, value, line) = (l.key.as_str(), l.value.as_str(), l.line);
             let target = current.as_mut().unwrap_or(&mut default);
@@ -514,6 +556,13 @@ impl BrokerConfig {
                 "persistent_client_expiration" => {
                     cfg.persistent_client_expiration = Some(parse_duration(conf, line, value)?)
                 }
+                "persistence" => persist.on = Some((parse_bool(conf, line, key, value)?, line)),
+                "persistence_location" => persist.location = Some(value.to_owned()),
+                "persistence_file" => persist.file = Some(value.to_owned()),
+                "autosave_interval" | "autosave_on_changes" => {
+                    let _: u64 = parse_num(conf, line, key, value)?;
+                    persist.autosave.push(format!("{}:{line}: `{key}`", conf.path));
+                }
                 k if UNSUPPORTED_SECURITY.contains(&k) => {
                     return Err(err(
                         conf,
@@ -530,6 +579,7 @@ impl BrokerConfig {
                     .push(format!("{}:{line}: unknown key `{k}` ignored", conf.path)),
             }
         }
+        cfg.persistence = persist.finish(&mut cfg.warnings);
         if let Some(done) = current.take() {
             cfg.listeners
                 .push(done.finish(conf, 1883, &mut cfg.warnings)?);

@@ -30,4 +30,5 @@ pub mod router;
 pub mod security;
 pub mod session;
 pub mod shared;
+pub mod store;
 pub mod subs;

@@ -136,6 +136,19 @@ impl Retained {
         out
     }
 
+    /// Every retained message, expired or not.
+    pub fn all(&self) -> Vec<Arc<Message>> {
+        fn walk(level: &Level, out: &mut Vec<Arc<Message>>) {
+            out.extend(level.message.iter().cloned());
+            for child in level.children.values() {
+                walk(child, out);
+            }
+        }
+        let mut out = Vec::with_capacity(self.count);
+        walk(&self.root, &mut out);
+        out
+    }
+
     /// Drops expired messages.
     pub fn expire(&mut self, now: Instant) {
         self.count -= self.root.expire(now);

@@ -21,6 +21,7 @@ use super::retained::Retained;
 use super::security::{LoginRefusal, Security};
 use super::session::{ConnId, Delivery, Expiry, InFlight, Message, Origin, Secret, Session};
 use super::shared::{self, SharedSubs};
+use super::store::Change;
 use super::subs::{SubEntry, SubTree};
 use crate::enforce::logins::Password;
 use crate::policy::passwd::{AuthResult, PasswordFile};
@@ -104,6 +105,9 @@ pub enum Action {
     Log(String),
     /// Log a line always (data was lost).
     Notice(String),
+    /// Keep a change of durable state (`persistence true`): the network layer writes it to the
+    /// store, and sends nothing of this turn before it is on disk.
+    Store(Change),
     /// The session queue of this connection's client is past its high mark: pause whoever sent
     /// the PUBLISH being handled (see [`super::pacing`]).
     Backlogged {
@@ -149,6 +153,9 @@ struct Limits {
     check_retain_source: bool,
     persistent_expiration: Option<Duration>,
     queue_qos0: bool,
+    /// `persistence true`: sessions that outlive their connection, their deliveries and retained
+    /// messages are described to the store ([`Action::Store`]).
+    persist: bool,
 }
 
 /// The broker's state: sessions, subscriptions, retained messages.
@@ -215,6 +222,7 @@ impl Router {
                 check_retain_source: config.check_retain_source,
                 persistent_expiration: config.persistent_client_expiration,
                 queue_qos0: config.queue_qos0_messages,
+                persist: config.persistence.is_some(),
             },
             authz: Authorizer::new(security),
             sessions: HashMap::new(),
@@ -255,8 +263,11 @@ impl Router {
                 removed.push((f, s.client_id.clone()));
             }
         }
-        for (f, c) in removed {
-            unindex(&mut self.subs, &mut self.shared, &f, &c);
+        for (f, c) in &removed {
+            unindex(&mut self.subs, &mut self.shared, f, c);
+        }
+        for (_, c) in removed {
+            self.save_session(&c);
         }
     }
 
@@ -399,6 +410,7 @@ impl Router {
 
 mod authorize;
 mod connect;
+mod durable;
 mod flow;
 mod lifecycle;
 mod logins;

@@ -76,6 +76,8 @@ pub struct Delivery {
     pub retain: bool,
     /// Subscription identifiers of the matching subscriptions.
     pub sub_ids: Vec<u32>,
+    /// Its number in a durable session's store, in the order deliveries were made (0: not stored).
+    pub seq: u64,
 }
 
 impl Delivery {
@@ -135,8 +137,8 @@ impl std::fmt::Debug for Secret {
 pub enum InFlight {
     /// PUBLISH sent, waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
     Publish(Delivery),
-    /// PUBREL sent, waiting for PUBCOMP.
-    Release,
+    /// PUBREL sent, waiting for PUBCOMP; the delivery's number in the store (0: not stored).
+    Release(u64),
 }
 
 /// What a session has in flight and waiting, and its connection's topic aliases: boxed in the
@@ -232,6 +234,10 @@ pub struct Session {
     pub will: Option<Box<Will>>,
     /// When a delayed Will is due (after an unclean close).
     pub will_due: Option<Instant>,
+    /// Kept in the store (`persistence true` and a session that outlives its connection).
+    pub durable: bool,
+    /// The last delivery number given out (see [`Delivery::seq`]).
+    pub last_seq: u64,
 }
 
 impl Session {
@@ -254,6 +260,8 @@ impl Session {
             max_packet_size: None,
             will: None,
             will_due: None,
+            durable: false,
+            last_seq: 0,
         }
     }
 

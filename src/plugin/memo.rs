@@ -95,7 +95,7 @@ impl Slot {
         let (id, rest) = rest.split_at(c.client_id.len());
         c.topic == &rest[..c.topic.len()]
             && c.client_id == id
-            && c.username.map_or(true, |name| name == user)
+            && c.username.is_none_or(|name| name == user)
     }
 }
 

@@ -296,7 +296,19 @@ impl RawClient {
         id: &str,
         credentials: Option<(&str, &str)>,
     ) -> (RawClient, Vec<u8>) {
-        let s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        RawClient::try_login_at(port, version, id, credentials, true).expect("connect")
+    }
+
+    /// [`RawClient::login_at`] with Clean Session `clean`, returning I/O errors (a broker that is
+    /// not there) instead of panicking.
+    pub fn try_login_at(
+        port: u16,
+        version: Version,
+        id: &str,
+        credentials: Option<(&str, &str)>,
+        clean: bool,
+    ) -> io::Result<(RawClient, Vec<u8>)> {
+        let s = TcpStream::connect(("127.0.0.1", port))?;
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut c = RawClient {
             s,
@@ -304,19 +316,23 @@ impl RawClient {
             buf: Vec::new(),
             at: 0,
         };
-        c.send(&Packet::Connect(Box::new(Connect {
+        c.try_send(&Packet::Connect(Box::new(Connect {
             version,
             client_id: id.into(),
-            clean_start: true,
+            clean_start: clean,
             keep_alive: 0,
             username: credentials.map(|(u, _)| u.to_owned()),
             password: credentials.map(|(_, p)| p.as_bytes().to_vec()),
             will: None,
             properties: Properties::default(),
-        })));
-        let (first, body) = c.read().expect("CONNACK");
-        assert_eq!(first, 0x20, "CONNACK");
-        (c, body)
+        })))?;
+        let (first, body) = c.read()?;
+        if first != 0x20 {
+            return Err(io::Error::other(format!(
+                "packet {first:#x} instead of CONNACK"
+            )));
+        }
+        Ok((c, body))
     }
 
     /// An anonymous MQTT 3.1.1 client, accepted.
@@ -326,11 +342,21 @@ impl RawClient {
         c
     }
 
+    /// How long a read waits before it fails.
+    pub fn set_read_timeout(&self, d: Duration) -> io::Result<()> {
+        self.s.set_read_timeout(Some(d))
+    }
+
     /// Sends a packet.
     pub fn send(&mut self, p: &Packet) {
+        self.try_send(p).expect("write");
+    }
+
+    /// Sends a packet, returning I/O errors.
+    pub fn try_send(&mut self, p: &Packet) -> io::Result<()> {
         let mut out = Vec::new();
         encode(p, self.version, &mut out);
-        self.s.write_all(&out).expect("write");
+        self.s.write_all(&out)
     }
 
     /// One packet from the broker: first byte and body.

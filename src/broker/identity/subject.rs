@@ -113,7 +113,7 @@ fn push_value(out: &mut String, value: &Any, name: &str) -> Result<(), CertProbl
         | Tag::VisibleString
         | Tag::UtcTime
         | Tag::GeneralizedTime => escape(out, latin1(), true),
-        Tag::BmpString if bytes.len() % 2 == 0 => escape(
+        Tag::BmpString if bytes.len().is_multiple_of(2) => escape(
             out,
             bytes
                 .chunks_exact(2)

@@ -21,6 +21,7 @@
 
 mod accept;
 mod conn;
+mod core;
 mod drops;
 mod flow;
 mod notify;
@@ -32,19 +33,18 @@ mod ws;
 use std::io::{self, Write as _};
 use std::net::ToSocketAddrs;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 
 use super::config::BrokerConfig;
-use super::outbox::{self, Outbox, Outgoing, Pushed};
-use super::router::{Action, Event, Router};
+use super::outbox::{self, Outbox};
+use super::router::{Event, Router};
 use super::security::Security;
 use super::session::ConnId;
+use super::store::Store;
 use crate::audit::{AuditRecord, JsonLinesFile};
 use crate::enforce::logins::VerifyPool;
-use drops::Drops;
-use rustc_hash::FxHashMap;
 
 /// Time allowed between accepting a socket (and, after it, its TLS handshake) and its CONNECT.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -140,7 +140,7 @@ fn reload(config: &BrokerConfig) -> Result<(BrokerConfig, Security), String> {
 
 /// Runs the broker until SIGINT or SIGTERM. Errors at start (a port in use, a bad certificate, a
 /// policy file that does not load) are returned, naming the file.
-pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), String> {
+pub async fn serve(config: BrokerConfig, options: Options) -> Result<(), String> {
     for w in &config.warnings {
         log(&format!("warning: {w}"));
     }
@@ -151,8 +151,22 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
     let status = security.describe();
     log(&status);
     let audit_path = options.audit_log.clone().or(config.audit_log.clone());
-    let mut audit = AuditOut::open(audit_path.as_deref())?;
+    let audit = AuditOut::open(audit_path.as_deref())?;
     let mut router = Router::new(&config, security);
+    let store = match &config.persistence {
+        Some(p) => {
+            let (store, restored) = Store::open(&p.path).map_err(|e| e.to_string())?;
+            log(&format!(
+                "persistence: {}: {} sessions and {} retained messages restored",
+                p.path.display(),
+                restored.sessions.len(),
+                restored.retained.len()
+            ));
+            router.restore(restored);
+            Some(store)
+        }
+        None => None,
+    };
     // Password checks run here, off the routing task (one thread per core).
     let verifier = VerifyPool::per_core("mqtt-verify")
         .map_err(|e| format!("cannot start a password-check thread: {e}"))?;
@@ -227,34 +241,14 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
             }
         }
     });
-    // Kept for the verdicts of password checks; the loop ends on SIGINT/SIGTERM.
-    let verdict_tx = core_tx;
     notify::ready(&status);
-
-    // Registered connections' outboxes (the rest of a connection lives in its shard).
-    let mut conns: flow::Conns = FxHashMap::default();
-    let mut drops = Drops::default();
-    let mut flow = flow::Flow::default();
-    let mut actions = Vec::new();
+    let mut core = core::Core::new(
+        router, config, options, audit, limits, verifier,
+        // Kept for the verdicts of password checks; the loop ends on SIGINT/SIGTERM.
+        core_tx, store,
+    );
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let stopping = |why: &str, drops: &Drops, router: &Router| {
-        let mut dropped = String::new();
-        if drops.total > 0 {
-            dropped = format!(
-                " ({} outgoing QoS 0 messages were dropped in all)",
-                drops.total
-            );
-        }
-        if router.queue_drops() > 0 {
-            dropped += &format!(
-                " ({} queued messages were dropped in all because a queue was full)",
-                router.queue_drops()
-            );
-        }
-        log(&format!("{why}: stopping{dropped}"));
-        notify::stopping();
-    };
     loop {
         let msg = tokio::select! {
             m = core_rx.recv() => match m {
@@ -262,141 +256,10 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
                 None => { notify::stopping(); return Ok(()); }
             },
             _ = tick.tick() => CoreMsg::Event(Event::Tick),
-            _ = term.recv() => { stopping("SIGTERM", &drops, &router); return Ok(()); }
-            _ = int.recv() => { stopping("SIGINT", &drops, &router); return Ok(()); }
+            _ = term.recv() => { core.stopping("SIGTERM"); return Ok(()); }
+            _ = int.recv() => { core.stopping("SIGINT"); return Ok(()); }
         };
-        // Whoever sent the PUBLISH being handled: paused if it fills a subscriber's queue.
-        let mut source = None;
-        match msg {
-            CoreMsg::Register { conn, outbox } => {
-                conns.insert(conn, outbox);
-                continue;
-            }
-            CoreMsg::Drained { conn } => {
-                flow.outbox_drained(&conns, &limits, conn);
-                continue;
-            }
-            CoreMsg::Reload => {
-                notify::reloading();
-                let status = match reload(&config) {
-                    Ok((next, s)) => {
-                        let status = s.describe();
-                        log(&format!("SIGHUP: reloaded; {status}"));
-                        config = next;
-                        // Connected clients' logins are checked again: some may be disconnected.
-                        router.set_security(Arc::new(s));
-                        status
-                    }
-                    Err(e) => {
-                        log(&format!(
-                            "SIGHUP: reload failed, the previous policy stays in force: {e}"
-                        ));
-                        "reload failed, the previous policy stays in force".to_string()
-                    }
-                };
-                audit.reopen();
-                notify::ready(&status);
-            }
-            CoreMsg::Event(event) => {
-                let closed = match &event {
-                    Event::Closed { conn } => Some(*conn),
-                    Event::Tick => {
-                        drops.report(options.verbose);
-                        flow.tick(&conns, &limits, &router, Instant::now());
-                        None
-                    }
-                    Event::Packet {
-                        conn,
-                        packet: super::codec::Packet::Publish(_),
-                    } => {
-                        source = Some(*conn);
-                        None
-                    }
-                    _ => None,
-                };
-                router.handle(event, Instant::now(), SystemTime::now());
-                if let Some(conn) = closed {
-                    flow.closed(&conns, conn);
-                    if conns.remove(&conn).is_some() {
-                        drops.forget(conn);
-                    }
-                }
-            }
-        }
-        router.drain_actions(&mut actions);
-        for action in actions.drain(..) {
-            match action {
-                Action::Send { conn, packet } => {
-                    let Some(c) = conns.get(&conn) else {
-                        continue;
-                    };
-                    match c.push(packet, &limits) {
-                        Pushed::Queued => {}
-                        Pushed::Congested => {
-                            flow.outbox_congested(&conns, &limits, conn, source, Instant::now());
-                        }
-                        Pushed::Dropped => {
-                            drops.note(conn, c, &router, &limits);
-                            // Full: whoever sent it waits too (unless the subscriber is slow).
-                            flow.outbox_congested(&conns, &limits, conn, source, Instant::now());
-                        }
-                        Pushed::Overflow => {
-                            // A client that sends without reading: close it now; the task's end
-                            // reports the close to the router.
-                            log(&format!(
-                                "client {:?}: {} packets wait for its socket and it sends without reading: disconnecting",
-                                router.client_id(conn).unwrap_or("?"),
-                                c.waiting().packets
-                            ));
-                            c.abort();
-                            flow.closed(&conns, conn);
-                            conns.remove(&conn);
-                            drops.forget(conn);
-                        }
-                    }
-                }
-                Action::Accepted { conn, keep_alive } => {
-                    if let Some(c) = conns.get(&conn) {
-                        c.push_signal(Outgoing::Accepted { keep_alive });
-                    }
-                }
-                Action::Close { conn } => {
-                    flow.closed(&conns, conn);
-                    if let Some(c) = conns.remove(&conn) {
-                        c.push_signal(Outgoing::Close);
-                        drops.forget(conn);
-                    }
-                }
-                Action::Backlogged { conn } => {
-                    flow.queue_backlogged(&conns, conn, source, Instant::now());
-                }
-                Action::Relieved { conn } => flow.queue_relieved(&conns, &limits, conn),
-                Action::Notice(line) => log(&line),
-                Action::Verify {
-                    conn,
-                    ticket,
-                    passwords,
-                    username,
-                    password,
-                } => {
-                    let tx = verdict_tx.clone();
-                    verifier.submit(passwords, username, password, move |result| {
-                        // A worker thread, outside the runtime: blocking is fine here.
-                        let _ = tx.blocking_send(CoreMsg::Event(Event::Verified {
-                            conn,
-                            ticket,
-                            result,
-                        }));
-                    });
-                }
-                Action::Audit(record) => audit.write(&record),
-                Action::Log(line) => {
-                    if options.verbose {
-                        log(&line);
-                    }
-                }
-            }
-        }
+        core.handle(msg, !core_rx.is_empty());
     }
 }
 

@@ -204,6 +204,7 @@ impl Router {
                 .unwrap_or_default()
         );
         self.log(line);
+        self.save_session(&client_id);
         if session_present {
             self.resume(&client_id);
         }
@@ -216,11 +217,15 @@ impl Router {
         let Some(s) = self.sessions.get(client_id) else {
             return;
         };
-        for f in self.authz.denied_subscriptions(s, self.wall, &mut self.out) {
-            unindex(&mut self.subs, &mut self.shared, &f, client_id);
+        let denied = self.authz.denied_subscriptions(s, self.wall, &mut self.out);
+        for f in &denied {
+            unindex(&mut self.subs, &mut self.shared, f, client_id);
             if let Some(s) = self.sessions.get_mut(client_id) {
-                s.subscriptions.remove(&f);
+                s.subscriptions.remove(f);
             }
+        }
+        if !denied.is_empty() {
+            self.save_session(client_id);
         }
         let Some(s) = self.sessions.get_mut(client_id) else {
             return;
@@ -239,12 +244,14 @@ impl Router {
                         self.wall,
                         &mut self.out,
                     ) {
+                        let seq = d.seq;
                         s.t_mut().inflight.remove(&id);
+                        super::durable::done(s, seq, &mut self.out);
                         continue;
                     }
                     Packet::Publish(d.to_publish(id, true, self.now))
                 }
-                Some(InFlight::Release) => Packet::PubRel(Ack::new(id)),
+                Some(InFlight::Release(_)) => Packet::PubRel(Ack::new(id)),
                 None => continue,
             };
             send(&mut self.out, conn, packet);

@@ -2,6 +2,7 @@
 //! (asking for the publisher to be paused past the queue's high mark: see [`crate::broker::pacing`]),
 //! and the acknowledgements that move the queue on.
 
+use super::durable;
 use super::*;
 use crate::broker::outbox::Weight;
 use crate::broker::session::Traffic;
@@ -13,7 +14,9 @@ impl Router {
         };
         if let Some(InFlight::Publish(d)) = s.t().inflight.get(&pkid) {
             if d.qos == QoS::AtLeastOnce {
+                let seq = d.seq;
                 s.t_mut().inflight.remove(&pkid);
+                durable::done(s, seq, &mut self.out);
                 pump(
                     s,
                     &self.limits,
@@ -32,9 +35,11 @@ impl Router {
         };
         match s.t().inflight.get(&a.pkid) {
             Some(InFlight::Publish(d)) if d.qos == QoS::ExactlyOnce => {
+                let seq = d.seq;
                 if a.reason >= 0x80 {
                     // MQTT 5: the receiver refused it; the flow ends here.
                     s.t_mut().inflight.remove(&a.pkid);
+                    durable::done(s, seq, &mut self.out);
                     pump(
                         s,
                         &self.limits,
@@ -44,11 +49,12 @@ impl Router {
                         self.now,
                     );
                 } else {
-                    s.t_mut().inflight.insert(a.pkid, InFlight::Release);
+                    s.t_mut().inflight.insert(a.pkid, InFlight::Release(seq));
+                    durable::released(s, seq, a.pkid, &mut self.out);
                     send(&mut self.out, conn, Packet::PubRel(Ack::new(a.pkid)));
                 }
             }
-            Some(InFlight::Release) => {
+            Some(InFlight::Release(_)) => {
                 send(&mut self.out, conn, Packet::PubRel(Ack::new(a.pkid)));
             }
             _ => {
@@ -66,7 +72,9 @@ impl Router {
             return;
         };
         let mut comp = Ack::new(pkid);
-        if !s.t_mut().incoming_qos2.remove(&pkid) && s.version.is_v5() {
+        if s.t_mut().incoming_qos2.remove(&pkid) {
+            durable::received(s, pkid, false, &mut self.out);
+        } else if s.version.is_v5() {
             comp.reason = reason::PACKET_IDENTIFIER_NOT_FOUND;
         }
         s.settle();
@@ -77,8 +85,9 @@ impl Router {
         let Some(s) = self.sessions.get_mut(client_id) else {
             return;
         };
-        if let Some(InFlight::Release) = s.t().inflight.get(&pkid) {
+        if let Some(&InFlight::Release(seq)) = s.t().inflight.get(&pkid) {
             s.t_mut().inflight.remove(&pkid);
+            durable::done(s, seq, &mut self.out);
             pump(
                 s,
                 &self.limits,
@@ -101,7 +110,7 @@ impl Router {
 #[must_use]
 pub(super) fn push(
     s: &mut Session,
-    d: Delivery,
+    mut d: Delivery,
     limits: &Limits,
     out: &mut Vec<Action>,
     now: Instant,
@@ -149,6 +158,7 @@ pub(super) fn push(
         }
         return false;
     }
+    durable::keep(s, &mut d, None, out);
     s.enqueue(d);
     if let Some(conn) = s.conn {
         let t = s.t();
@@ -194,19 +204,23 @@ pub(super) fn send_qos0(s: &Session, d: Delivery, out: &mut Vec<Action>, now: In
 }
 
 /// Puts a QoS 1/2 delivery in flight.
-pub(super) fn start(s: &mut Session, d: Delivery, out: &mut Vec<Action>, now: Instant) {
+pub(super) fn start(s: &mut Session, mut d: Delivery, out: &mut Vec<Action>, now: Instant) {
     let Some(conn) = s.conn else {
+        durable::keep(s, &mut d, None, out);
         s.requeue(d);
         return;
     };
     let Some(pkid) = s.allocate_pkid() else {
+        durable::keep(s, &mut d, None, out);
         s.requeue(d);
         return;
     };
     let p = d.to_publish(pkid, false, now);
     if !fits(s, &p) {
+        durable::done(s, d.seq, out);
         return;
     }
+    durable::keep(s, &mut d, Some(pkid), out);
     s.t_mut().inflight.insert(pkid, InFlight::Publish(d));
     send(out, conn, Packet::Publish(p));
 }
@@ -227,10 +241,12 @@ pub(super) fn pump(
             break;
         };
         if d.msg.expired(now) || !authz.authorize(s, &d.msg.topic, Access::Read, wall, out) {
+            durable::done(s, d.seq, out);
             continue;
         }
         if d.qos == QoS::AtMostOnce {
             // Queued by `queue_qos0_messages`: sent as it is, never in flight.
+            durable::done(s, d.seq, out);
             send_qos0(s, d, out, now);
         } else {
             start(s, d, out, now);

@@ -72,6 +72,8 @@ impl Router {
         }
         if ends {
             self.end_session(&client_id);
+        } else {
+            self.save_session(&client_id);
         }
     }
 
@@ -109,6 +111,7 @@ impl Router {
             self.send_will(client_id, w);
         }
         if let Some(s) = self.sessions.remove(client_id) {
+            self.forget_session(&s);
             for filter in s.subscriptions.keys() {
                 unindex(&mut self.subs, &mut self.shared, filter, client_id);
             }
@@ -151,6 +154,7 @@ impl Router {
             if let Some(w) = will {
                 self.send_will(&id, w);
             }
+            self.save_session(&id);
         }
         for id in ended {
             self.end_session(&id);

@@ -1,6 +1,7 @@
 //! PUBLISH from a client: topic aliases, the write decision, then routing: retained messages,
 //! every matching subscription and shared group, and each delivery's read decision.
 
+use super::durable;
 use super::*;
 
 impl Router {
@@ -71,6 +72,7 @@ impl Router {
                     if !version.is_v5() {
                         // 3.1.1 cannot refuse: the flow completes as if accepted.
                         s.t_mut().incoming_qos2.insert(p.pkid);
+                        durable::received(s, p.pkid, true, &mut self.out);
                     }
                     send(&mut self.out, conn, Packet::PubRec(ack))
                 }
@@ -100,6 +102,7 @@ impl Router {
             QoS::ExactlyOnce => {
                 if let Some(s) = self.sessions.get_mut(client_id) {
                     s.t_mut().incoming_qos2.insert(pkid);
+                    durable::received(s, pkid, true, &mut self.out);
                 }
                 send(&mut self.out, conn, Packet::PubRec(ack));
             }
@@ -142,6 +145,7 @@ impl Router {
     pub(super) fn publish(&mut self, msg: Arc<Message>) -> usize {
         if msg.retain {
             self.retained.set(&msg);
+            self.save_retained(&msg);
         }
         let mut targets: HashMap<Box<str>, Option<(crate::broker::codec::SubOptions, Vec<u32>)>> =
             HashMap::new();
@@ -194,6 +198,7 @@ impl Router {
             qos: msg.qos.min(max_qos),
             retain,
             sub_ids,
+            seq: 0,
         };
         if !push(s, delivery, &self.limits, &mut self.out, self.now) {
             self.queue_drops += 1;

@@ -45,6 +45,7 @@ impl Router {
                 send_retained.push((f.filter, f.options.qos, id));
             }
         }
+        self.save_session(client_id);
         send(
             &mut self.out,
             conn,
@@ -95,6 +96,7 @@ impl Router {
                 reason::NO_SUBSCRIPTION_EXISTED
             });
         }
+        self.save_session(client_id);
         send(
             &mut self.out,
             conn,

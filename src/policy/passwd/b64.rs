@@ -70,7 +70,7 @@ pub(crate) fn decode_like_mosquitto(token: &[u8]) -> Option<Vec<u8>> {
             _ => break,
         }
     }
-    if block.len() % 4 != 0 {
+    if !block.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(block.len() / 4 * 3);

@@ -1,0 +1,335 @@
+//! The core task: owns the [`Router`], feeds it the connections' events, executes its actions, and
+//! with `persistence true` writes the changes of each turn to the store before it sends that turn's
+//! packets (group commit: while more events wait, turns are gathered, up to [`MAX_HELD`] actions,
+//! and written in one transaction).
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use tokio::sync::mpsc;
+
+use super::drops::Drops;
+use super::{flow, log, notify, reload, AuditOut, CoreMsg, Options};
+use crate::broker::codec::Packet;
+use crate::broker::config::BrokerConfig;
+use crate::broker::outbox::{self, Outgoing, Pushed};
+use crate::broker::router::{Action, Event, Router};
+use crate::broker::session::ConnId;
+use crate::broker::store::Store;
+use crate::enforce::logins::VerifyPool;
+
+/// The most actions held for one commit: past it the store is written even if more events wait,
+/// so that a busy broker still answers within one commit's time.
+pub(super) const MAX_HELD: usize = 4096;
+
+/// The core task's state.
+pub(super) struct Core {
+    pub(super) router: Router,
+    pub(super) config: BrokerConfig,
+    pub(super) options: Options,
+    pub(super) audit: AuditOut,
+    pub(super) limits: outbox::Limits,
+    pub(super) verifier: VerifyPool,
+    /// For the verdicts of password checks.
+    pub(super) verdict_tx: mpsc::Sender<CoreMsg>,
+    pub(super) store: Option<Store>,
+    /// Registered connections' outboxes (the rest of a connection lives in its shard).
+    conns: flow::Conns,
+    drops: Drops,
+    flow: flow::Flow,
+    /// Actions waiting for the store's commit, each with the publisher whose PUBLISH caused it.
+    held: Vec<(Action, Option<ConnId>)>,
+    actions: Vec<Action>,
+}
+
+impl Core {
+    /// The core, before its first event.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        router: Router,
+        config: BrokerConfig,
+        options: Options,
+        audit: AuditOut,
+        limits: outbox::Limits,
+        verifier: VerifyPool,
+        verdict_tx: mpsc::Sender<CoreMsg>,
+        store: Option<Store>,
+    ) -> Core {
+        Core {
+            router,
+            config,
+            options,
+            audit,
+            limits,
+            verifier,
+            verdict_tx,
+            store,
+            conns: flow::Conns::default(),
+            drops: Drops::default(),
+            flow: flow::Flow::default(),
+            held: Vec::new(),
+            actions: Vec::new(),
+        }
+    }
+
+    /// Logs the stop, with what was dropped in all.
+    pub(super) fn stopping(&self, why: &str) {
+        let mut dropped = String::new();
+        if self.drops.total > 0 {
+            dropped = format!(
+                " ({} outgoing QoS 0 messages were dropped in all)",
+                self.drops.total
+            );
+        }
+        if self.router.queue_drops() > 0 {
+            dropped += &format!(
+                " ({} queued messages were dropped in all because a queue was full)",
+                self.router.queue_drops()
+            );
+        }
+        log(&format!("{why}: stopping{dropped}"));
+        notify::stopping();
+    }
+
+    /// Handles one message; `more_waiting`: others are already queued behind it (the store's
+    /// commit may wait for them).
+    pub(super) fn handle(&mut self, msg: CoreMsg, more_waiting: bool) {
+        // Whoever sent the PUBLISH being handled: paused if it fills a subscriber's queue.
+        let mut source = None;
+        match msg {
+            CoreMsg::Register { conn, outbox } => {
+                self.conns.insert(conn, outbox);
+            }
+            CoreMsg::Drained { conn } => {
+                self.flow.outbox_drained(&self.conns, &self.limits, conn);
+            }
+            CoreMsg::Reload => self.reload(),
+            CoreMsg::Event(event) => {
+                let closed = match &event {
+                    Event::Closed { conn } => Some(*conn),
+                    Event::Tick => {
+                        self.drops.report(self.options.verbose);
+                        self.flow
+                            .tick(&self.conns, &self.limits, &self.router, Instant::now());
+                        None
+                    }
+                    Event::Packet {
+                        conn,
+                        packet: Packet::Publish(_),
+                    } => {
+                        source = Some(*conn);
+                        None
+                    }
+                    _ => None,
+                };
+                self.router.handle(event, Instant::now(), SystemTime::now());
+                if let Some(conn) = closed {
+                    self.flow.closed(&self.conns, conn);
+                    if self.conns.remove(&conn).is_some() {
+                        self.drops.forget(conn);
+                    }
+                }
+            }
+        }
+        let mut actions = std::mem::take(&mut self.actions);
+        self.router.drain_actions(&mut actions);
+        match self.store.as_mut() {
+            Some(store) => {
+                for action in actions.drain(..) {
+                    match action {
+                        Action::Store(change) => store.stage(change),
+                        other => self.held.push((other, source)),
+                    }
+                }
+                let waiting = !self.held.is_empty() || store.has_pending();
+                if waiting && (!more_waiting || self.held.len() >= MAX_HELD) {
+                    self.commit();
+                }
+            }
+            None => {
+                for action in actions.drain(..) {
+                    self.dispatch(action, source);
+                }
+            }
+        }
+        self.actions = actions;
+    }
+
+    /// Writes what the held actions acknowledge, then sends them. A failed write withholds every
+    /// acknowledgement of the batch (their clients are disconnected: a QoS 1/2 publisher sends its
+    /// message again) and is logged; the next commit then writes the whole state again.
+    fn commit(&mut self) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        let result = if store.is_stale() {
+            let all = self.router.durable_state();
+            store.rewrite(all)
+        } else if store.has_pending() {
+            store.commit()
+        } else {
+            Ok(0)
+        };
+        let held = std::mem::take(&mut self.held);
+        match result {
+            Ok(_) => {
+                for (action, source) in held {
+                    self.dispatch(action, source);
+                }
+            }
+            Err(e) => {
+                let mut withheld = rustc_hash::FxHashSet::default();
+                let mut pass = Vec::new();
+                for (action, source) in held {
+                    match &action {
+                        Action::Send { conn, packet } if acknowledges(packet) => {
+                            withheld.insert(*conn);
+                        }
+                        _ => pass.push((action, source)),
+                    }
+                }
+                log(&format!(
+                    "{e}; {} clients are disconnected without the acknowledgements of what could not be written",
+                    withheld.len()
+                ));
+                for (action, source) in pass {
+                    self.dispatch(action, source);
+                }
+                for conn in withheld {
+                    self.abort(conn);
+                }
+            }
+        }
+    }
+
+    /// Closes a connection from here (the router learns it from the connection's end).
+    fn abort(&mut self, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            c.abort();
+            self.flow.closed(&self.conns, conn);
+            self.drops.forget(conn);
+        }
+    }
+
+    fn reload(&mut self) {
+        notify::reloading();
+        let status = match reload(&self.config) {
+            Ok((next, s)) => {
+                let status = s.describe();
+                log(&format!("SIGHUP: reloaded; {status}"));
+                self.config = next;
+                // Connected clients' logins are checked again: some may be disconnected.
+                self.router.set_security(Arc::new(s));
+                status
+            }
+            Err(e) => {
+                log(&format!(
+                    "SIGHUP: reload failed, the previous policy stays in force: {e}"
+                ));
+                "reload failed, the previous policy stays in force".to_string()
+            }
+        };
+        self.audit.reopen();
+        notify::ready(&status);
+    }
+
+    fn dispatch(&mut self, action: Action, source: Option<ConnId>) {
+        match action {
+            Action::Send { conn, packet } => {
+                let Some(c) = self.conns.get(&conn) else {
+                    return;
+                };
+                match c.push(packet, &self.limits) {
+                    Pushed::Queued => {}
+                    Pushed::Congested => {
+                        self.flow.outbox_congested(
+                            &self.conns,
+                            &self.limits,
+                            conn,
+                            source,
+                            Instant::now(),
+                        );
+                    }
+                    Pushed::Dropped => {
+                        self.drops.note(conn, c, &self.router, &self.limits);
+                        // Full: whoever sent it waits too (unless the subscriber is slow).
+                        self.flow.outbox_congested(
+                            &self.conns,
+                            &self.limits,
+                            conn,
+                            source,
+                            Instant::now(),
+                        );
+                    }
+                    Pushed::Overflow => {
+                        // A client that sends without reading: close it now; the task's end
+                        // reports the close to the router.
+                        log(&format!(
+                            "client {:?}: {} packets wait for its socket and it sends without reading: disconnecting",
+                            self.router.client_id(conn).unwrap_or("?"),
+                            c.waiting().packets
+                        ));
+                        self.abort(conn);
+                    }
+                }
+            }
+            Action::Accepted { conn, keep_alive } => {
+                if let Some(c) = self.conns.get(&conn) {
+                    c.push_signal(Outgoing::Accepted { keep_alive });
+                }
+            }
+            Action::Close { conn } => {
+                self.flow.closed(&self.conns, conn);
+                if let Some(c) = self.conns.remove(&conn) {
+                    c.push_signal(Outgoing::Close);
+                    self.drops.forget(conn);
+                }
+            }
+            Action::Backlogged { conn } => {
+                self.flow
+                    .queue_backlogged(&self.conns, conn, source, Instant::now());
+            }
+            Action::Relieved { conn } => self.flow.queue_relieved(&self.conns, &self.limits, conn),
+            Action::Notice(line) => log(&line),
+            Action::Verify {
+                conn,
+                ticket,
+                passwords,
+                username,
+                password,
+            } => {
+                let tx = self.verdict_tx.clone();
+                self.verifier
+                    .submit(passwords, username, password, move |result| {
+                        // A worker thread, outside the runtime: blocking is fine here.
+                        let _ = tx.blocking_send(CoreMsg::Event(Event::Verified {
+                            conn,
+                            ticket,
+                            result,
+                        }));
+                    });
+            }
+            Action::Audit(record) => self.audit.write(&record),
+            Action::Log(line) => {
+                if self.options.verbose {
+                    log(&line);
+                }
+            }
+            // Only without a store (never staged then): nothing to keep.
+            Action::Store(_) => {}
+        }
+    }
+}
+
+/// Packets that tell a client something is done: withheld when it could not be written.
+fn acknowledges(p: &Packet) -> bool {
+    matches!(
+        p,
+        Packet::PubAck(_)
+            | Packet::PubRec(_)
+            | Packet::PubComp(_)
+            | Packet::ConnAck(_)
+            | Packet::SubAck(_)
+            | Packet::UnsubAck(_)
+    )
+}
