@@ -10,6 +10,11 @@
 # column `CASE+tuned`, with `max_queued_messages 1000000` and `max_inflight_messages WINDOW`. Cases:
 #   qos0-1to1     one publisher → one subscriber, QoS 0
 #   qos1-1to1     one publisher → one subscriber, QoS 1 (publisher window WINDOW, subscriber PUBACKs each)
+#   qos1-persist  the same with `persistence true` (a fresh store directory each run) and a persistent
+#                 subscriber (Clean Session 0, `loadgen --persistent 1`): ours writes every QoS 1 delivery
+#                 to its store before the PUBACK it answers; mosquitto 2.0 keeps them in memory until its
+#                 next autosave (autosave_interval 1800 s by default). Ours and mosquitto only (rumqttd
+#                 has no persistence of this kind); the store's size after the run is printed.
 #   fanout-1to50  one publisher → 50 subscribers (QoS FAN_QOS), deliveries per second
 #   fanin-50to1   50 publishers → one subscriber (QoS FAN_QOS)
 #   latency       publish -> deliver latency at a fixed moderate rate (LAT_RATE msg/s, LAT_N messages,
@@ -39,7 +44,7 @@
 # Usage: bash benches/broker-vs-mosquitto.sh [ROUNDS]          (default 3 rounds)
 # Sizes (environment): N_QOS0=500000 N_QOS1=100000 N_FANOUT=20000 (per subscriber) N_FANIN=5000 (per
 #   publisher) FAN_CLIENTS=50 FAN_QOS=0 IDLE_CLIENTS=10000 PAYLOAD=32 WINDOW=100 RUN_TIMEOUT=60
-#   CASES="qos0-1to1 qos1-1to1 fanout-1to50 fanin-50to1 idle-10k" SETTINGS="default tuned"
+#   CASES="qos0-1to1 qos1-1to1 qos1-persist fanout-1to50 fanin-50to1 latency idle-10k" SETTINGS="default tuned"
 #   KEEP_WORK=1 (keep configs and logs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,7 +59,7 @@ idle_clients=${IDLE_CLIENTS:-10000}
 payload=${PAYLOAD:-32}
 window=${WINDOW:-100}
 run_timeout=${RUN_TIMEOUT:-60}
-cases=${CASES:-qos0-1to1 qos1-1to1 fanout-1to50 fanin-50to1 latency idle-10k}
+cases=${CASES:-qos0-1to1 qos1-1to1 qos1-persist fanout-1to50 fanin-50to1 latency idle-10k}
 lat_rate=${LAT_RATE:-10000}
 lat_n=${LAT_N:-50000}
 settings=${SETTINGS:-default tuned}
@@ -114,6 +119,9 @@ EOF
 # The same, with the queue limits raised (the extra `+tuned` column).
 cp "$work/mosquitto.conf" "$work/tuned.conf"
 printf 'max_queued_messages 1000000\nmax_inflight_messages %s\n' "$window" >>"$work/tuned.conf"
+# The same, with persistence on (the qos1-persist case).
+cp "$work/mosquitto.conf" "$work/persist.conf"
+printf 'persistence true\npersistence_location %s/store/\n' "$work" >>"$work/persist.conf"
 conf="$work/mosquitto.conf"
 cat >"$work/rumqttd.toml" <<EOF
 id = 0
@@ -180,6 +188,7 @@ flow_args() { # case -> loadgen flow arguments
     case $1 in
         qos0-1to1) echo "--pubs 1 --subs 1 --qos 0 --messages $n_qos0" ;;
         qos1-1to1) echo "--pubs 1 --subs 1 --qos 1 --messages $n_qos1" ;;
+        qos1-persist) echo "--pubs 1 --subs 1 --qos 1 --messages $n_qos1 --persistent 1" ;;
         fanout-1to50) echo "--pubs 1 --subs $fan --qos $fan_qos --messages $n_fanout" ;;
         fanin-50to1) echo "--pubs $fan --subs 1 --qos $fan_qos --messages $n_fanin" ;;
     esac
@@ -190,6 +199,7 @@ results="$work/results.tsv"
 
 run_flow() { # round case which [label]
     local r=$1 c=$2 which=$3 log="$work/$3.log" out label=${4:-$2}
+    rm -rf "$work/store" && mkdir "$work/store"
     start_broker "$which" "$log" || { echo -e "$label\t$which\t$r\tFAIL\t0\t0" >>"$results"; return 0; }
     # shellcheck disable=SC2046
     out=$(timeout $((run_timeout + 30)) "$loadgen" flow --port "$port" --payload "$payload" \
@@ -198,6 +208,8 @@ run_flow() { # round case which [label]
     cpu=$(cpu_secs "$bpid")
     hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$bpid/status" 2>/dev/null || echo 0)
     stop_broker "$which" "$log"
+    local store=""
+    [ "$c" = qos1-persist ] && store=", store $(du -sk "$work/store" | cut -f1) KiB after it stopped ($(ls "$work/store" | tr '\n' ' '))"
     local rate lost secs received expected
     rate=$(sed -n 's/.*rate=\([0-9]*\).*/\1/p' <<<"$out")
     lost=$(sed -n 's/.*lost=\([0-9]*\).*/\1/p' <<<"$out")
@@ -211,7 +223,7 @@ run_flow() { # round case which [label]
     fi
     printf 'round %d  %-20s %-9s %9s deliveries/s  %s/%s received, lost %s, %s s, broker cpu %s s, peak RSS %s KiB%s\n' \
         "$r" "$label" "$which" "$rate" "$received" "$expected" "$lost" "$secs" "$cpu" "$hwm" \
-        "$(grep -o ' errors=.*' <<<"$out" || true)"
+        "$(grep -o ' errors=.*' <<<"$out" || true)$store"
     echo -e "$label\t$which\t$r\t$rate\t$lost\t$cpu" >>"$results"
 }
 
@@ -291,7 +303,11 @@ for r in $(seq "$rounds"); do
             for set in $settings; do
                 # rumqttd has its own config: one column.
                 if [ "$which" = rumqttd ] && [ "$set" = tuned ]; then continue; fi
-                if [ "$set" = tuned ]; then conf="$work/tuned.conf"; label="$c+tuned"; else conf="$work/mosquitto.conf"; label=$c; fi
+                if [ "$c" = qos1-persist ]; then
+                    # Default settings only; rumqttd has no persistence of this kind.
+                    if [ "$which" = rumqttd ] || [ "$set" = tuned ]; then continue; fi
+                    conf="$work/persist.conf"; label=$c
+                elif [ "$set" = tuned ]; then conf="$work/tuned.conf"; label="$c+tuned"; else conf="$work/mosquitto.conf"; label=$c; fi
                 run_flow "$r" "$c" "$which" "$label"
             done
         done

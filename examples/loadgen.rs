@@ -6,7 +6,7 @@
 //! cargo build --release --example loadgen
 //! target/release/examples/loadgen flow --port P [--pubs 1] [--subs 1] [--messages 100000] [--qos 0|1]
 //!                                      [--payload 32] [--window 100] [--timeout 60] [--idle 3]
-//!                                      [--topics 1]
+//!                                      [--topics 1] [--persistent 0|1]
 //! target/release/examples/loadgen idle --port P [--clients 10000] [--concurrency 50] [--hold 600]
 //!                                      [--id-prefix idle-]
 //! ```
@@ -22,6 +22,9 @@
 //! client is connected and subscribed and stops at the last delivery (or when nothing arrived for
 //! `--idle` seconds after the publishers finished, or at `--timeout`). It prints one line of
 //! `key=value`: `expected`, `received`, `lost`, `secs`, `rate` (deliveries per second), `pub_secs`.
+//! With `--persistent 1` the subscribers connect with Clean Session 0 (a session the broker keeps, and
+//! with `persistence true` writes to its store); they start with a clean session first, so every run
+//! starts from an empty one.
 //!
 //! `idle`: connects `--clients` clients (`user1`, client ids `{--id-prefix}N`, keep alive 60 s, PINGREQ every
 //! 30 s), at most `--concurrency` handshakes at a time, prints `connected=... failed=... secs=...` and
@@ -61,6 +64,7 @@ struct Args {
     hold: f64,
     id_prefix: String,
     topics: usize,
+    persistent: bool,
 }
 
 fn usage() -> ! {
@@ -95,6 +99,7 @@ fn parse_args() -> Args {
         hold: 600.0,
         id_prefix: "idle-".to_owned(),
         topics: 1,
+        persistent: false,
     };
     while let Some(key) = it.next() {
         let value = it.next().unwrap_or_else(|| usage());
@@ -120,6 +125,7 @@ fn parse_args() -> Args {
             "--hold" => a.hold = num(&key, &value),
             "--id-prefix" => a.id_prefix = value,
             "--topics" => a.topics = num::<usize>(&key, &value).max(1),
+            "--persistent" => a.persistent = num::<u8>(&key, &value) == 1,
             _ => usage(),
         }
     }
@@ -287,7 +293,12 @@ async fn flow(a: &Args) -> Result<(), Error> {
         } else {
             format!("bench/+/+/{user}")
         };
-        let mut c = Client::connect(&addr, &format!("lg-sub-{j}"), user, password, 60).await?;
+        let id = format!("lg-sub-{j}");
+        if a.persistent {
+            // Whatever an earlier run left in this session goes first.
+            drop(Client::connect(&addr, &id, user, password, 60).await?);
+        }
+        let mut c = Client::connect_as(&addr, &id, user, password, 60, !a.persistent).await?;
         c.subscribe(&filter, a.qos).await?;
         let stats = Arc::new(SubStats::default());
         sub_stats.push(Arc::clone(&stats));

@@ -29,11 +29,17 @@ pub fn put_str(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
-pub fn connect_packet(client_id: &str, user: &str, password: &str, keep_alive: u16) -> Vec<u8> {
+pub fn connect_packet(
+    client_id: &str,
+    user: &str,
+    password: &str,
+    keep_alive: u16,
+    clean: bool,
+) -> Vec<u8> {
     let mut body = Vec::new();
     put_str(&mut body, b"MQTT");
     body.push(4); // protocol level 3.1.1
-    body.push(0x80 | 0x40 | 0x02); // username, password, clean session
+    body.push(0x80 | 0x40 | if clean { 0x02 } else { 0 }); // username, password, clean session
     body.extend_from_slice(&keep_alive.to_be_bytes());
     put_str(&mut body, client_id.as_bytes());
     put_str(&mut body, user.as_bytes());
@@ -126,6 +132,18 @@ impl Client {
         password: &str,
         keep_alive: u16,
     ) -> Result<Client, Error> {
+        Client::connect_as(addr, client_id, user, password, keep_alive, true).await
+    }
+
+    /// [`Client::connect`] with Clean Session `clean`.
+    pub async fn connect_as(
+        addr: &str,
+        client_id: &str,
+        user: &str,
+        password: &str,
+        keep_alive: u16,
+        clean: bool,
+    ) -> Result<Client, Error> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let mut c = Client {
@@ -133,7 +151,9 @@ impl Client {
             buf: Vec::new(),
         };
         c.stream
-            .write_all(&connect_packet(client_id, user, password, keep_alive))
+            .write_all(&connect_packet(
+                client_id, user, password, keep_alive, clean,
+            ))
             .await?;
         let (h, body) = c.read_packet().await?;
         if h >> 4 != 2 || body.len() != 2 {

@@ -1,7 +1,8 @@
 //! The core task: owns the [`Router`], feeds it the connections' events, executes its actions, and
-//! with `persistence true` writes the changes of each turn to the store before it sends that turn's
-//! packets (group commit: while more events wait, turns are gathered, up to [`MAX_HELD`] actions,
-//! and written in one transaction).
+//! with `persistence true` has the changes of each turn written to the store before it sends that
+//! turn's packets. Group commit: the store's thread writes one batch at a time; the turns handled
+//! meanwhile form the next batch, and their actions wait for it (past [`MAX_HELD`] held actions the
+//! core stops reading events until the commit is done).
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -15,12 +16,37 @@ use crate::broker::config::BrokerConfig;
 use crate::broker::outbox::{self, Outgoing, Pushed};
 use crate::broker::router::{Action, Event, Router};
 use crate::broker::session::ConnId;
-use crate::broker::store::Store;
+use crate::broker::store::worker::{Batch, Worker};
+use crate::broker::store::{Change, StoreError};
 use crate::enforce::logins::VerifyPool;
 
 /// The most actions held for one commit: past it the store is written even if more events wait,
 /// so that a busy broker still answers within one commit's time.
 pub(super) const MAX_HELD: usize = 4096;
+
+/// The store's side of the core: what is gathered for the next commit and what waits for the
+/// current one.
+pub(super) struct Persist {
+    worker: Worker,
+    /// Changes of the turns since the last batch went to the store's thread.
+    staged: Vec<Change>,
+    /// The actions of the batch being written (`None`: no commit running).
+    committing: Option<Vec<(Action, Option<ConnId>)>>,
+    /// A commit failed: the next batch rewrites the whole state.
+    stale: bool,
+}
+
+impl Persist {
+    /// The store's side, around its thread.
+    pub(super) fn new(worker: Worker) -> Persist {
+        Persist {
+            worker,
+            staged: Vec::new(),
+            committing: None,
+            stale: false,
+        }
+    }
+}
 
 /// The core task's state.
 pub(super) struct Core {
@@ -32,12 +58,12 @@ pub(super) struct Core {
     pub(super) verifier: VerifyPool,
     /// For the verdicts of password checks.
     pub(super) verdict_tx: mpsc::Sender<CoreMsg>,
-    pub(super) store: Option<Store>,
+    pub(super) persist: Option<Persist>,
     /// Registered connections' outboxes (the rest of a connection lives in its shard).
     conns: flow::Conns,
     drops: Drops,
     flow: flow::Flow,
-    /// Actions waiting for the store's commit, each with the publisher whose PUBLISH caused it.
+    /// Actions waiting for the next commit, each with the publisher whose PUBLISH caused it.
     held: Vec<(Action, Option<ConnId>)>,
     actions: Vec<Action>,
 }
@@ -53,7 +79,7 @@ impl Core {
         limits: outbox::Limits,
         verifier: VerifyPool,
         verdict_tx: mpsc::Sender<CoreMsg>,
-        store: Option<Store>,
+        persist: Option<Persist>,
     ) -> Core {
         Core {
             router,
@@ -63,7 +89,7 @@ impl Core {
             limits,
             verifier,
             verdict_tx,
-            store,
+            persist,
             conns: flow::Conns::default(),
             drops: Drops::default(),
             flow: flow::Flow::default(),
@@ -133,18 +159,15 @@ impl Core {
         }
         let mut actions = std::mem::take(&mut self.actions);
         self.router.drain_actions(&mut actions);
-        match self.store.as_mut() {
-            Some(store) => {
+        match self.persist.as_mut() {
+            Some(p) => {
                 for action in actions.drain(..) {
                     match action {
-                        Action::Store(change) => store.stage(change),
+                        Action::Store(change) => p.staged.push(change),
                         other => self.held.push((other, source)),
                     }
                 }
-                let waiting = !self.held.is_empty() || store.has_pending();
-                if waiting && (!more_waiting || self.held.len() >= MAX_HELD) {
-                    self.commit();
-                }
+                self.flush(more_waiting);
             }
             None => {
                 for action in actions.drain(..) {
@@ -155,29 +178,66 @@ impl Core {
         self.actions = actions;
     }
 
-    /// Writes what the held actions acknowledge, then sends them. A failed write withholds every
-    /// acknowledgement of the batch (their clients are disconnected: a QoS 1/2 publisher sends its
-    /// message again) and is logged; the next commit then writes the whole state again.
-    fn commit(&mut self) {
-        let Some(store) = self.store.as_mut() else {
+    /// `true` while the core must not take more events: a commit runs and [`MAX_HELD`] actions
+    /// already wait for the next one.
+    pub(super) fn saturated(&self) -> bool {
+        self.persist
+            .as_ref()
+            .is_some_and(|p| p.committing.is_some() && self.held.len() >= MAX_HELD)
+    }
+
+    /// Starts the next commit when none runs: at once if no more events wait (or enough actions
+    /// are held), else after the waiting events joined the batch. Held actions with no change to
+    /// wait for go out at once.
+    fn flush(&mut self, more_waiting: bool) {
+        let Some(p) = self.persist.as_mut() else {
             return;
         };
-        let result = if store.is_stale() {
-            let all = self.router.durable_state();
-            store.rewrite(all)
-        } else if store.has_pending() {
-            store.commit()
+        if p.committing.is_some() {
+            return;
+        }
+        if p.staged.is_empty() && !p.stale {
+            for (action, source) in std::mem::take(&mut self.held) {
+                self.dispatch(action, source);
+            }
+            return;
+        }
+        if more_waiting && self.held.len() < MAX_HELD {
+            return;
+        }
+        let batch = if p.stale {
+            // Memory is the truth: it includes what was staged.
+            p.staged.clear();
+            Batch::Rewrite(self.router.durable_state())
         } else {
-            Ok(0)
+            Batch::Changes(std::mem::take(&mut p.staged))
         };
-        let held = std::mem::take(&mut self.held);
+        p.committing = Some(std::mem::take(&mut self.held));
+        if !p.worker.send(batch) {
+            self.committed(Err(StoreError(
+                "persistence: the store's thread is gone".to_owned(),
+            )));
+        }
+    }
+
+    /// The store's thread finished a batch: its actions go out, or on a failed write every
+    /// acknowledgement of the batch is withheld (their clients are disconnected: a QoS 1/2
+    /// publisher sends its message again), it is logged, and the next batch rewrites the whole
+    /// state. Then the next batch starts.
+    pub(super) fn committed(&mut self, result: Result<usize, StoreError>) {
+        let Some(p) = self.persist.as_mut() else {
+            return;
+        };
+        let held = p.committing.take().unwrap_or_default();
         match result {
             Ok(_) => {
+                p.stale = false;
                 for (action, source) in held {
                     self.dispatch(action, source);
                 }
             }
             Err(e) => {
+                p.stale = true;
                 let mut withheld = rustc_hash::FxHashSet::default();
                 let mut pass = Vec::new();
                 for (action, source) in held {
@@ -200,6 +260,7 @@ impl Core {
                 }
             }
         }
+        self.flush(false);
     }
 
     /// Closes a connection from here (the router learns it from the connection's end).

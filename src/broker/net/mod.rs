@@ -42,6 +42,7 @@ use super::outbox::{self, Outbox};
 use super::router::{Event, Router};
 use super::security::Security;
 use super::session::ConnId;
+use super::store::worker::Worker;
 use super::store::Store;
 use crate::audit::{AuditRecord, JsonLinesFile};
 use crate::enforce::logins::VerifyPool;
@@ -241,17 +242,34 @@ pub async fn serve(config: BrokerConfig, options: Options) -> Result<(), String>
             }
         }
     });
+    // The store's thread reports each commit here.
+    let (commit_tx, mut commit_rx) = mpsc::unbounded_channel();
+    let persist = match store {
+        Some(store) => {
+            let worker = Worker::spawn(store, move |result| {
+                let _ = commit_tx.send(result);
+            })
+            .map_err(|e| format!("cannot start the store's thread: {e}"))?;
+            Some(core::Persist::new(worker))
+        }
+        None => None,
+    };
     notify::ready(&status);
     let mut core = core::Core::new(
         router, config, options, audit, limits, verifier,
         // Kept for the verdicts of password checks; the loop ends on SIGINT/SIGTERM.
-        core_tx, store,
+        core_tx, persist,
     );
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let msg = tokio::select! {
-            m = core_rx.recv() => match m {
+            biased;
+            Some(result) = commit_rx.recv() => {
+                core.committed(result);
+                continue;
+            }
+            m = core_rx.recv(), if !core.saturated() => match m {
                 Some(m) => m,
                 None => { notify::stopping(); return Ok(()); }
             },

@@ -1,11 +1,11 @@
 //! Persistence (`persistence true`): the broker's durable state in one redb file, chosen by
 //! measurement (`doc/store-choice.md`).
 //!
-//! The router describes every change of durable state as a [`Change`]; the network layer
-//! [`Store::stage`]s them and [`Store::commit`]s them in one write transaction per turn of its loop
-//! (group commit: one `fdatasync` for everything the turn changed) *before* it sends the turn's
-//! packets. So once a client has a PUBACK, PUBREC, CONNACK or SUBACK, what it acknowledges survives a
-//! crash or a `kill -9`. At start, [`Store::open`] checks the whole file (redb's integrity check) and
+//! The router describes every change of durable state as a [`Change`]; the network layer gathers
+//! them and has the [`worker`] thread [`Store::commit`] them in one write transaction (group commit:
+//! one `fdatasync` for everything gathered while the previous commit ran), and sends the packets of
+//! those turns only once it is done. So once a client has a PUBACK, PUBREC, CONNACK or SUBACK, what
+//! it acknowledges survives a crash or a `kill -9`. At start, [`Store::open`] checks the whole file (redb's integrity check) and
 //! gives back what it holds ([`Restored`]); a file that is not ours or is damaged is refused with its
 //! path and what to do, never opened empty and never a panic.
 //!
@@ -18,6 +18,7 @@ pub mod change;
 mod messages;
 mod open;
 pub mod record;
+pub mod worker;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,9 +46,6 @@ pub struct Store {
     db: Database,
     path: PathBuf,
     messages: MessageIds,
-    pending: Vec<Change>,
-    /// A commit failed: the file may lack changes that memory has; the next commit rewrites it all.
-    stale: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -75,44 +73,20 @@ impl Store {
         &self.path
     }
 
-    /// Keeps a change for the next [`Store::commit`].
-    pub fn stage(&mut self, change: Change) {
-        self.pending.push(change);
-    }
-
-    /// `true` when changes wait for a commit.
-    pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
-    }
-
-    /// `true` after a failed commit: the next one must be [`Store::rewrite`].
-    pub fn is_stale(&self) -> bool {
-        self.stale
-    }
-
-    /// Writes the staged changes in one transaction and waits until they are on disk. On an error
-    /// nothing of them is kept (the transaction is aborted), the store is marked stale, and the
-    /// caller must not acknowledge what they were for.
-    pub fn commit(&mut self) -> Result<usize, StoreError> {
-        let changes = std::mem::take(&mut self.pending);
+    /// Writes `changes` in one transaction and returns once they are on disk. On an error nothing
+    /// of them is kept (the transaction is aborted) and the file may lack changes memory has: the
+    /// caller must not acknowledge what they were for, and must [`Store::rewrite`] before the next
+    /// write.
+    pub fn commit(&mut self, changes: Vec<Change>) -> Result<usize, StoreError> {
         let n = changes.len();
-        let clock = Clock::now();
-        let result = self.write(changes, &clock, false);
-        if result.is_err() {
-            self.stale = true;
-        }
-        result.map(|()| n)
+        self.write(changes, &Clock::now(), false).map(|()| n)
     }
 
     /// Replaces everything in the file with `all` (the router's whole durable state): after a
-    /// failed commit, memory is the truth. Staged changes are dropped (`all` includes them).
+    /// failed commit, memory is the truth.
     pub fn rewrite(&mut self, all: Vec<Change>) -> Result<usize, StoreError> {
-        self.pending.clear();
         let n = all.len();
-        let clock = Clock::now();
-        self.write(all, &clock, true)?;
-        self.stale = false;
-        Ok(n)
+        self.write(all, &Clock::now(), true).map(|()| n)
     }
 
     fn write(&mut self, changes: Vec<Change>, clock: &Clock, wipe: bool) -> Result<(), StoreError> {

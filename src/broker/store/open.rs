@@ -268,8 +268,6 @@ pub(super) fn open(path: &Path) -> Result<(Store, Restored), StoreError> {
         db,
         path: path.to_path_buf(),
         messages: ids,
-        pending: Vec::new(),
-        stale: false,
     };
     Ok((store, restored))
 }

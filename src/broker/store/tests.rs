@@ -49,34 +49,36 @@ fn what_was_committed_is_back_after_a_reopen_and_a_message_is_stored_once() {
     {
         let (mut store, restored) = Store::open(&path).unwrap();
         assert!(restored.sessions.is_empty() && restored.retained.is_empty());
+        let mut batch = Vec::new();
         for id in ["s1", "s2"] {
-            store.stage(Change::Session(Box::new(image(id))));
+            batch.push(Change::Session(Box::new(image(id))));
         }
         // One message to two sessions, three deliveries.
-        store.stage(queued("s1", 1, &msg));
-        store.stage(queued("s2", 1, &msg));
-        store.stage(Change::Delivery {
+        batch.push(queued("s1", 1, &msg));
+        batch.push(queued("s2", 1, &msg));
+        batch.push(Change::Delivery {
             client_id: "s2".into(),
             seq: 2,
             state: DeliveryState::Sent(7, delivery(&msg)),
         });
-        store.stage(Change::Received {
+        batch.push(Change::Received {
             client_id: "s1".into(),
             pkid: 9,
             held: true,
         });
-        store.stage(Change::Retained {
+        batch.push(Change::Retained {
             topic: "a/b".to_owned(),
             msg: Some(Arc::clone(&msg)),
         });
-        assert_eq!(store.commit().unwrap(), 7);
+        assert_eq!(store.commit(batch).unwrap(), 7);
         assert_eq!(count(&store, MESSAGES), 1, "one row for the message");
         // s1's delivery is acknowledged: the message stays for s2.
-        store.stage(Change::Delivered {
-            client_id: "s1".into(),
-            seq: 1,
-        });
-        store.commit().unwrap();
+        store
+            .commit(vec![Change::Delivered {
+                client_id: "s1".into(),
+                seq: 1,
+            }])
+            .unwrap();
         assert_eq!(count(&store, MESSAGES), 1);
     }
     let (mut store, restored) = Store::open(&path).unwrap();
@@ -100,8 +102,9 @@ fn what_was_committed_is_back_after_a_reopen_and_a_message_is_stored_once() {
         assert!(Arc::ptr_eq(&a.msg, &b.msg));
     }
     // The session ends: its deliveries and then its message go.
-    store.stage(Change::SessionEnded("s2".into()));
-    store.commit().unwrap();
+    store
+        .commit(vec![Change::SessionEnded("s2".into())])
+        .unwrap();
     assert_eq!(count(&store, MESSAGES), 0);
     assert_eq!(store.messages.len(), 0);
 }
@@ -114,11 +117,12 @@ fn an_expired_retained_message_is_not_restored() {
         let (mut store, _) = Store::open(&path).unwrap();
         let mut m = Message::for_tests("t", b"x");
         m.expires_at = Some(std::time::Instant::now() + Duration::from_millis(50));
-        store.stage(Change::Retained {
-            topic: "t".to_owned(),
-            msg: Some(Arc::new(m)),
-        });
-        store.commit().unwrap();
+        store
+            .commit(vec![Change::Retained {
+                topic: "t".to_owned(),
+                msg: Some(Arc::new(m)),
+            }])
+            .unwrap();
     }
     std::thread::sleep(Duration::from_millis(100));
     let (_, restored) = Store::open(&path).unwrap();
@@ -130,8 +134,9 @@ fn a_rewrite_replaces_everything() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.db");
     let (mut store, _) = Store::open(&path).unwrap();
-    store.stage(Change::Session(Box::new(image("old"))));
-    store.commit().unwrap();
+    store
+        .commit(vec![Change::Session(Box::new(image("old")))])
+        .unwrap();
     store
         .rewrite(vec![Change::Session(Box::new(image("new")))])
         .unwrap();
@@ -176,13 +181,14 @@ fn a_truncated_or_flipped_store_is_refused_not_opened_empty() {
     let path = dir.path().join("s.db");
     {
         let (mut store, _) = Store::open(&path).unwrap();
+        let mut batch = Vec::new();
         for i in 0..200u64 {
             let id = format!("c{i}");
-            store.stage(Change::Session(Box::new(image(&id))));
+            batch.push(Change::Session(Box::new(image(&id))));
             let msg = Arc::new(Message::for_tests("a/b", &[7u8; 100]));
-            store.stage(queued(&id, 1, &msg));
+            batch.push(queued(&id, 1, &msg));
         }
-        store.commit().unwrap();
+        store.commit(batch).unwrap();
     }
     let good = std::fs::read(&path).unwrap();
     let cut = dir.path().join("cut.db");
