@@ -358,6 +358,7 @@ fn with_users(allow_anonymous: bool) -> T {
     t
 }
 
+mod durable;
 mod logins;
 
 fn security(users: &[&str], allow_anonymous: bool) -> Security {
