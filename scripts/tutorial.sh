@@ -90,7 +90,10 @@ CONF
     mosquitto -c "$work/mosquitto.conf" 2>"$work/broker.log" &
 else
     say "3. mqtt-policy broker (our standalone broker) with the tutorial's own config keys, TLS 1.2 on 127.0.0.1:$port"
+    # The tutorial's persistence keys, with this run's directory for /var/lib/mosquitto/.
     cat > "$work/mosquitto.conf" <<CONF
+persistence true
+persistence_location $work/
 listener $port 127.0.0.1
 acl_file $work/acl.txt
 allow_anonymous false
@@ -112,6 +115,7 @@ done
 if [ "$broker" = mqtt-policy ]; then
     echo "   what the broker says about the tutorial's certificate at start:"
     grep -i warning "$work/broker.log" | sed 's/^.*warning: [^ ]* /     /' | fold -s -w 110 | sed 's/^/     /' || true
+    grep "persistence: " "$work/broker.log" | sed 's/^.*mqtt-policy: /   /' || true
 fi
 py=(/usr/bin/python3)
 client_args=(--host 127.0.0.1 --port "$port" --ca "$work/ca.crt")

@@ -1,6 +1,6 @@
 //! Reading the files the policy core parses. The core takes bytes; this is where they come from.
 
-use crate::policy::acl::{AclError, AclErrorKind, Policy};
+use crate::policy::acl::{parse_acl_as, AclError, AclErrorKind, AclFile, Policy};
 use crate::policy::conf::{ConfError, MosquittoConf};
 use crate::policy::passwd::PasswordFile;
 use crate::policy::Semantics;
@@ -13,12 +13,19 @@ pub fn load_policy(path: &str) -> Result<Policy, AclError> {
 
 /// [`load_policy`], deciding as Mosquitto `semantics`.
 pub fn load_policy_as(path: &str, semantics: Semantics) -> Result<Policy, AclError> {
+    Ok(Policy::compile(load_acl_as(path, semantics)?))
+}
+
+/// Reads and parses the acl file at `path` for Mosquitto `semantics`, keeping the warnings Mosquitto
+/// would log ([`AclFile::warnings`]) for the caller to log; [`Policy::compile`] makes it a policy. A
+/// missing or unreadable file is an [`AclError`] on line 0 ([`AclErrorKind::Unreadable`]).
+pub fn load_acl_as(path: &str, semantics: Semantics) -> Result<AclFile, AclError> {
     let bytes = std::fs::read(path).map_err(|e| AclError {
         path: path.to_owned(),
         line: 0,
         kind: AclErrorKind::Unreadable(e.to_string()),
     })?;
-    Policy::from_acl_as(path, &bytes, semantics)
+    parse_acl_as(path, &bytes, semantics)
 }
 
 /// Reads and parses the mosquitto.conf at `path`.

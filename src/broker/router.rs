@@ -193,14 +193,13 @@ fn send(out: &mut Vec<Action>, conn: ConnId, packet: Packet) {
     out.push(Action::Send { conn, packet });
 }
 
-fn reason_props(version: Version, why: &str) -> Properties {
-    if version.is_v5() {
-        Properties {
-            reason_string: Some(why.to_owned()),
-            ..Properties::default()
-        }
-    } else {
-        Properties::default()
+/// Properties carrying a Reason String. The router states outcomes the same way for every MQTT
+/// version, in MQTT 5's reason codes; the codec writes what each version has room for (3.1.1 acks
+/// carry neither a reason code nor properties, its SUBACK failure is 0x80: `super::codec`).
+fn reason_string(why: &str) -> Properties {
+    Properties {
+        reason_string: Some(why.to_owned()),
+        ..Properties::default()
     }
 }
 

@@ -25,6 +25,8 @@ pub struct Security {
     allow_anonymous: bool,
     /// `plugin_opt_refuse_subscriptions` (default true); false grants every SUBSCRIBE unchecked.
     refuse_subscriptions: bool,
+    /// What Mosquitto would warn about in the acl file, as `file:line: warning: ...`.
+    acl_warnings: Vec<String>,
 }
 
 impl Security {
@@ -56,10 +58,16 @@ pub struct LoginRefusal {
 impl Security {
     /// Loads the files `config` names. Errors name the file and line.
     pub fn load(config: &BrokerConfig) -> Result<Security, String> {
+        let mut acl_warnings = Vec::new();
         let acl = match &config.acl_file {
-            Some(path) => Some(
-                crate::load::load_policy_as(path, config.semantics).map_err(|e| e.to_string())?,
-            ),
+            Some(path) => {
+                let file =
+                    crate::load::load_acl_as(path, config.semantics).map_err(|e| e.to_string())?;
+                for w in &file.warnings {
+                    acl_warnings.push(format!("{path}:{}: warning: {}", w.line, w.message));
+                }
+                Some(Policy::compile(file))
+            }
             None => None,
         };
         let passwords = match &config.password_file {
@@ -68,6 +76,7 @@ impl Security {
         };
         let mut security = Security::new(acl, passwords, config.allow_anonymous);
         security.refuse_subscriptions = config.refuse_subscriptions;
+        security.acl_warnings = acl_warnings;
         Ok(security)
     }
 
@@ -89,15 +98,18 @@ impl Security {
             passwords,
             allow_anonymous,
             refuse_subscriptions: true,
+            acl_warnings: Vec::new(),
         }
     }
 
-    /// Warnings from loading (unusable password lines), as `file:line: ...` lines.
+    /// Warnings from loading (acl lines Mosquitto would warn about, unusable password lines), as
+    /// `file:line: ...` lines.
     pub fn warnings(&self) -> Vec<String> {
-        self.passwords
-            .as_ref()
-            .map(|p| p.warning_lines().collect())
-            .unwrap_or_default()
+        let mut all = self.acl_warnings.clone();
+        if let Some(p) = &self.passwords {
+            all.extend(p.warning_lines());
+        }
+        all
     }
 
     /// One line describing what is in force.

@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::mpsc;
 
 use super::drops::Drops;
-use super::{flow, log, notify, reload, AuditOut, CoreMsg, Options};
+use super::{flow, log, notify, reload, CoreMsg, Options, Stderr};
 use crate::broker::codec::Packet;
 use crate::broker::config::BrokerConfig;
 use crate::broker::outbox::{self, Outgoing, Pushed};
@@ -18,6 +18,7 @@ use crate::broker::router::{Action, Event, Router};
 use crate::broker::session::ConnId;
 use crate::broker::store::worker::{Batch, Worker};
 use crate::broker::store::{Change, StoreError};
+use crate::enforce::audit_sink::AuditSink;
 use crate::enforce::logins::VerifyPool;
 
 /// The most actions held for one commit: past it the store is written even if more events wait,
@@ -53,7 +54,7 @@ pub(super) struct Core {
     pub(super) router: Router,
     pub(super) config: BrokerConfig,
     pub(super) options: Options,
-    pub(super) audit: AuditOut,
+    pub(super) audit: AuditSink,
     pub(super) limits: outbox::Limits,
     pub(super) verifier: VerifyPool,
     /// For the verdicts of password checks.
@@ -75,7 +76,7 @@ impl Core {
         router: Router,
         config: BrokerConfig,
         options: Options,
-        audit: AuditOut,
+        audit: AuditSink,
         limits: outbox::Limits,
         verifier: VerifyPool,
         verdict_tx: mpsc::Sender<CoreMsg>,
@@ -276,6 +277,9 @@ impl Core {
         notify::reloading();
         let status = match reload(&self.config) {
             Ok((next, s)) => {
+                for w in s.warnings() {
+                    log(&format!("warning: {w}"));
+                }
                 let status = s.describe();
                 log(&format!("SIGHUP: reloaded; {status}"));
                 self.config = next;
@@ -290,7 +294,7 @@ impl Core {
                 "reload failed, the previous policy stays in force".to_string()
             }
         };
-        self.audit.reopen();
+        self.audit.reopen(&Stderr);
         notify::ready(&status);
     }
 
@@ -370,7 +374,7 @@ impl Core {
                         }));
                     });
             }
-            Action::Audit(record) => self.audit.write(&record),
+            Action::Audit(record) => self.audit.write(&Stderr, &record),
             Action::Log(line) => {
                 if self.options.verbose {
                     log(&line);

@@ -44,7 +44,7 @@ use super::security::Security;
 use super::session::ConnId;
 use super::store::worker::Worker;
 use super::store::Store;
-use crate::audit::{AuditRecord, JsonLinesFile};
+use crate::enforce::audit_sink::{AuditLog, AuditSink};
 use crate::enforce::logins::VerifyPool;
 
 /// Time allowed between accepting a socket (and, after it, its TLS handshake) and its CONNECT.
@@ -89,40 +89,16 @@ fn log(line: &str) {
     );
 }
 
-/// Where audit records go.
-enum AuditOut {
-    File(String, JsonLinesFile),
-    Stderr,
-}
+/// The broker's log (stderr) as the audit sink's fallback.
+struct Stderr;
 
-impl AuditOut {
-    fn open(path: Option<&str>) -> Result<AuditOut, String> {
-        match path {
-            None => Ok(AuditOut::Stderr),
-            Some(p) => JsonLinesFile::open(p)
-                .map(|f| AuditOut::File(p.to_owned(), f))
-                .map_err(|e| format!("cannot open the audit log {p:?}: {e}")),
-        }
+impl AuditLog for Stderr {
+    fn error(&self, message: &str) {
+        log(message);
     }
 
-    fn write(&mut self, record: &AuditRecord) {
-        match self {
-            AuditOut::File(path, f) => {
-                if let Err(e) = f.write(record) {
-                    log(&format!("cannot write the audit log {path:?}: {e}"));
-                }
-            }
-            AuditOut::Stderr => log(&format!("audit: {}", record.to_json())),
-        }
-    }
-
-    fn reopen(&mut self) {
-        if let AuditOut::File(path, f) = self {
-            match JsonLinesFile::open(path) {
-                Ok(new) => *f = new,
-                Err(e) => log(&format!("cannot reopen the audit log {path:?}: {e}")),
-            }
-        }
+    fn record(&self, json: &str) {
+        log(&format!("audit: {json}"));
     }
 }
 
@@ -152,7 +128,12 @@ pub async fn serve(config: BrokerConfig, options: Options) -> Result<(), String>
     let status = security.describe();
     log(&status);
     let audit_path = options.audit_log.clone().or(config.audit_log.clone());
-    let audit = AuditOut::open(audit_path.as_deref())?;
+    let audit = AuditSink::open(audit_path.as_deref()).map_err(|e| {
+        format!(
+            "cannot open the audit log {:?}: {e}",
+            audit_path.as_deref().unwrap_or_default()
+        )
+    })?;
     let mut router = Router::new(&config, security);
     let store = match &config.persistence {
         Some(p) => {

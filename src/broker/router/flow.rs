@@ -58,10 +58,10 @@ impl Router {
                 send(&mut self.out, conn, Packet::PubRel(Ack::new(a.pkid)));
             }
             _ => {
-                let mut rel = Ack::new(a.pkid);
-                if s.version.is_v5() {
-                    rel.reason = reason::PACKET_IDENTIFIER_NOT_FOUND;
-                }
+                let rel = Ack {
+                    reason: reason::PACKET_IDENTIFIER_NOT_FOUND,
+                    ..Ack::new(a.pkid)
+                };
                 send(&mut self.out, conn, Packet::PubRel(rel));
             }
         }
@@ -74,7 +74,7 @@ impl Router {
         let mut comp = Ack::new(pkid);
         if s.t_mut().incoming_qos2.remove(&pkid) {
             durable::received(s, pkid, false, &mut self.out);
-        } else if s.version.is_v5() {
+        } else {
             comp.reason = reason::PACKET_IDENTIFIER_NOT_FOUND;
         }
         s.settle();

@@ -40,14 +40,13 @@ impl Router {
             // A resent QoS 2 message already received: acknowledge, do not deliver again.
             return send(&mut self.out, conn, Packet::PubRec(Ack::new(p.pkid)));
         }
-        if version.is_v5()
-            && p.properties.payload_format == Some(1)
+        if p.properties.payload_format == Some(1)
             && !crate::broker::codec::properties::check_utf8_payload(&p.payload)
         {
             let ack = Ack {
                 pkid: p.pkid,
                 reason: reason::PAYLOAD_FORMAT_INVALID,
-                properties: reason_props(version, "the payload is not UTF-8"),
+                properties: reason_string("the payload is not UTF-8"),
             };
             match p.qos {
                 QoS::AtMostOnce => {}
@@ -63,7 +62,7 @@ impl Router {
             let ack = Ack {
                 pkid: p.pkid,
                 reason: reason::NOT_AUTHORIZED,
-                properties: reason_props(version, "not authorised to publish to this topic"),
+                properties: reason_string("not authorised to publish to this topic"),
             };
             match p.qos {
                 QoS::AtMostOnce => {}
@@ -86,7 +85,7 @@ impl Router {
         let (qos, pkid) = (p.qos, p.pkid);
         let msg = self.message(p.topic, p.payload, qos, p.retain, p.properties, origin);
         let matched = self.publish(msg);
-        let code = if matched == 0 && version.is_v5() {
+        let code = if matched == 0 {
             reason::NO_MATCHING_SUBSCRIBERS
         } else {
             reason::SUCCESS

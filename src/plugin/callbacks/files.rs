@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::super::host::{Host, LogLevel};
 use super::super::options::{trailing_space_hint, OptionError, PluginOptions};
 use super::super::outcome::Outcome;
-use crate::policy::acl::{parse_acl_as, Policy};
+use crate::policy::acl::{AclErrorKind, Policy};
 use crate::policy::passwd::PasswordFile;
 use crate::policy::Semantics;
 
@@ -32,16 +32,18 @@ impl From<OptionError> for LoadError {
 /// Reads and compiles the acl file named by `plugin_opt_acl_file` to decide as Mosquitto `semantics`,
 /// logging its warnings.
 pub fn load_acl(path: &str, host: &dyn Host, semantics: Semantics) -> Result<Policy, LoadError> {
-    let bytes = std::fs::read(path).map_err(|e| LoadError {
-        outcome: Outcome::Unavailable,
-        message: format!(
-            "cannot read the acl file {path:?} (plugin_opt_acl_file): {e}{}",
-            trailing_space_hint(path)
-        ),
-    })?;
-    let file = parse_acl_as(path, &bytes, semantics).map_err(|e| LoadError {
-        outcome: Outcome::BadConfig,
-        message: format!("invalid acl file (plugin_opt_acl_file): {e}"),
+    let file = crate::load::load_acl_as(path, semantics).map_err(|e| match e.kind {
+        AclErrorKind::Unreadable(reason) => LoadError {
+            outcome: Outcome::Unavailable,
+            message: format!(
+                "cannot read the acl file {path:?} (plugin_opt_acl_file): {reason}{}",
+                trailing_space_hint(path)
+            ),
+        },
+        _ => LoadError {
+            outcome: Outcome::BadConfig,
+            message: format!("invalid acl file (plugin_opt_acl_file): {e}"),
+        },
     })?;
     for w in &file.warnings {
         host.log(
@@ -57,14 +59,14 @@ pub fn load_acl(path: &str, host: &dyn Host, semantics: Semantics) -> Result<Pol
 /// Only a missing or unreadable file is an error: like Mosquitto, unusable lines are dropped with a
 /// warning (those users cannot log in), and the file still loads.
 pub fn load_passwords(path: &str, host: &dyn Host) -> Result<PasswordFile, LoadError> {
-    let bytes = std::fs::read(path).map_err(|e| LoadError {
+    let file = crate::load::load_passwords(path).map_err(|e| LoadError {
         outcome: Outcome::Unavailable,
         message: format!(
-            "cannot read the password file {path:?} (plugin_opt_password_file): {e}{}",
+            "cannot read the password file {path:?} (plugin_opt_password_file): {}{}",
+            e.reason,
             trailing_space_hint(path)
         ),
     })?;
-    let file = PasswordFile::parse(path, &bytes);
     for line in file.warning_lines() {
         host.log(LogLevel::Warning, &format!("mqtt-policy: {line}"));
     }
