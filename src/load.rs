@@ -1,6 +1,6 @@
 //! Reading the files the policy core parses. The core takes bytes; this is where they come from.
 
-use crate::policy::acl::{AclError, AclErrorKind, Policy};
+use crate::policy::acl::{parse_acl_as, AclError, AclErrorKind, AclFile, Policy};
 use crate::policy::conf::{ConfError, MosquittoConf};
 use crate::policy::passwd::PasswordFile;
 use crate::policy::Semantics;
@@ -19,6 +19,16 @@ pub fn load_policy_as(path: &str, semantics: Semantics) -> Result<Policy, AclErr
         kind: AclErrorKind::Unreadable(e.to_string()),
     })?;
     Policy::from_acl_as(path, &bytes, semantics)
+}
+
+/// Reads and parses (without compiling) the acl file at `path` as Mosquitto `semantics` reads it.
+pub fn load_acl_as(path: &str, semantics: Semantics) -> Result<AclFile, AclError> {
+    let bytes = std::fs::read(path).map_err(|e| AclError {
+        path: path.to_owned(),
+        line: 0,
+        kind: AclErrorKind::Unreadable(e.to_string()),
+    })?;
+    parse_acl_as(path, &bytes, semantics)
 }
 
 /// Reads and parses the mosquitto.conf at `path`.
