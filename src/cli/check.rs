@@ -24,7 +24,7 @@ pub struct LoginStatus {
 }
 
 impl LoginStatus {
-    fn new(file: &PasswordFile, username: Option<&str>) -> LoginStatus {
+    pub(crate) fn new(file: &PasswordFile, username: Option<&str>) -> LoginStatus {
         let path = file.path().to_owned();
         let (can_log_in, line, message) = match username {
             None => (
@@ -159,16 +159,6 @@ pub(crate) fn resolve_sources(
     Ok(sources)
 }
 
-/// The client a check is made for: Mosquitto treats a zero-length username as none, and the client id
-/// defaults to the username, or `anonymous`.
-pub(crate) fn client<'a>(user: Option<&'a str>, client_id: Option<&'a str>) -> ClientRef<'a> {
-    let username = user.filter(|u| !u.is_empty());
-    ClientRef {
-        username,
-        client_id: client_id.or(username).unwrap_or("anonymous"),
-    }
-}
-
 /// `check`'s text for a decision: the explanation, the login status when known, and the semantics.
 pub(crate) fn render(
     explanation: &Explanation,
@@ -234,7 +224,7 @@ pub fn run(args: &CheckArgs) -> u8 {
         _ => unreachable!("clap requires one of --read, --write, --subscribe"),
     };
     let explanation = policy.explain(
-        client(args.user.as_deref(), args.client_id.as_deref()),
+        ClientRef::from_names(args.user.as_deref(), args.client_id.as_deref()),
         topic,
         access,
     );

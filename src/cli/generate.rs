@@ -131,6 +131,8 @@ mod tests {
         for page in [
             "mqtt-policy.1",
             "mqtt-policy-check.1",
+            "mqtt-policy-lint.1",
+            "mqtt-policy-test.1",
             "mqtt-policy-passwd.1",
             "mqtt-policy-broker.1",
         ] {

@@ -9,6 +9,7 @@ pub mod check;
 pub mod generate;
 pub mod lint;
 pub mod passwd;
+pub mod policy_test;
 
 /// Exit code for an allowed decision or a successful command.
 pub const EXIT_OK: u8 = 0;
@@ -32,6 +33,9 @@ enum Command {
     /// Find rules that never match or are shadowed, users the two files disagree on, password
     /// entries Mosquitto drops and exposed key or password files.
     Lint(lint::LintArgs),
+    /// Run policy tests: expectation files (TOML) saying who may and may not read, write or
+    /// subscribe to what.
+    Test(policy_test::TestArgs),
     /// Manage a password file like mosquitto_passwd (same flags, no data loss).
     Passwd(passwd::PasswdArgs),
     /// Run the standalone MQTT broker with a mosquitto.conf.
@@ -56,6 +60,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Lint(args) => lint::run(&args),
         Command::Passwd(args) => passwd::run(&args),
+        Command::Test(args) => policy_test::run(&args),
         Command::Broker(args) => broker::run(&args),
     };
     ExitCode::from(code)
