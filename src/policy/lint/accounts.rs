@@ -84,29 +84,35 @@ pub(super) fn find(acl: &AclFile, passwords: &PasswordFile, out: &mut Vec<Findin
 /// Adds the findings about the password file's own lines.
 pub(super) fn password_entries(passwords: &PasswordFile, out: &mut Vec<Finding>) {
     for warning in passwords.warnings() {
-        let (code, hint) = match warning.kind {
+        let (code, extra, hint) = match warning.kind {
             PasswordWarningKind::Plaintext => (
                 Code::PasswordPlaintext,
+                " (Mosquitto 2.0 drops the line; Mosquitto 2.1.2 refuses to start with it)",
                 "hash the file: `mqtt-policy passwd -U FILE` (or `mosquitto_passwd -U FILE`)",
             ),
             PasswordWarningKind::Unusable => (
                 Code::PasswordUnusable,
+                "",
                 "set the password again: `mqtt-policy passwd FILE USER`",
             ),
-            PasswordWarningKind::Argon2idNotIn20 | PasswordWarningKind::LongSaltNotIn20 => (
+            PasswordWarningKind::Argon2idNotIn20 => (
                 Code::PasswordDroppedBy20,
+                " (and Mosquitto 2.1.2 as built by default, without WITH_ARGON2, refuses to start with it)",
+                "for Mosquitto's own password_file, set the password again with `mqtt-policy passwd -H sha512-pbkdf2 FILE USER`",
+            ),
+            PasswordWarningKind::LongSaltNotIn20 => (
+                Code::PasswordDroppedBy20,
+                "",
                 "if Mosquitto 2.0's own password_file reads this file, set the password again with `mqtt-policy passwd -H sha512-pbkdf2 FILE USER`",
             ),
-            PasswordWarningKind::Duplicate => {
-                (Code::PasswordDuplicate, "remove the earlier line")
-            }
-            _ => (Code::PasswordLineIgnored, "fix or remove the line"),
+            PasswordWarningKind::Duplicate => (Code::PasswordDuplicate, "", "remove the earlier line"),
+            _ => (Code::PasswordLineIgnored, "", "fix or remove the line"),
         };
         out.push(Finding::new(
             code,
             passwords.path(),
             warning.line,
-            warning.message.clone(),
+            format!("{}{extra}", warning.message),
             hint,
         ));
     }
