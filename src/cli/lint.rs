@@ -15,6 +15,7 @@ use crate::policy::Semantics;
 
 /// Flags of `mqtt-policy lint`.
 #[derive(Debug, Args)]
+#[command(after_long_help = LINT_CODES)]
 #[command(group(ArgGroup::new("source").required(true).multiple(true).args(["acl_file", "password_file", "config"])))]
 pub struct LintArgs {
     /// The acl file (Mosquitto's acl_file format).
@@ -38,6 +39,30 @@ pub struct LintArgs {
     #[arg(long, value_name = "2.0|2.1", value_parser = parse_semantics)]
     pub mosquitto: Option<Semantics>,
 }
+
+/// The finding codes, for `--help` and the man page.
+const LINT_CODES: &str = "\
+Findings (code: severity, what):
+  shadowed-by-deny: warning, a rule every topic of which a deny rule of its list matches
+  shadowed-by-allow: info, an allow an earlier rule of its list already grants in full
+  deny-overridden-by-own-allow: warning, a pattern deny some users' own rules always answer first
+  placeholder-in-topic-line: warning, %u/%c in a topic line (literal text)
+  placeholder-inside-level: warning, %u/%c inside a level: 2.0 substitutes, 2.1 does not
+  wildcard-excludes-sys: info, a list reading # (which reads no $SYS topic) and no $ filter
+  acl-user-cannot-log-in: warning, a user block for a user the password file cannot log in
+  password-user-not-in-acl: info, a password user without a user block (patterns only)
+  password-user-without-rules: warning, a password user to whom no rule applies
+  password-plaintext: error, a plaintext password (2.0 drops it, 2.1.2 refuses to start)
+  password-unusable: error, another entry no Mosquitto reads
+  password-dropped-by-mosquitto-2.0: warning, argon2id or a 64-byte salt
+  password-duplicate: info, a later line for the same user
+  password-line-ignored: warning, a password line ignored without naming a user
+  acl-line-quirk: warning, an acl line the releases read differently (NUL byte)
+  policy-file-world-accessible: warning, an acl or password file with permissions for others
+  key-world-readable: error, a TLS private key readable by others
+  file-world-writable: error, a policy, key or certificate file writable by others
+
+Exit status: 0 no finding at or above --deny, 1 one is, 2 bad usage or a malformed or unreadable file.";
 
 fn parse_severity(text: &str) -> Result<Severity, String> {
     Severity::from_word(text)

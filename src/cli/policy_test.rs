@@ -14,6 +14,7 @@ use crate::policy::{Semantics, Verdict};
 
 /// Flags of `mqtt-policy test`.
 #[derive(Debug, Args)]
+#[command(after_long_help = FORMAT)]
 pub struct TestArgs {
     /// Expectation files (TOML): `expect = ["user1 may write a/b", "anonymous may not subscribe #"]`.
     #[arg(value_name = "FILE", required = true)]
@@ -37,6 +38,31 @@ pub struct TestArgs {
     #[arg(long, value_name = "2.0|2.1", value_parser = parse_semantics)]
     pub mosquitto: Option<Semantics>,
 }
+
+/// The expectation file format, for `--help` and the man page.
+const FORMAT: &str = "\
+Expectation files are TOML:
+
+  acl_file = \"acl.txt\"          # or config = \"mosquitto.conf\"; relative to this file
+  password_file = \"users.txt\"   # optional: login status shown with failures
+  mosquitto = \"2.0\"             # optional: 2.0 or 2.1
+  expect = [
+    \"user1 may write colombia/cundinamarca/cajica/user1\",
+    \"user1 may not write panama/colon/user1\",
+    \"anonymous may not subscribe #\",
+    \"bob with client id c7 may read clients/c7\",
+  ]
+  [[case]]                      # the same as a table
+  user = \"bob\"                  # leave out for an anonymous client
+  client_id = \"c7\"              # optional (default: the username, or anonymous)
+  access = \"write\"              # read, write or subscribe
+  topic = \"a/b\"
+  allow = false
+
+A sentence is WHO [with client id ID] may [not] read|write|subscribe TOPIC; the topic is the rest of
+the line. Each case decides as mqtt-policy check does; a failure shows check's explanation.
+
+Exit status: 0 every case passed, 1 a case failed, 2 a malformed or unreadable file (file:line).";
 
 fn parse_semantics(text: &str) -> Result<Semantics, String> {
     Semantics::from_version(text)
