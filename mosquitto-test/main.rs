@@ -10,6 +10,7 @@
 mod delayed_auth;
 mod differential;
 mod every_version;
+mod lint_claims;
 mod passwd_interop;
 mod plugin;
 mod support;

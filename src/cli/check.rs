@@ -6,6 +6,7 @@ use serde::Serialize;
 use super::{EXIT_DENIED, EXIT_ERROR, EXIT_OK};
 use crate::load;
 use crate::policy::acl::Explanation;
+use crate::policy::conf::MosquittoConf;
 use crate::policy::passwd::PasswordFile;
 use crate::policy::{Access, ClientRef, Semantics, Verdict};
 
@@ -23,7 +24,7 @@ pub struct LoginStatus {
 }
 
 impl LoginStatus {
-    fn new(file: &PasswordFile, username: Option<&str>) -> LoginStatus {
+    pub(crate) fn new(file: &PasswordFile, username: Option<&str>) -> LoginStatus {
         let path = file.path().to_owned();
         let (can_log_in, line, message) = match username {
             None => (
@@ -114,44 +115,85 @@ fn parse_semantics(text: &str) -> Result<Semantics, String> {
         .ok_or_else(|| format!("expected 2.0 or 2.1 (the Mosquitto release line), got {text:?}"))
 }
 
+/// The files a command works on, from its flags or from a mosquitto.conf, and whose reading of them
+/// applies. Shared by `check`, `lint` and `test`, so that `-c` means the same to all of them.
+#[derive(Debug)]
+pub(crate) struct Sources {
+    /// The acl file: the flag, else the config's.
+    pub acl_file: Option<String>,
+    /// The password file: the flag, else the config's.
+    pub password_file: Option<String>,
+    /// `--mosquitto`, else the config's `plugin_opt_mosquitto_version`, else 2.0.
+    pub semantics: Semantics,
+    /// The config, when one was given.
+    pub conf: Option<MosquittoConf>,
+}
+
+/// Resolves the files from flags and an optional config. The error is a message ready to print after
+/// `mqtt-policy: ` (with `file:line` when the config is at fault).
+pub(crate) fn resolve_sources(
+    acl_file: Option<&str>,
+    password_file: Option<&str>,
+    config: Option<&str>,
+    mosquitto: Option<Semantics>,
+) -> Result<Sources, String> {
+    let mut sources = Sources {
+        acl_file: acl_file.map(str::to_owned),
+        password_file: password_file.map(str::to_owned),
+        semantics: mosquitto.unwrap_or_default(),
+        conf: None,
+    };
+    let Some(conf_path) = config else {
+        return Ok(sources);
+    };
+    let conf = load::load_conf(conf_path).map_err(|e| e.to_string())?;
+    let files = conf.policy_files().map_err(|e| e.to_string())?;
+    if let (None, Some(version)) = (mosquitto, files.mosquitto_version.as_deref()) {
+        sources.semantics = Semantics::from_version(version).ok_or_else(|| {
+            format!("{conf_path}: plugin_opt_mosquitto_version {version:?}: expected 2.0 or 2.1")
+        })?;
+    }
+    sources.acl_file = sources.acl_file.or(files.acl_file);
+    sources.password_file = sources.password_file.or(files.password_file);
+    sources.conf = Some(conf);
+    Ok(sources)
+}
+
+/// `check`'s text for a decision: the explanation, the login status when known, and the semantics.
+pub(crate) fn render(
+    explanation: &Explanation,
+    login: Option<&LoginStatus>,
+    semantics: Semantics,
+) -> String {
+    let mut text = explanation.to_string();
+    if let Some(login) = login {
+        text.push_str(&format!("  login: {}\n", login.message));
+    }
+    text.push_str(&format!("  semantics: {semantics}'s acl_file\n"));
+    text
+}
+
 /// Runs `check`; returns the exit code (0 allow, 1 deny, 2 error).
 pub fn run(args: &CheckArgs) -> u8 {
-    let mut semantics = args.mosquitto.unwrap_or_default();
-    let (acl_path, password_path) = match (&args.acl_file, &args.config) {
-        (Some(path), _) => (path.clone(), args.password_file.clone()),
-        (None, Some(conf_path)) => {
-            let files = load::load_conf(conf_path).and_then(|conf| conf.policy_files());
-            match files {
-                Ok(files) => match files.acl_file {
-                    Some(path) => {
-                        if let (None, Some(version)) =
-                            (args.mosquitto, files.mosquitto_version.as_deref())
-                        {
-                            match Semantics::from_version(version) {
-                                Some(s) => semantics = s,
-                                None => {
-                                    eprintln!(
-                                        "mqtt-policy: {conf_path}: plugin_opt_mosquitto_version {version:?}: expected 2.0 or 2.1"
-                                    );
-                                    return EXIT_ERROR;
-                                }
-                            }
-                        }
-                        (path, args.password_file.clone().or(files.password_file))
-                    }
-                    None => {
-                        eprintln!("mqtt-policy: {conf_path}: no acl_file (or plugin_opt_acl_file) in the config");
-                        return EXIT_ERROR;
-                    }
-                },
-                Err(e) => {
-                    eprintln!("mqtt-policy: {e}");
-                    return EXIT_ERROR;
-                }
-            }
+    let sources = match resolve_sources(
+        args.acl_file.as_deref(),
+        args.password_file.as_deref(),
+        args.config.as_deref(),
+        args.mosquitto,
+    ) {
+        Ok(sources) => sources,
+        Err(e) => {
+            eprintln!("mqtt-policy: {e}");
+            return EXIT_ERROR;
         }
-        (None, None) => unreachable!("clap requires --acl-file or -c"),
     };
+    let semantics = sources.semantics;
+    let Some(acl_path) = sources.acl_file else {
+        let conf_path = args.config.as_deref().unwrap_or_default();
+        eprintln!("mqtt-policy: {conf_path}: no acl_file (or plugin_opt_acl_file) in the config");
+        return EXIT_ERROR;
+    };
+    let password_path = sources.password_file;
     let login = match password_path.as_deref().map(load::load_passwords) {
         None => None,
         Some(Ok(file)) => {
@@ -181,18 +223,8 @@ pub fn run(args: &CheckArgs) -> u8 {
         (_, _, Some(t)) => (Access::Subscribe, t),
         _ => unreachable!("clap requires one of --read, --write, --subscribe"),
     };
-    // Mosquitto treats a zero-length username as none: such a client is anonymous.
-    let username = args.user.as_deref().filter(|u| !u.is_empty());
-    let client_id = args
-        .client_id
-        .as_deref()
-        .or(username)
-        .unwrap_or("anonymous");
     let explanation = policy.explain(
-        ClientRef {
-            username,
-            client_id,
-        },
+        ClientRef::from_names(args.user.as_deref(), args.client_id.as_deref()),
         topic,
         access,
     );
@@ -210,11 +242,7 @@ pub fn run(args: &CheckArgs) -> u8 {
             }
         }
     } else {
-        print!("{explanation}");
-        if let Some(login) = &login {
-            println!("  login: {}", login.message);
-        }
-        println!("  semantics: {semantics}'s acl_file");
+        print!("{}", render(&explanation, login.as_ref(), semantics));
     }
     match explanation.verdict {
         Verdict::Allow => EXIT_OK,

@@ -131,6 +131,8 @@ mod tests {
         for page in [
             "mqtt-policy.1",
             "mqtt-policy-check.1",
+            "mqtt-policy-lint.1",
+            "mqtt-policy-test.1",
             "mqtt-policy-passwd.1",
             "mqtt-policy-broker.1",
         ] {
@@ -139,6 +141,14 @@ mod tests {
         assert!(
             !names.iter().any(|n| n.contains("generate")),
             "generate has no page: {names:?}"
+        );
+        // The finding codes and the expectation file format are in their pages.
+        let lint = fs::read_to_string(dir.path().join("mqtt-policy-lint.1")).unwrap();
+        assert!(lint.contains("placeholder\\-inside\\-level"), "{lint}");
+        let test = fs::read_to_string(dir.path().join("mqtt-policy-test.1")).unwrap();
+        assert!(
+            test.contains("[[case]]") && test.contains("with client id"),
+            "{test}"
         );
     }
 

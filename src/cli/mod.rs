@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 pub mod broker;
 pub mod check;
 pub mod generate;
+pub mod lint;
 pub mod passwd;
+pub mod policy_test;
 
 /// Exit code for an allowed decision or a successful command.
 pub const EXIT_OK: u8 = 0;
@@ -28,6 +30,12 @@ pub struct Cli {
 enum Command {
     /// Would this client be allowed to read, write or subscribe to this topic, and why (not)?
     Check(check::CheckArgs),
+    /// Find rules that never match or are shadowed, users the two files disagree on, password
+    /// entries Mosquitto drops and exposed key or password files.
+    Lint(lint::LintArgs),
+    /// Run policy tests: expectation files (TOML) saying who may and may not read, write or
+    /// subscribe to what.
+    Test(policy_test::TestArgs),
     /// Manage a password file like mosquitto_passwd (same flags, no data loss).
     Passwd(passwd::PasswdArgs),
     /// Run the standalone MQTT broker with a mosquitto.conf.
@@ -50,7 +58,9 @@ pub fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Lint(args) => lint::run(&args),
         Command::Passwd(args) => passwd::run(&args),
+        Command::Test(args) => policy_test::run(&args),
         Command::Broker(args) => broker::run(&args),
     };
     ExitCode::from(code)

@@ -46,6 +46,19 @@ pub struct ClientRef<'a> {
     pub client_id: &'a str,
 }
 
+impl<'a> ClientRef<'a> {
+    /// The client a question names, as `mqtt-policy check` and policy tests read it: a zero-length
+    /// username is none (as Mosquitto treats it), and the client id defaults to the username, or
+    /// `anonymous`.
+    pub fn from_names(user: Option<&'a str>, client_id: Option<&'a str>) -> ClientRef<'a> {
+        let username = user.filter(|u| !u.is_empty());
+        ClientRef {
+            username,
+            client_id: client_id.or(username).unwrap_or("anonymous"),
+        }
+    }
+}
+
 /// Allowed or denied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]

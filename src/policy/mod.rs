@@ -18,6 +18,8 @@ pub(crate) mod bytes;
 pub mod c_lines;
 pub mod conf;
 pub mod decision;
+pub mod expectations;
+pub mod lint;
 pub mod passwd;
 pub mod semantics;
 pub mod topic;

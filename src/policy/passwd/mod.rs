@@ -91,6 +91,37 @@ pub struct PasswordWarning {
     pub line: u32,
     /// What is wrong and what was expected (without the file name; see [`PasswordFile::warning_lines`]).
     pub message: String,
+    /// What kind of problem it is, for tools that sort warnings (`mqtt-policy lint`).
+    pub kind: PasswordWarningKind,
+}
+
+/// One user of a password file, as [`PasswordFile::users`] lists them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserLine {
+    /// The username.
+    pub name: String,
+    /// The line that counts for the user.
+    pub line: u32,
+    /// Whether that entry is a usable hash (the user can log in).
+    pub usable: bool,
+}
+
+/// The kinds of [`PasswordWarning`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PasswordWarningKind {
+    /// A plaintext password (no `$`): no Mosquitto accepts it.
+    Plaintext,
+    /// Any other entry no Mosquitto can use (malformed hash, missing hash, over-long field).
+    Unusable,
+    /// An `$argon2id$` entry: accepted by us and by Mosquitto 2.1, dropped by Mosquitto 2.0.
+    Argon2idNotIn20,
+    /// A `$6$`/`$7$` entry with a 64-byte salt: accepted by us and by 2.1, dropped by 2.0.
+    LongSaltNotIn20,
+    /// A later line for a user already in the file.
+    Duplicate,
+    /// A line that is ignored without naming a user (over-long username, the file cut at a NUL).
+    Ignored,
 }
 
 /// The outcome of a login attempt against the password file.
@@ -153,14 +184,18 @@ impl PasswordFile {
             parsed.add_line(line.number, file::classify(line.text));
         }
         if let Some(cut) = cut {
-            parsed.warn(cut.line(), cut.to_string());
+            parsed.warn(cut.line(), PasswordWarningKind::Ignored, cut.to_string());
         }
         parsed.warnings.sort_by_key(|w| w.line);
         parsed
     }
 
-    fn warn(&mut self, line: u32, message: String) {
-        self.warnings.push(PasswordWarning { line, message });
+    fn warn(&mut self, line: u32, kind: PasswordWarningKind, message: String) {
+        self.warnings.push(PasswordWarning {
+            line,
+            message,
+            kind,
+        });
     }
 
     fn add_line(&mut self, number: u32, kind: LineKind<'_>) {
@@ -168,6 +203,7 @@ impl PasswordFile {
             LineKind::Comment | LineKind::NoColon | LineKind::NoUsername => {}
             LineKind::UsernameTooLong => self.warn(
                 number,
+                PasswordWarningKind::Ignored,
                 format!("the username is longer than {MAX_FIELD_LEN} bytes; line ignored"),
             ),
             LineKind::MissingHash { username } => {
@@ -175,20 +211,25 @@ impl PasswordFile {
                     "no password hash after the username {}; expected USERNAME:HASH",
                     show(username)
                 );
-                self.add_unusable(number, username, message);
+                self.add_unusable(number, username, PasswordWarningKind::Unusable, message);
             }
             LineKind::HashTooLong { username } => {
                 let message = format!(
                     "the password hash of {} is longer than {MAX_FIELD_LEN} bytes",
                     show(username)
                 );
-                self.add_unusable(number, username, message);
+                self.add_unusable(number, username, PasswordWarningKind::Unusable, message);
             }
             LineKind::Entry { username, hash, .. } => match StoredHash::parse(hash) {
                 Ok(stored) => self.add_usable(number, username, stored, hash),
                 Err(e) => {
+                    let kind = if matches!(e, hash::HashError::Plaintext) {
+                        PasswordWarningKind::Plaintext
+                    } else {
+                        PasswordWarningKind::Unusable
+                    };
                     let message = format!("user {}: {e}", show(username));
-                    self.add_unusable(number, username, message);
+                    self.add_unusable(number, username, kind, message);
                 }
             },
         }
@@ -196,12 +237,15 @@ impl PasswordFile {
 
     fn add_usable(&mut self, number: u32, username: &[u8], stored: StoredHash, text: &[u8]) {
         if !stored.mosquitto_20_reads_it() {
-            let form = match stored {
-                StoredHash::Argon2id(_) => "an argon2id hash",
-                _ => "a 64-byte salt",
+            let (form, kind) = match stored {
+                StoredHash::Argon2id(_) => {
+                    ("an argon2id hash", PasswordWarningKind::Argon2idNotIn20)
+                }
+                _ => ("a 64-byte salt", PasswordWarningKind::LongSaltNotIn20),
             };
             self.warn(
                 number,
+                kind,
                 format!(
                     "user {}: {form} (Mosquitto 2.1's format) is accepted here, but Mosquitto 2.0's own password_file would drop this entry",
                     show(username)
@@ -216,6 +260,7 @@ impl PasswordFile {
         match self.users.insert(username.to_vec(), entry) {
             Some(Entry::Usable { line, .. }) => self.warn(
                 number,
+                PasswordWarningKind::Duplicate,
                 format!(
                     "user {} is also on line {line}; this later line is the one used, as in Mosquitto",
                     show(username)
@@ -225,12 +270,19 @@ impl PasswordFile {
         }
     }
 
-    fn add_unusable(&mut self, number: u32, username: &[u8], message: String) {
+    fn add_unusable(
+        &mut self,
+        number: u32,
+        username: &[u8],
+        kind: PasswordWarningKind,
+        message: String,
+    ) {
         match self.users.get_mut(username) {
             Some(Entry::Usable { line, .. }) => {
                 let line = *line;
                 self.warn(
                     number,
+                    kind,
                     format!(
                         "{message}. Line ignored; the entry on line {line} stays in force, as in Mosquitto"
                     ),
@@ -238,12 +290,12 @@ impl PasswordFile {
             }
             Some(unusable) => {
                 *unusable = Entry::Unusable { line: number };
-                self.warn(number, format!("{message}. This user cannot log in"));
+                self.warn(number, kind, format!("{message}. This user cannot log in"));
             }
             None => {
                 self.users
                     .insert(username.to_vec(), Entry::Unusable { line: number });
-                self.warn(number, format!("{message}. This user cannot log in"));
+                self.warn(number, kind, format!("{message}. This user cannot log in"));
             }
         }
     }
@@ -317,6 +369,22 @@ impl PasswordFile {
             Some(Entry::Usable { text, .. }) if !username.as_bytes().contains(&0) => Some(text),
             _ => None,
         }
+    }
+
+    /// Every username the file names (with a usable entry or not) and the line that counts for it, in
+    /// line order. Names that are not UTF-8 are shown lossily.
+    pub fn users(&self) -> Vec<UserLine> {
+        let mut users: Vec<UserLine> = self
+            .users
+            .iter()
+            .map(|(name, entry)| UserLine {
+                name: String::from_utf8_lossy(name).into_owned(),
+                line: entry.line(),
+                usable: matches!(entry, Entry::Usable { .. }),
+            })
+            .collect();
+        users.sort_by_key(|u| u.line);
+        users
     }
 
     /// The line that counts for `username` (usable or not), if the file names the user.
