@@ -72,6 +72,16 @@ pub enum AuditReason {
     Acl(ReasonDetail),
     /// A refused login.
     Login(LoginDenial),
+    /// An accepted login (only in `shadow` records, where one policy accepts what the other refuses).
+    LoginAccepted(LoginAccepted),
+}
+
+/// Why a login was accepted (`shadow` records only).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LoginAccepted {
+    /// The password verified against the user's entry.
+    PasswordVerified,
 }
 
 /// What was denied.
@@ -104,9 +114,13 @@ impl From<crate::policy::Access> for AuditAccess {
 /// One audit record: one JSON object per line in the audit log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AuditRecord {
+    /// `shadow` for a disagreement of the shadow policy (then `verdict`, `rule`, `reason` and `message`
+    /// are the live policy's, and `shadow` holds the candidate's); absent for a denial.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
     /// UTC time, RFC 3339 with milliseconds.
     pub time: String,
-    /// Always `deny`: only denials are recorded.
+    /// `deny` for a denial (the only records but `shadow` ones); the live verdict in a `shadow` record.
     pub verdict: &'static str,
     /// What was denied.
     pub access: AuditAccess,
@@ -129,6 +143,30 @@ pub struct AuditRecord {
     pub message: String,
     /// Which Mosquitto's reading of the files applied (`mosquitto-2.0` or `mosquitto-2.1`).
     pub semantics: Semantics,
+    /// In a `shadow` record: what the shadow policy would have decided, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowSide>,
+}
+
+/// The shadow policy's side of a `shadow` audit record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ShadowSide {
+    /// `allow` or `deny`.
+    pub verdict: &'static str,
+    /// The deciding rule of the shadow acl file as `file:line`, if a rule decided.
+    pub rule: Option<String>,
+    /// Why, as data.
+    pub reason: AuditReason,
+    /// Why, as a sentence.
+    pub message: String,
+}
+
+/// `allow` or `deny`, as records spell verdicts.
+pub fn verdict_word(verdict: crate::policy::Verdict) -> &'static str {
+    match verdict {
+        crate::policy::Verdict::Allow => "allow",
+        crate::policy::Verdict::Deny => "deny",
+    }
 }
 
 /// Who a record is about.
@@ -148,6 +186,7 @@ impl AuditRecord {
         let rule = explanation.reason.rule().map(|r| r.location());
         let message = one_line(&explanation.to_string());
         AuditRecord {
+            kind: None,
             time: rfc3339(time),
             verdict: "deny",
             access: explanation.access.into(),
@@ -160,6 +199,7 @@ impl AuditRecord {
             near_misses: explanation.near_misses,
             message,
             semantics: Semantics::default(),
+            shadow: None,
         }
     }
 
@@ -178,6 +218,7 @@ impl AuditRecord {
             peer.client_id.unwrap_or("")
         );
         AuditRecord {
+            kind: None,
             time: rfc3339(time),
             verdict: "deny",
             access: AuditAccess::Connect,
@@ -190,6 +231,72 @@ impl AuditRecord {
             near_misses: Vec::new(),
             message,
             semantics: Semantics::default(),
+            shadow: None,
+        }
+    }
+
+    /// A `shadow` record: the live policy decided as `live` explains, the shadow policy as `shadow`.
+    pub fn shadow_acl(
+        time: SystemTime,
+        address: Option<&str>,
+        live: Explanation,
+        shadow: Explanation,
+    ) -> AuditRecord {
+        let side = ShadowSide {
+            verdict: verdict_word(shadow.verdict),
+            rule: shadow.reason.rule().map(|r| r.location()),
+            message: format!("shadow policy: {}", one_line(&shadow.to_string())),
+            reason: AuditReason::Acl(shadow.reason),
+        };
+        let verdict = verdict_word(live.verdict);
+        let mut record = AuditRecord::acl(time, address, live);
+        record.kind = Some("shadow");
+        record.verdict = verdict;
+        record.shadow = Some(side);
+        record
+    }
+
+    /// A `shadow` record of a login: the live policy's outcome and the shadow policy's.
+    pub fn shadow_login(
+        time: SystemTime,
+        peer: Peer<'_>,
+        live: Option<LoginDenial>,
+        shadow: Option<LoginDenial>,
+    ) -> AuditRecord {
+        let side = |d: Option<LoginDenial>, who: &str| match d {
+            None => (
+                "allow",
+                AuditReason::LoginAccepted(LoginAccepted::PasswordVerified),
+                format!("{who}: the login is accepted"),
+            ),
+            Some(d) => (
+                "deny",
+                AuditReason::Login(d.clone()),
+                format!("{who}: refused because {d}"),
+            ),
+        };
+        let (live_verdict, live_reason, live_message) = side(live, "live policy");
+        let (verdict, reason, message) = side(shadow, "shadow policy");
+        AuditRecord {
+            kind: Some("shadow"),
+            time: rfc3339(time),
+            verdict: live_verdict,
+            access: AuditAccess::Connect,
+            username: peer.username.map(str::to_owned),
+            client_id: peer.client_id.map(str::to_owned),
+            address: peer.address.map(str::to_owned),
+            topic: None,
+            rule: None,
+            reason: live_reason,
+            near_misses: Vec::new(),
+            message: live_message,
+            semantics: Semantics::default(),
+            shadow: Some(ShadowSide {
+                verdict,
+                rule: None,
+                reason,
+                message,
+            }),
         }
     }
 

@@ -15,6 +15,7 @@ pub mod audit;
 pub mod broker;
 pub mod cli;
 pub mod enforce;
+pub mod exposition;
 pub mod load;
 pub mod plugin;
 pub mod policy;

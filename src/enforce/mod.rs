@@ -1,8 +1,11 @@
 //! The enforcement layer every front door shares (the plugin and the broker): no wire format, no C,
 //! no sockets. Today: logins ([`logins`]: the verified-credential cache, verification off the hot
 //! thread, and the one mapping from a password check to an audited refusal), where audit records go
-//! ([`audit_sink`]), and the file-system checks of `mqtt-policy lint` ([`file_modes`]).
+//! ([`audit_sink`]), the file-system checks of `mqtt-policy lint` ([`file_modes`]), the counters and
+//! their Prometheus exposition ([`metrics`]), and the shadow policy ([`shadow`]).
 
 pub mod audit_sink;
 pub mod file_modes;
 pub mod logins;
+pub mod metrics;
+pub mod shadow;

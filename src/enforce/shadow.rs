@@ -1,0 +1,244 @@
+//! The shadow policy: a candidate acl file and/or password file loaded beside the live ones
+//! (`plugin_opt_shadow_acl_file`, `plugin_opt_shadow_password_file`). Every decision the live policy makes
+//! is also taken by the candidate; only the live one decides. Each disagreement is counted, and written as
+//! one `"kind":"shadow"` audit record with both reasons, at most [`RECORDS_PER_MINUTE`] a minute (the rest
+//! only counted), so a candidate that differs on a busy topic cannot flood the log.
+//!
+//! A shadow file that does not load (at start or on reload) is logged by the front door and the shadow is
+//! absent until a reload loads it: the live policy is never affected.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use super::logins::denial;
+use super::metrics::Metrics;
+use crate::audit::{AuditRecord, LoginDenial, Peer};
+use crate::policy::acl::{Explanation, Policy};
+use crate::policy::passwd::PasswordFile;
+use crate::policy::{Access, ClientRef, Decision, Reason, Semantics};
+
+/// At most this many `shadow` audit records a minute; further disagreements are only counted.
+pub const RECORDS_PER_MINUTE: u32 = 60;
+
+/// A fixed-window rate limiter with an injected clock (the front door's audit clock: a clock set back
+/// starts a new window).
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_window: u32,
+    window: Duration,
+    start: Option<SystemTime>,
+    used: u32,
+}
+
+impl RateLimiter {
+    /// At most `per_window` in each `window`.
+    pub fn new(per_window: u32, window: Duration) -> RateLimiter {
+        RateLimiter {
+            per_window,
+            window,
+            start: None,
+            used: 0,
+        }
+    }
+
+    /// May one more go out at `now`?
+    pub fn admit(&mut self, now: SystemTime) -> bool {
+        match self.start.map(|start| now.duration_since(start)) {
+            Some(Ok(since)) if since < self.window => {}
+            _ => {
+                self.start = Some(now);
+                self.used = 0;
+            }
+        }
+        if self.used < self.per_window {
+            self.used += 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// What comparing one ACL decision with the shadow policy found.
+#[derive(Debug)]
+pub enum Compared {
+    /// Both agree (or the shadow has no acl file, or the decision is not the acl file's).
+    Agree,
+    /// They disagree (counted): the record to write, or `None` when the rate limit holds it back.
+    Disagree(Option<Box<AuditRecord>>),
+}
+
+impl Compared {
+    /// The record to write, if any.
+    pub fn record(self) -> Option<AuditRecord> {
+        match self {
+            Compared::Agree | Compared::Disagree(None) => None,
+            Compared::Disagree(Some(r)) => Some(*r),
+        }
+    }
+}
+
+/// The candidate policy (see the module documentation).
+#[derive(Debug)]
+pub struct Shadow {
+    acl: Option<Policy>,
+    passwords: Option<Arc<PasswordFile>>,
+    limiter: Mutex<RateLimiter>,
+}
+
+impl Shadow {
+    /// Loads the shadow files that are named (deciding as Mosquitto `semantics`). `Ok(None)` when neither
+    /// is named. The error names the option and the file.
+    pub fn load(
+        acl_file: Option<&str>,
+        password_file: Option<&str>,
+        semantics: Semantics,
+    ) -> Result<Option<Shadow>, String> {
+        if acl_file.is_none() && password_file.is_none() {
+            return Ok(None);
+        }
+        let acl = match acl_file {
+            Some(path) => Some(
+                crate::load::load_policy_as(path, semantics)
+                    .map_err(|e| format!("shadow acl file (plugin_opt_shadow_acl_file): {e}"))?,
+            ),
+            None => None,
+        };
+        let passwords = match password_file {
+            Some(path) => Some(Arc::new(crate::load::load_passwords(path).map_err(|e| {
+                format!(
+                    "cannot read the shadow password file {path:?} (plugin_opt_shadow_password_file): {}",
+                    e.reason
+                )
+            })?)),
+            None => None,
+        };
+        Ok(Some(Shadow::new(acl, passwords)))
+    }
+
+    /// A shadow of already loaded parts.
+    pub fn new(acl: Option<Policy>, passwords: Option<Arc<PasswordFile>>) -> Shadow {
+        Shadow {
+            acl,
+            passwords,
+            limiter: Mutex::new(RateLimiter::new(
+                RECORDS_PER_MINUTE,
+                Duration::from_secs(60),
+            )),
+        }
+    }
+
+    /// One line for the log: what the shadow compares.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(p) = &self.acl {
+            parts.push(format!(
+                "acl file {:?} ({} rules)",
+                p.path(),
+                p.rules().len()
+            ));
+        }
+        if let Some(p) = &self.passwords {
+            parts.push(format!("password file {:?} ({} users)", p.path(), p.len()));
+        }
+        format!("shadow policy: {}", parts.join(", "))
+    }
+
+    /// Does the shadow have an acl file to compare ACL decisions with?
+    pub fn has_acl(&self) -> bool {
+        self.acl.is_some()
+    }
+
+    /// Does the shadow have a password file to compare logins with?
+    pub fn has_passwords(&self) -> bool {
+        self.passwords.is_some()
+    }
+
+    /// Takes the decision the live policy took as `live` with the candidate too. [`Compared::Agree`] is
+    /// the common case (allocation-free); a disagreement is counted, with the audit record to write
+    /// unless the rate limit holds it back (counted as suppressed). `explain_live` spells out the live
+    /// decision (called only for a record).
+    #[allow(clippy::too_many_arguments)] // the decision's parts, the clock and the two sinks
+    pub fn compare_acl(
+        &self,
+        who: ClientRef<'_>,
+        topic: &str,
+        access: Access,
+        live: Decision,
+        explain_live: impl FnOnce() -> Explanation,
+        address: Option<&str>,
+        now: SystemTime,
+        metrics: Option<&Metrics>,
+    ) -> Compared {
+        let Some(policy) = self.acl.as_ref() else {
+            return Compared::Agree;
+        };
+        if matches!(
+            live.reason,
+            Reason::SubscribeUnchecked | Reason::UnsubscribeUnchecked
+        ) {
+            // Not a decision of the acl file: nothing to compare.
+            return Compared::Agree;
+        }
+        let shadow = policy.decide(who, topic, access);
+        if shadow.verdict == live.verdict {
+            return Compared::Agree;
+        }
+        if let Some(m) = metrics {
+            m.shadow_disagreement(Some(access));
+        }
+        if !self.admit(now, metrics) {
+            return Compared::Disagree(None);
+        }
+        let shadow = policy.explain_decision(who, topic, access, shadow);
+        Compared::Disagree(Some(Box::new(AuditRecord::shadow_acl(
+            now,
+            address,
+            explain_live(),
+            shadow,
+        ))))
+    }
+
+    /// Takes a login the live policy decided as `live` (`None`: accepted) with the candidate's password
+    /// file too: one more password check (only when a shadow password file is loaded). Returns the record
+    /// of a disagreement, as [`Shadow::compare_acl`].
+    pub fn compare_login(
+        &self,
+        peer: Peer<'_>,
+        password: Option<&[u8]>,
+        live: Option<&LoginDenial>,
+        now: SystemTime,
+        metrics: Option<&Metrics>,
+    ) -> Option<AuditRecord> {
+        let passwords = self.passwords.as_deref()?;
+        let name = peer.username?;
+        let shadow = denial(&passwords.verify(name, password), passwords);
+        if shadow.is_none() == live.is_none() {
+            return None;
+        }
+        if let Some(m) = metrics {
+            m.shadow_disagreement(None);
+        }
+        if !self.admit(now, metrics) {
+            return None;
+        }
+        Some(AuditRecord::shadow_login(now, peer, live.cloned(), shadow))
+    }
+
+    fn admit(&self, now: SystemTime, metrics: Option<&Metrics>) -> bool {
+        let admitted = self
+            .limiter
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .admit(now);
+        if !admitted {
+            if let Some(m) = metrics {
+                m.shadow_record_suppressed();
+            }
+        }
+        admitted
+    }
+}
+
+#[cfg(test)]
+mod tests;
