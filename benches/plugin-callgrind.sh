@@ -4,11 +4,16 @@
 # 10,000 `pattern` lines and 10,000 `user` blocks; one publisher (`mosquitto_pub -l`, one topic) to one
 # subscriber, QoS 0. Each mode runs twice, with 1 and with N messages, and the difference divided by N - 1
 # is the cost of a message without start-up and shutdown. A benchmark, not a test: it asserts nothing.
+# Modes: `none` (no plugin), `plugin`, `metrics` (the plugin counting, with plugin_opt_metrics_listen) and
+# `shadow` (the plugin with a shadow acl file, a copy of the live one: every decision compared).
 #
-# Usage: bash benches/plugin-callgrind.sh [MESSAGES]   (default 20000; needs valgrind)
+# Usage: bash benches/plugin-callgrind.sh [MESSAGES] [MODES...]   (default 20000, all modes; needs valgrind)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-20000}
+shift || true
+modes=("$@")
+[ ${#modes[@]} -gt 0 ] || modes=(none plugin metrics shadow)
 
 bash scripts/install-deps.sh
 command -v valgrind >/dev/null 2>&1 || {
@@ -47,7 +52,9 @@ count() {
         echo "user root"
         echo "max_queued_messages 1000000"
         echo "log_type error"
-        if [ "$mode" = plugin ]; then echo "plugin $plugin"; echo "plugin_opt_acl_file $work/acl.txt"; fi
+        if [ "$mode" != none ]; then echo "plugin $plugin"; echo "plugin_opt_acl_file $work/acl.txt"; fi
+        if [ "$mode" = metrics ]; then echo "plugin_opt_metrics_listen 127.0.0.1:0"; fi
+        if [ "$mode" = shadow ]; then echo "plugin_opt_shadow_acl_file $work/acl.txt"; fi
     } > "$work/$mode.conf"
     valgrind --tool=callgrind --callgrind-out-file=/dev/null mosquitto -c "$work/$mode.conf" 2>"$work/vg.log" &
     vg=$!
@@ -63,10 +70,12 @@ count() {
 }
 
 declare -A per
-for mode in none plugin; do
+for mode in "${modes[@]}"; do
     one=$(count "$mode" 1)
     many=$(count "$mode" "$n")
     per[$mode]=$(( (many - one) / (n - 1) ))
     printf '%-7s %9d instructions per message (%d messages)\n' "$mode" "${per[$mode]}" "$n"
 done
-python3 -c "print(f'none / plugin = {${per[none]} / ${per[plugin]}:.3f}')"
+if [ -n "${per[none]:-}" ] && [ -n "${per[plugin]:-}" ]; then
+    python3 -c "print(f'none / plugin = {${per[none]} / ${per[plugin]}:.3f}')"
+fi

@@ -17,6 +17,7 @@
 
 use std::cell::RefCell;
 use std::os::raw::c_int;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::host::{Client, Host, LogLevel, Text};
@@ -27,9 +28,12 @@ use super::sink::AuditSink;
 use super::sys;
 use crate::audit::{AuditRecord, LoginDenial, Peer, Withheld, WithheldDeliveries};
 use crate::enforce::logins::{denial, LoginCache};
+use crate::enforce::metrics::{fingerprint, Metrics};
+use crate::enforce::shadow::Compared;
+use crate::exposition::Exposition;
 use crate::policy::acl::{Explanation, ReasonDetail};
 use crate::policy::passwd::PasswordFile;
-use crate::policy::{Access, ClientRef, Semantics, Verdict};
+use crate::policy::{Access, ClientRef, Decision, Reason, Semantics, Verdict};
 pub use delayed::Completion;
 use delayed::DelayedLogins;
 use files::{describe, load_files, Files};
@@ -111,6 +115,11 @@ pub struct Plugin {
     clock: fn() -> SystemTime,
     /// Whose `acl_file` the plugin decides as: the Mosquitto it is loaded in.
     semantics: Semantics,
+    /// The counters, with `plugin_opt_metrics_listen` or `plugin_opt_metrics_textfile` (nothing is
+    /// counted without them).
+    metrics: Option<Arc<Metrics>>,
+    /// The thread serving them; stopped when the plugin is dropped (cleanup).
+    exposition: Option<Exposition>,
 }
 
 impl Plugin {
@@ -211,6 +220,30 @@ impl Plugin {
                  the plugin checks nothing",
             );
         }
+        let (metrics, exposition) =
+            if options.metrics_listen.is_some() || options.metrics_textfile.is_some() {
+                let metrics = Metrics::new();
+                metrics.policy_loaded(policy_fingerprint(&options), Arc::clone(&files.hits));
+                metrics.set_shadow_loaded(files.shadow.is_some());
+                let exposition = Exposition::start(
+                    options.metrics_listen.as_deref(),
+                    options.metrics_textfile.as_deref(),
+                    Arc::clone(&metrics),
+                )
+                .map_err(|message| LoadError {
+                    outcome: Outcome::Unavailable,
+                    message,
+                })?;
+                if let Some(addr) = exposition.as_ref().and_then(|e| e.local_addr) {
+                    host.log(
+                        LogLevel::Info,
+                        &format!("mqtt-policy: serving metrics at http://{addr}/metrics"),
+                    );
+                }
+                (Some(metrics), exposition)
+            } else {
+                (None, None)
+            };
         host.log(LogLevel::Info, &describe(&options, &files, semantics));
         Ok(Plugin {
             options,
@@ -222,6 +255,8 @@ impl Plugin {
             delayed: None,
             clock,
             semantics,
+            metrics,
+            exposition,
         })
     }
 
@@ -251,7 +286,27 @@ impl Plugin {
     /// [`Plugin::acl_check`]", never "denied".
     #[inline]
     pub fn remembered(&self, check: &RawCheck<'_>) -> bool {
-        self.memo.borrow().allowed(check)
+        let Some(reason) = self.memo.borrow().allowed(check) else {
+            return false;
+        };
+        if let Some(m) = &self.metrics {
+            m.decided(
+                check.access,
+                Decision::allow(reason),
+                &self.files.borrow().hits,
+            );
+        }
+        true
+    }
+
+    /// The counters, if metrics are on.
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.as_ref()
+    }
+
+    /// The address `/metrics` is served at, if any.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.exposition.as_ref().and_then(|e| e.local_addr)
     }
 
     /// `MOSQ_EVT_ACL_CHECK`: may `client` do `access` (a `MOSQ_ACL_*` bit) on `topic`?
@@ -280,6 +335,13 @@ impl Plugin {
         {
             // Mosquitto's acl_file never checks unsubscribing, nor (2.0 and 2.1 alike) subscribing:
             // neither do we, unsubscribing always, subscribing with `refuse_subscriptions false`.
+            if let Some(m) = &self.metrics {
+                m.decided(
+                    access,
+                    Decision::allow(Reason::SubscribeUnchecked),
+                    &files.hits,
+                );
+            }
             return Outcome::Allow;
         }
         let username = match client.username() {
@@ -297,19 +359,53 @@ impl Plugin {
             username,
             client_id,
         };
-        let decision = policy.decide(who, topic_name, access);
+        let decision = match &self.metrics {
+            Some(m) => m.decide(access, &files.hits, || {
+                policy.decide(who, topic_name, access)
+            }),
+            None => policy.decide(who, topic_name, access),
+        };
+        // With a shadow policy, only checks it agrees with are remembered: a remembered check then
+        // needs no comparison.
+        let agreed = match &files.shadow {
+            None => true,
+            Some(shadow) => {
+                let record = shadow.compare_acl(
+                    who,
+                    topic_name,
+                    access,
+                    decision,
+                    || policy.explain_decision(who, topic_name, access, decision),
+                    client.address().lossy().as_deref(),
+                    (self.clock)(),
+                    self.metrics.as_deref(),
+                );
+                match record {
+                    Compared::Agree => true,
+                    Compared::Disagree(record) => {
+                        if let Some(record) = record {
+                            self.write_audit(host, record.with_semantics(self.semantics));
+                        }
+                        false
+                    }
+                }
+            }
+        };
         if decision.verdict == Verdict::Allow {
-            if matches!(access, Access::Read | Access::Write) {
+            if agreed && matches!(access, Access::Read | Access::Write) {
                 self.memo
                     .borrow_mut()
-                    .remember(&RawCheck::new(who, topic_name, access));
+                    .remember(&RawCheck::new(who, topic_name, access), decision.reason);
             }
             return Outcome::Allow;
         }
-        if access == Access::Read
-            && self.withheld.borrow_mut().note(client_id, topic_name) != Withheld::First
-        {
-            return Outcome::DenyAccess;
+        if access == Access::Read {
+            if let Some(m) = &self.metrics {
+                m.withheld();
+            }
+            if self.withheld.borrow_mut().note(client_id, topic_name) != Withheld::First {
+                return Outcome::DenyAccess;
+            }
         }
         let explanation = policy.explain_decision(who, topic_name, access, decision);
         self.record(host, client, explanation);
@@ -342,6 +438,13 @@ impl Plugin {
             LogLevel::Notice,
             "mqtt-policy: denied an ACL check whose username, client id or topic is missing or not UTF-8",
         );
+        if let Some(m) = &self.metrics {
+            m.decided(
+                access,
+                Decision::deny(Reason::InvalidTopic),
+                &self.files.borrow().hits,
+            );
+        }
         self.record(host, client, explanation);
         Outcome::DenyAccess
     }
@@ -350,6 +453,10 @@ impl Plugin {
         let address = client.address().lossy();
         let record = AuditRecord::acl((self.clock)(), address.as_deref(), explanation)
             .with_semantics(self.semantics);
+        self.write_audit(host, record);
+    }
+
+    fn write_audit(&self, host: &dyn Host, record: AuditRecord) {
         self.audit.borrow_mut().write(host, &record);
     }
 
@@ -373,11 +480,11 @@ impl Plugin {
         let denial = match username {
             Text::Absent => return Outcome::Defer,
             // Not a name the file can hold (the broker validates UTF-8, so this should not happen).
-            Text::NotUtf8(_) => LoginDenial::UnknownUser,
-            Text::Utf8(name) => {
+            Text::NotUtf8(_) => Some(LoginDenial::UnknownUser),
+            Text::Utf8(name) => 'verdict: {
                 if let Some(password) = password {
                     if self.logins.borrow_mut().accepts(passwords, name, password) {
-                        return Outcome::Allow;
+                        break 'verdict None;
                     }
                     if self.delay(host, client, name, password, shared) {
                         return Outcome::Delayed;
@@ -388,12 +495,10 @@ impl Plugin {
                     let mut logins = self.logins.borrow_mut();
                     logins.record(passwords, name, password, &result);
                 }
-                match denial(&result, passwords) {
-                    None => return Outcome::Allow,
-                    Some(denial) => denial,
-                }
+                denial(&result, passwords)
             }
         };
+        drop(files);
         let username = username.lossy();
         let client_id = client.id().lossy();
         let address = client.address().lossy();
@@ -402,7 +507,37 @@ impl Plugin {
             client_id: client_id.as_deref(),
             address: address.as_deref(),
         };
-        self.refuse_login(host, peer, denial)
+        self.login_outcome(host, peer, password, denial)
+    }
+
+    /// A login the live password file decided (`None`: accepted): counted, compared with the shadow
+    /// password file, and a refusal audited.
+    fn login_outcome(
+        &self,
+        host: &dyn Host,
+        peer: Peer<'_>,
+        password: Option<&[u8]>,
+        denial: Option<LoginDenial>,
+    ) -> Outcome {
+        if let Some(m) = &self.metrics {
+            m.login(denial.as_ref().map_or(Ok(()), Err));
+        }
+        if let Some(shadow) = &self.files.borrow().shadow {
+            let now = (self.clock)();
+            if let Some(record) = shadow.compare_login(
+                peer,
+                password,
+                denial.as_ref(),
+                now,
+                self.metrics.as_deref(),
+            ) {
+                self.write_audit(host, record.with_semantics(self.semantics));
+            }
+        }
+        match denial {
+            None => Outcome::Allow,
+            Some(denial) => self.refuse_login(host, peer, denial),
+        }
     }
 
     /// Writes the audit record of a refused login.
@@ -427,17 +562,27 @@ impl Plugin {
                         describe(&self.options, &files, self.semantics)
                     ),
                 );
+                if let Some(m) = &self.metrics {
+                    m.reloaded(true);
+                    m.policy_loaded(policy_fingerprint(&self.options), Arc::clone(&files.hits));
+                    m.set_shadow_loaded(files.shadow.is_some());
+                }
                 *self.files.borrow_mut() = files;
                 self.memo.borrow_mut().clear();
                 self.logins.borrow_mut().clear();
             }
-            Err(e) => host.log(
-                LogLevel::Err,
-                &format!(
-                    "mqtt-policy: reload failed, the previous policy stays in force: {}",
-                    e.message
-                ),
-            ),
+            Err(e) => {
+                if let Some(m) = &self.metrics {
+                    m.reloaded(false);
+                }
+                host.log(
+                    LogLevel::Err,
+                    &format!(
+                        "mqtt-policy: reload failed, the previous policy stays in force: {}",
+                        e.message
+                    ),
+                )
+            }
         }
         self.audit.borrow_mut().reopen(host);
         Outcome::Defer
@@ -459,6 +604,14 @@ impl Plugin {
         }
         Outcome::Allow
     }
+}
+
+/// The fingerprint of the live files the options name.
+fn policy_fingerprint(options: &PluginOptions) -> String {
+    fingerprint(
+        options.acl_file.as_deref(),
+        options.password_file.as_deref(),
+    )
 }
 
 mod delayed;

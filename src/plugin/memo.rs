@@ -17,7 +17,7 @@ use std::hash::Hasher;
 
 use rustc_hash::FxHasher;
 
-use crate::policy::{Access, ClientRef};
+use crate::policy::{Access, ClientRef, Reason};
 
 /// The identity and topic of an ACL check as the broker passed them: bytes, not yet checked as UTF-8
 /// (the memo compares bytes, so a hit needs no UTF-8 check at all).
@@ -57,6 +57,8 @@ struct Slot {
     /// `false` until first written, and after [`DecisionMemo::clear`].
     used: bool,
     access: Access,
+    /// Why it was allowed (for the rule-hit counters of a remembered check).
+    reason: Reason,
     /// `None` when the client has no username (which differs from an empty one only here: the engine
     /// treats both alike today, but the memo must not depend on that).
     username_len: Option<u16>,
@@ -71,6 +73,7 @@ impl Slot {
         Slot {
             used: false,
             access: Access::Read,
+            reason: Reason::NoRuleMatched,
             username_len: None,
             client_id_len: 0,
             topic_len: 0,
@@ -119,15 +122,16 @@ impl DecisionMemo {
         }
     }
 
-    /// Was this exact check allowed since the last [`DecisionMemo::clear`]?
+    /// Was this exact check allowed since the last [`DecisionMemo::clear`]? If so, why.
     #[inline]
-    pub fn allowed(&self, check: &RawCheck<'_>) -> bool {
-        self.slots[slot_index(check.client_id, check.access)].holds(check)
+    pub fn allowed(&self, check: &RawCheck<'_>) -> Option<Reason> {
+        let slot = &self.slots[slot_index(check.client_id, check.access)];
+        slot.holds(check).then_some(slot.reason)
     }
 
-    /// Remembers that this check was allowed (replacing whatever its slot held). Keys too long for a
-    /// slot are not remembered.
-    pub fn remember(&mut self, check: &RawCheck<'_>) {
+    /// Remembers that this check was allowed for `reason` (replacing whatever its slot held). Keys too
+    /// long for a slot are not remembered.
+    pub fn remember(&mut self, check: &RawCheck<'_>, reason: Reason) {
         let username = check.username.unwrap_or(b"");
         let total = username.len() + check.client_id.len() + check.topic.len();
         let slot = &mut self.slots[slot_index(check.client_id, check.access)];
@@ -146,6 +150,7 @@ impl DecisionMemo {
         slot.client_id_len = len(check.client_id);
         slot.topic_len = len(check.topic);
         slot.access = check.access;
+        slot.reason = reason;
         slot.used = true;
     }
 
@@ -178,6 +183,10 @@ mod tests {
         }
     }
 
+    fn allows(memo: &DecisionMemo, check: &RawCheck<'_>) -> bool {
+        memo.allowed(check).is_some()
+    }
+
     fn check<'a>(client: ClientRef<'a>, topic: &'a str, access: Access) -> RawCheck<'a> {
         RawCheck::new(client, topic, access)
     }
@@ -186,46 +195,74 @@ mod tests {
     fn remembers_only_the_exact_check() {
         let mut memo = DecisionMemo::new();
         let c = client(Some("user1"), "c1");
-        assert!(!memo.allowed(&check(c, "a/b/c/user1", Access::Write)));
-        memo.remember(&check(c, "a/b/c/user1", Access::Write));
-        assert!(memo.allowed(&check(c, "a/b/c/user1", Access::Write)));
+        assert!(!allows(&memo, &check(c, "a/b/c/user1", Access::Write)));
+        memo.remember(
+            &check(c, "a/b/c/user1", Access::Write),
+            Reason::NoRuleMatched,
+        );
+        assert!(allows(&memo, &check(c, "a/b/c/user1", Access::Write)));
         // Any difference misses: access, topic, username (including absent vs empty), client id.
-        assert!(!memo.allowed(&check(c, "a/b/c/user1", Access::Read)));
-        assert!(!memo.allowed(&check(c, "a/b/c/user2", Access::Write)));
-        assert!(!memo.allowed(&check(c, "a/b/c/user", Access::Write)));
-        assert!(!memo.allowed(&check(
-            client(Some("user2"), "c1"),
-            "a/b/c/user1",
-            Access::Write
-        )));
-        assert!(!memo.allowed(&check(client(None, "c1"), "a/b/c/user1", Access::Write)));
-        assert!(!memo.allowed(&check(client(Some(""), "c1"), "a/b/c/user1", Access::Write)));
-        assert!(!memo.allowed(&check(
-            client(Some("user1"), "c2"),
-            "a/b/c/user1",
-            Access::Write
-        )));
+        assert!(!allows(&memo, &check(c, "a/b/c/user1", Access::Read)));
+        assert!(!allows(&memo, &check(c, "a/b/c/user2", Access::Write)));
+        assert!(!allows(&memo, &check(c, "a/b/c/user", Access::Write)));
+        assert!(!allows(
+            &memo,
+            &check(client(Some("user2"), "c1"), "a/b/c/user1", Access::Write)
+        ));
+        assert!(!allows(
+            &memo,
+            &check(client(None, "c1"), "a/b/c/user1", Access::Write)
+        ));
+        assert!(!allows(
+            &memo,
+            &check(client(Some(""), "c1"), "a/b/c/user1", Access::Write)
+        ));
+        assert!(!allows(
+            &memo,
+            &check(client(Some("user1"), "c2"), "a/b/c/user1", Access::Write)
+        ));
         // Moving bytes between the parts of the key is a different key.
-        memo.remember(&check(client(Some("ab"), "c"), "t", Access::Read));
-        assert!(memo.allowed(&check(client(Some("ab"), "c"), "t", Access::Read)));
-        assert!(!memo.allowed(&check(client(Some("a"), "bc"), "t", Access::Read)));
+        memo.remember(
+            &check(client(Some("ab"), "c"), "t", Access::Read),
+            Reason::NoRuleMatched,
+        );
+        assert!(allows(
+            &memo,
+            &check(client(Some("ab"), "c"), "t", Access::Read)
+        ));
+        assert!(!allows(
+            &memo,
+            &check(client(Some("a"), "bc"), "t", Access::Read)
+        ));
         memo.clear();
-        assert!(!memo.allowed(&check(c, "a/b/c/user1", Access::Write)));
+        assert!(!allows(&memo, &check(c, "a/b/c/user1", Access::Write)));
     }
 
     #[test]
     fn absent_and_empty_usernames_are_different_keys() {
         let mut memo = DecisionMemo::new();
-        memo.remember(&check(client(None, "c1"), "t", Access::Read));
-        assert!(memo.allowed(&check(client(None, "c1"), "t", Access::Read)));
-        assert!(!memo.allowed(&check(client(Some(""), "c1"), "t", Access::Read)));
+        memo.remember(
+            &check(client(None, "c1"), "t", Access::Read),
+            Reason::NoRuleMatched,
+        );
+        assert!(allows(&memo, &check(client(None, "c1"), "t", Access::Read)));
+        assert!(!allows(
+            &memo,
+            &check(client(Some(""), "c1"), "t", Access::Read)
+        ));
     }
 
     #[test]
     fn keys_longer_than_a_slot_are_not_remembered() {
         let mut memo = DecisionMemo::new();
         let long = "x".repeat(KEY_CAPACITY);
-        memo.remember(&check(client(Some("u"), "c1"), &long, Access::Write));
-        assert!(!memo.allowed(&check(client(Some("u"), "c1"), &long, Access::Write)));
+        memo.remember(
+            &check(client(Some("u"), "c1"), &long, Access::Write),
+            Reason::NoRuleMatched,
+        );
+        assert!(!allows(
+            &memo,
+            &check(client(Some("u"), "c1"), &long, Access::Write)
+        ));
     }
 }

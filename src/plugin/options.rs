@@ -10,12 +10,16 @@
 use std::fmt;
 
 /// The option keys we accept, as they appear after `plugin_opt_`.
-pub const KNOWN_OPTIONS: [&str; 5] = [
+pub const KNOWN_OPTIONS: [&str; 9] = [
     "password_file",
     "acl_file",
     "audit_log",
     "refuse_subscriptions",
     "mosquitto_version",
+    "metrics_listen",
+    "metrics_textfile",
+    "shadow_acl_file",
+    "shadow_password_file",
 ];
 
 /// The plugin's configuration.
@@ -39,6 +43,17 @@ pub struct PluginOptions {
     /// which reads it to choose its semantics. The plugin always decides as the broker it is loaded in
     /// and refuses to start when this names the other line.
     pub mosquitto_version: Option<String>,
+    /// `plugin_opt_metrics_listen ADDRESS:PORT`: serve the counters as Prometheus text at `/metrics`
+    /// (README.md, "Metrics"). An address that cannot be bound stops the broker.
+    pub metrics_listen: Option<String>,
+    /// `plugin_opt_metrics_textfile PATH`: write the same text to PATH for node_exporter's textfile
+    /// collector, every few seconds.
+    pub metrics_textfile: Option<String>,
+    /// `plugin_opt_shadow_acl_file`: a candidate acl file whose decisions are compared with the live
+    /// ones, never enforced (README.md, "Shadow policy").
+    pub shadow_acl_file: Option<String>,
+    /// `plugin_opt_shadow_password_file`: a candidate password file, compared likewise on logins.
+    pub shadow_password_file: Option<String>,
 }
 
 impl Default for PluginOptions {
@@ -49,6 +64,10 @@ impl Default for PluginOptions {
             audit_log: None,
             refuse_subscriptions: true,
             mosquitto_version: None,
+            metrics_listen: None,
+            metrics_textfile: None,
+            shadow_acl_file: None,
+            shadow_password_file: None,
         }
     }
 }
@@ -147,6 +166,10 @@ impl PluginOptions {
                 "acl_file" => parsed.acl_file = Some(value.to_owned()),
                 "audit_log" => parsed.audit_log = Some(value.to_owned()),
                 "mosquitto_version" => parsed.mosquitto_version = Some(value.to_owned()),
+                "metrics_listen" => parsed.metrics_listen = Some(value.to_owned()),
+                "metrics_textfile" => parsed.metrics_textfile = Some(value.to_owned()),
+                "shadow_acl_file" => parsed.shadow_acl_file = Some(value.to_owned()),
+                "shadow_password_file" => parsed.shadow_password_file = Some(value.to_owned()),
                 _ => parsed.refuse_subscriptions = parse_bool(key, value)?,
             }
         }

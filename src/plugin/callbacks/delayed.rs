@@ -185,17 +185,17 @@ impl Plugin {
             w.password.expose(),
             &verdict.result,
         );
-        let outcome = match denial(&verdict.result, &current) {
-            None => Outcome::Allow,
-            Some(why) => {
-                let peer = Peer {
-                    username: Some(&w.username),
-                    client_id: Some(&verdict.client_id),
-                    address: w.address.as_deref(),
-                };
-                self.refuse_login(host, peer, why)
-            }
+        let peer = Peer {
+            username: Some(&w.username),
+            client_id: Some(&verdict.client_id),
+            address: w.address.as_deref(),
         };
+        let outcome = self.login_outcome(
+            host,
+            peer,
+            Some(w.password.expose()),
+            denial(&verdict.result, &current),
+        );
         Some(Completion {
             client_id: verdict.client_id,
             outcome,

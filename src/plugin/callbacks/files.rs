@@ -6,6 +6,8 @@ use std::sync::Arc;
 use super::super::host::{Host, LogLevel};
 use super::super::options::{trailing_space_hint, OptionError, PluginOptions};
 use super::super::outcome::Outcome;
+use crate::enforce::metrics::RuleHits;
+use crate::enforce::shadow::Shadow;
 use crate::policy::acl::{AclErrorKind, Policy};
 use crate::policy::passwd::PasswordFile;
 use crate::policy::Semantics;
@@ -78,9 +80,14 @@ pub fn load_passwords(path: &str, host: &dyn Host) -> Result<PasswordFile, LoadE
 pub(super) struct Files {
     pub(super) acl: Option<Arc<Policy>>,
     pub(super) passwords: Option<Arc<PasswordFile>>,
+    /// The hit counters of the acl's rules (counted only with metrics on).
+    pub(super) hits: Arc<RuleHits>,
+    /// The candidate policy, if one is configured and loaded.
+    pub(super) shadow: Option<Shadow>,
 }
 
-/// Loads every configured file; all or nothing.
+/// Loads every configured file; all or nothing for the live ones. A shadow file that does not load is
+/// logged and left out (the shadow is then absent); it never stops the live policy.
 pub(super) fn load_files(
     options: &PluginOptions,
     host: &dyn Host,
@@ -94,7 +101,30 @@ pub(super) fn load_files(
         Some(path) => Some(Arc::new(load_acl(path, host, semantics)?)),
         None => None,
     };
-    Ok(Files { acl, passwords })
+    let shadow = match Shadow::load(
+        options.shadow_acl_file.as_deref(),
+        options.shadow_password_file.as_deref(),
+        semantics,
+    ) {
+        Ok(shadow) => shadow,
+        Err(e) => {
+            host.log(
+                LogLevel::Err,
+                &format!(
+                    "mqtt-policy: {e}; the shadow policy is absent until a reload loads it \
+                     (the live policy is not affected)"
+                ),
+            );
+            None
+        }
+    };
+    let hits = Arc::new(RuleHits::new(acl.as_deref()));
+    Ok(Files {
+        acl,
+        passwords,
+        hits,
+        shadow,
+    })
 }
 
 /// The line logged at start and after a reload: what is in force.
@@ -113,6 +143,9 @@ pub(super) fn describe(options: &PluginOptions, files: &Files, semantics: Semant
             "acl file {path:?} ({} rules)",
             policy.rules().len()
         ));
+    }
+    if let Some(shadow) = &files.shadow {
+        parts.push(shadow.describe());
     }
     match options.audit_log.as_deref() {
         Some(path) => parts.push(format!("audit log {path:?}")),

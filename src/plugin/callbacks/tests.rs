@@ -633,3 +633,267 @@ fn a_reload_during_a_delayed_check_checks_the_login_again_against_the_new_file()
         .iter()
         .any(|(_, m)| m.contains("checking it again")));
 }
+
+fn scrape(plugin: &Plugin) -> String {
+    plugin.metrics().expect("metrics on").render()
+}
+
+fn has_line(text: &str, line: &str) -> bool {
+    text.lines().any(|l| l == line)
+}
+
+#[test]
+fn with_metrics_on_decisions_memo_hits_logins_and_withheld_deliveries_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = write(&dir, "acl.txt", TUTORIAL);
+    let users = write(&dir, "users.txt", USERS);
+    let log = Log::default();
+    let plugin = Plugin::start_with_clock(
+        [
+            Some(("acl_file", acl.as_str())),
+            Some(("password_file", users.as_str())),
+            Some(("metrics_listen", "127.0.0.1:0")),
+        ],
+        &log,
+        fixed_clock,
+    )
+    .unwrap();
+    assert!(plugin.metrics_addr().is_some());
+    let w = sys::MOSQ_ACL_WRITE;
+    let r = sys::MOSQ_ACL_READ;
+    assert_eq!(
+        plugin.basic_auth(&log, &USER1, t("user1"), Some(b"123456")),
+        Outcome::Allow
+    );
+    assert_eq!(
+        plugin.basic_auth(&log, &USER1, t("user1"), Some(b"nope")),
+        Outcome::RefuseLogin
+    );
+    assert_eq!(
+        plugin.acl_check(&log, &USER1, t("a/b/c/user1"), w),
+        Outcome::Allow
+    );
+    // The second time the memo answers (as the C layer's fast path does): still counted, with its rule.
+    let raw = RawCheck {
+        username: Some(b"user1"),
+        client_id: b"c1",
+        topic: b"a/b/c/user1",
+        access: Access::Write,
+    };
+    assert!(plugin.remembered(&raw));
+    assert_eq!(
+        plugin.acl_check(&log, &USER1, t("panama/colon/user1"), w),
+        Outcome::DenyAccess
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            plugin.acl_check(&log, &USER1, t("x/y"), r),
+            Outcome::DenyAccess
+        );
+    }
+    let text = scrape(&plugin);
+    for line in [
+        "mqtt_policy_decisions_total{access=\"write\",verdict=\"allow\"} 2",
+        "mqtt_policy_decisions_total{access=\"write\",verdict=\"deny\"} 1",
+        "mqtt_policy_decisions_total{access=\"read\",verdict=\"deny\"} 3",
+        "mqtt_policy_withheld_deliveries_total 3",
+        "mqtt_policy_logins_total{outcome=\"ok\"} 1",
+        "mqtt_policy_logins_total{outcome=\"wrong_password\"} 1",
+        "mqtt_policy_shadow_loaded 0",
+    ] {
+        assert!(has_line(&text, line), "{line} missing from\n{text}");
+    }
+    let rule = format!("mqtt_policy_rule_hits_total{{file=\"{acl}\",line=\"1\"}} 2");
+    assert!(has_line(&text, &rule), "{rule} missing from\n{text}");
+    assert!(text.contains("mqtt_policy_policy_info{fingerprint=\"sha256:"));
+    plugin.reload(&log);
+    std::fs::write(&acl, "topic\n").unwrap();
+    plugin.reload(&log);
+    let text = scrape(&plugin);
+    assert!(
+        has_line(&text, "mqtt_policy_reloads_total{result=\"ok\"} 1"),
+        "{text}"
+    );
+    assert!(
+        has_line(&text, "mqtt_policy_reloads_total{result=\"failed\"} 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn without_metrics_nothing_is_counted_or_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = write(&dir, "acl.txt", TUTORIAL);
+    let log = Log::default();
+    let plugin = start(&acl, &log);
+    assert!(plugin.metrics().is_none() && plugin.metrics_addr().is_none());
+}
+
+#[test]
+fn a_metrics_address_that_cannot_be_bound_stops_the_start_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = write(&dir, "acl.txt", TUTORIAL);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let log = Log::default();
+    let e = Plugin::start_with_clock(
+        [
+            Some(("acl_file", acl.as_str())),
+            Some(("metrics_listen", addr.as_str())),
+        ],
+        &log,
+        fixed_clock,
+    )
+    .unwrap_err();
+    assert_eq!(e, Outcome::Unavailable);
+    let messages = log.take();
+    assert!(
+        messages.iter().any(|(l, m)| *l == LogLevel::Err
+            && m.contains(&addr)
+            && m.contains("refuses to start")),
+        "{messages:?}"
+    );
+}
+
+#[test]
+fn the_shadow_policy_records_disagreements_and_never_decides() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = write(&dir, "acl.txt", TUTORIAL);
+    // The candidate takes write away from the pattern.
+    let shadow = write(
+        &dir,
+        "shadow.txt",
+        "pattern read +/+/+/%u\nuser admin\ntopic readwrite #\n",
+    );
+    let log = Log::default();
+    let plugin = Plugin::start_with_clock(
+        [
+            Some(("acl_file", acl.as_str())),
+            Some(("shadow_acl_file", shadow.as_str())),
+            Some(("metrics_textfile", write(&dir, "m.prom", "").as_str())),
+        ],
+        &log,
+        fixed_clock,
+    )
+    .unwrap();
+    assert!(log
+        .take()
+        .iter()
+        .any(|(_, m)| m.contains("shadow policy: acl file")));
+    let w = sys::MOSQ_ACL_WRITE;
+    for _ in 0..3 {
+        // The live policy still decides.
+        assert_eq!(
+            plugin.acl_check(&log, &USER1, t("a/b/c/user1"), w),
+            Outcome::Allow
+        );
+    }
+    let raw = RawCheck {
+        username: Some(b"user1"),
+        client_id: b"c1",
+        topic: b"a/b/c/user1",
+        access: Access::Write,
+    };
+    assert!(
+        !plugin.remembered(&raw),
+        "a disagreement is never remembered"
+    );
+    let records = log.audit();
+    assert_eq!(records.len(), 3, "{records:?}");
+    let r = &records[0];
+    assert_eq!(r["kind"], "shadow");
+    assert_eq!(r["verdict"], "allow");
+    assert_eq!(r["rule"], format!("{acl}:1"));
+    assert_eq!(r["shadow"]["verdict"], "deny");
+    assert_eq!(r["shadow"]["reason"]["kind"], "no_rule_matched");
+    // Agreement: nothing written, and remembered.
+    assert_eq!(
+        plugin.acl_check(&log, &USER1, t("a/b/c/user1"), sys::MOSQ_ACL_READ),
+        Outcome::Allow
+    );
+    assert!(log.audit().is_empty());
+    let text = scrape(&plugin);
+    assert!(has_line(&text, "mqtt_policy_shadow_loaded 1"), "{text}");
+    assert!(
+        has_line(
+            &text,
+            "mqtt_policy_shadow_disagreements_total{access=\"write\"} 3"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_shadow_file_that_does_not_parse_is_logged_and_the_live_policy_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = write(&dir, "acl.txt", TUTORIAL);
+    let shadow = write(&dir, "shadow.txt", "topic\n");
+    let log = Log::default();
+    let plugin = Plugin::start_with_clock(
+        [
+            Some(("acl_file", acl.as_str())),
+            Some(("shadow_acl_file", shadow.as_str())),
+            Some(("metrics_listen", "127.0.0.1:0")),
+        ],
+        &log,
+        fixed_clock,
+    )
+    .expect("the plugin starts");
+    let messages = log.take();
+    assert!(
+        messages.iter().any(|(l, m)| *l == LogLevel::Err
+            && m.contains("shadow.txt")
+            && m.contains("the shadow policy is absent")),
+        "{messages:?}"
+    );
+    assert!(has_line(&scrape(&plugin), "mqtt_policy_shadow_loaded 0"));
+    let w = sys::MOSQ_ACL_WRITE;
+    assert_eq!(
+        plugin.acl_check(&log, &USER1, t("a/b/c/user1"), w),
+        Outcome::Allow
+    );
+    // Fixed, then broken again on reload: loaded, then absent, the live policy untouched.
+    std::fs::write(&shadow, "pattern read +/+/+/%u\n").unwrap();
+    plugin.reload(&log);
+    assert!(has_line(&scrape(&plugin), "mqtt_policy_shadow_loaded 1"));
+    std::fs::write(&shadow, "topic\n").unwrap();
+    plugin.reload(&log);
+    assert!(has_line(&scrape(&plugin), "mqtt_policy_shadow_loaded 0"));
+    assert!(has_line(
+        &scrape(&plugin),
+        "mqtt_policy_reloads_total{result=\"ok\"} 2"
+    ));
+    assert_eq!(
+        plugin.acl_check(&log, &USER1, t("a/b/c/user1"), w),
+        Outcome::Allow
+    );
+}
+
+#[test]
+fn a_shadow_password_file_is_compared_on_logins() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = write(&dir, "users.txt", USERS);
+    let shadow = write(&dir, "shadow-users.txt", "");
+    let log = Log::default();
+    let plugin = Plugin::start_with_clock(
+        [
+            Some(("password_file", users.as_str())),
+            Some(("shadow_password_file", shadow.as_str())),
+        ],
+        &log,
+        fixed_clock,
+    )
+    .unwrap();
+    log.take();
+    assert_eq!(
+        plugin.basic_auth(&log, &USER1, t("user1"), Some(b"123456")),
+        Outcome::Allow
+    );
+    let records = log.audit();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["kind"], "shadow");
+    assert_eq!(records[0]["access"], "connect");
+    assert_eq!(records[0]["verdict"], "allow");
+    assert_eq!(records[0]["shadow"]["reason"]["kind"], "unknown_user");
+    assert!(!records[0].to_string().contains("123456"));
+}
