@@ -89,6 +89,14 @@ pub struct BrokerConfig {
     /// Our plugin's `plugin_opt_refuse_subscriptions` (default true): false grants every SUBSCRIBE
     /// unchecked, as Mosquitto's acl_file does.
     pub refuse_subscriptions: bool,
+    /// Our plugin's `plugin_opt_metrics_listen`: where `/metrics` is served.
+    pub metrics_listen: Option<String>,
+    /// Our plugin's `plugin_opt_metrics_textfile`: a textfile for node_exporter.
+    pub metrics_textfile: Option<String>,
+    /// Our plugin's `plugin_opt_shadow_acl_file`: a candidate acl file, compared, never enforced.
+    pub shadow_acl_file: Option<String>,
+    /// Our plugin's `plugin_opt_shadow_password_file`: a candidate password file, likewise.
+    pub shadow_password_file: Option<String>,
     /// `max_queued_messages` per client (0: no limit of its own; default 1000): QoS 1/2 messages
     /// queued beyond those in flight, and the packets that may wait for an online client's socket
     /// before its QoS 0 messages are dropped (Mosquitto's `out_packet_count` check).
@@ -355,6 +363,10 @@ impl BrokerConfig {
             audit_log: files.audit_log,
             semantics: Semantics::default(),
             refuse_subscriptions: true,
+            metrics_listen: None,
+            metrics_textfile: None,
+            shadow_acl_file: None,
+            shadow_password_file: None,
             max_queued_messages: 1000,
             max_queued_bytes: 0,
             max_inflight_messages: 20,
@@ -505,6 +517,14 @@ impl BrokerConfig {
                         })?;
                     } else if name == "refuse_subscriptions" {
                         cfg.refuse_subscriptions = parse_bool(conf, line, k, value)?;
+                    } else if name == "metrics_listen" {
+                        cfg.metrics_listen = Some(value.to_owned());
+                    } else if name == "metrics_textfile" {
+                        cfg.metrics_textfile = Some(value.to_owned());
+                    } else if name == "shadow_acl_file" {
+                        cfg.shadow_acl_file = Some(value.to_owned());
+                    } else if name == "shadow_password_file" {
+                        cfg.shadow_password_file = Some(value.to_owned());
                     } else if !matches!(name, "acl_file" | "password_file" | "audit_log") {
                         return Err(err(
                             conf,

@@ -243,6 +243,16 @@ impl Router {
         self.queue_drops
     }
 
+    /// Counts decisions and logins in `metrics` from now on.
+    pub fn set_metrics(&mut self, metrics: Arc<crate::enforce::metrics::Metrics>) {
+        self.authz.metrics = Some(metrics);
+    }
+
+    /// The counters, with metrics on.
+    pub fn metrics(&self) -> Option<&Arc<crate::enforce::metrics::Metrics>> {
+        self.authz.metrics.as_ref()
+    }
+
     /// Replaces the policy (SIGHUP). As Mosquitto's `mosquitto_security_apply_default` does, every
     /// connected client's login is checked again with its stored username and password: a client
     /// the new policy refuses (removed or changed password, anonymous access now off) gets an audit

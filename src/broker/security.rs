@@ -7,6 +7,8 @@
 use std::sync::Arc;
 
 use crate::audit::LoginDenial;
+use crate::enforce::metrics::RuleHits;
+use crate::enforce::shadow::Shadow;
 use crate::policy::acl::{broker_rules, Explanation, Policy};
 use crate::policy::passwd::{AuthResult, PasswordFile};
 use crate::policy::{Access, ClientRef, Decision, Reason};
@@ -27,6 +29,12 @@ pub struct Security {
     refuse_subscriptions: bool,
     /// What Mosquitto would warn about in the acl file, as `file:line: warning: ...`.
     acl_warnings: Vec<String>,
+    /// Hit counters of the acl file's rules (counted with metrics on).
+    hits: Arc<RuleHits>,
+    /// The candidate policy (`plugin_opt_shadow_*`), when configured and loaded.
+    shadow: Option<Shadow>,
+    /// Why the configured shadow policy did not load.
+    shadow_error: Option<String>,
 }
 
 impl Security {
@@ -77,6 +85,14 @@ impl Security {
         let mut security = Security::new(acl, passwords, config.allow_anonymous);
         security.refuse_subscriptions = config.refuse_subscriptions;
         security.acl_warnings = acl_warnings;
+        match Shadow::load(
+            config.shadow_acl_file.as_deref(),
+            config.shadow_password_file.as_deref(),
+            config.semantics,
+        ) {
+            Ok(shadow) => security.shadow = shadow,
+            Err(e) => security.shadow_error = Some(e),
+        }
         Ok(security)
     }
 
@@ -88,6 +104,9 @@ impl Security {
     ) -> Self {
         let passwords = passwords.map(Arc::new);
         Security {
+            hits: Arc::new(RuleHits::new(acl.as_ref())),
+            shadow: None,
+            shadow_error: None,
             acl,
             none: Policy::compile(crate::policy::acl::AclFile {
                 path: "(no acl_file)".to_owned(),
@@ -112,10 +131,30 @@ impl Security {
         all
     }
 
+    /// The hit counters of the acl file's rules.
+    pub fn hits(&self) -> &Arc<RuleHits> {
+        &self.hits
+    }
+
+    /// The shadow policy, if one is loaded.
+    pub fn shadow(&self) -> Option<&Shadow> {
+        self.shadow.as_ref()
+    }
+
+    /// Why the configured shadow policy did not load (it is then absent; the live policy is not
+    /// affected).
+    pub fn shadow_error(&self) -> Option<&str> {
+        self.shadow_error.as_deref()
+    }
+
     /// One line describing what is in force.
     pub fn describe(&self) -> String {
+        let shadow = self
+            .shadow
+            .as_ref()
+            .map_or(String::new(), |s| format!("; {}", s.describe()));
         format!(
-            "acl_file: {}; password_file: {}; allow_anonymous {}",
+            "acl_file: {}; password_file: {}; allow_anonymous {}{shadow}",
             self.acl.as_ref().map_or(
                 "none (everything allowed but the fixed rules)".to_owned(),
                 |p| { format!("{} ({} rules)", p.path(), p.rules().len()) }

@@ -280,14 +280,27 @@ impl Core {
                 for w in s.warnings() {
                     log(&format!("warning: {w}"));
                 }
+                if let Some(e) = s.shadow_error() {
+                    log(&format!(
+                        "error: {e}; the shadow policy is absent until a reload loads it (the live policy is not affected)"
+                    ));
+                }
                 let status = s.describe();
                 log(&format!("SIGHUP: reloaded; {status}"));
+                if let Some(m) = self.router.metrics() {
+                    m.reloaded(true);
+                    m.policy_loaded(super::policy_fingerprint(&next), Arc::clone(s.hits()));
+                    m.set_shadow_loaded(s.shadow().is_some());
+                }
                 self.config = next;
                 // Connected clients' logins are checked again: some may be disconnected.
                 self.router.set_security(Arc::new(s));
                 status
             }
             Err(e) => {
+                if let Some(m) = self.router.metrics() {
+                    m.reloaded(false);
+                }
                 log(&format!(
                     "SIGHUP: reload failed, the previous policy stays in force: {e}"
                 ));

@@ -46,6 +46,8 @@ use super::store::worker::Worker;
 use super::store::Store;
 use crate::enforce::audit_sink::{AuditLog, AuditSink};
 use crate::enforce::logins::VerifyPool;
+use crate::enforce::metrics::{fingerprint, Metrics};
+use crate::exposition::Exposition;
 
 /// Time allowed between accepting a socket (and, after it, its TLS handshake) and its CONNECT.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -111,8 +113,15 @@ fn reload(config: &BrokerConfig) -> Result<(BrokerConfig, Security), String> {
     next.allow_anonymous = fresh.allow_anonymous;
     next.password_file = fresh.password_file;
     next.acl_file = fresh.acl_file;
+    next.shadow_acl_file = fresh.shadow_acl_file;
+    next.shadow_password_file = fresh.shadow_password_file;
     let security = Security::load(&next)?;
     Ok((next, security))
+}
+
+/// The fingerprint of the live files `config` names.
+pub(super) fn policy_fingerprint(config: &BrokerConfig) -> String {
+    fingerprint(config.acl_file.as_deref(), config.password_file.as_deref())
 }
 
 /// Runs the broker until SIGINT or SIGTERM. Errors at start (a port in use, a bad certificate, a
@@ -125,8 +134,33 @@ pub async fn serve(config: BrokerConfig, options: Options) -> Result<(), String>
     for w in security.warnings() {
         log(&format!("warning: {w}"));
     }
+    if let Some(e) = security.shadow_error() {
+        log(&format!(
+            "error: {e}; the shadow policy is absent until a reload loads it (the live policy is not affected)"
+        ));
+    }
     let status = security.describe();
     log(&status);
+    // Counters only when something reads them; the address is bound now, so that one that cannot be
+    // bound stops the start, naming it.
+    let metrics =
+        (config.metrics_listen.is_some() || config.metrics_textfile.is_some()).then(|| {
+            let m = Metrics::new();
+            m.policy_loaded(policy_fingerprint(&config), Arc::clone(security.hits()));
+            m.set_shadow_loaded(security.shadow().is_some());
+            m
+        });
+    let _exposition = match &metrics {
+        Some(m) => Exposition::start(
+            config.metrics_listen.as_deref(),
+            config.metrics_textfile.as_deref(),
+            Arc::clone(m),
+        )?,
+        None => None,
+    };
+    if let Some(addr) = _exposition.as_ref().and_then(|e| e.local_addr) {
+        log(&format!("serving metrics at http://{addr}/metrics"));
+    }
     let audit_path = options.audit_log.clone().or(config.audit_log.clone());
     let audit = AuditSink::open(audit_path.as_deref()).map_err(|e| {
         format!(
@@ -135,6 +169,9 @@ pub async fn serve(config: BrokerConfig, options: Options) -> Result<(), String>
         )
     })?;
     let mut router = Router::new(&config, security);
+    if let Some(m) = metrics {
+        router.set_metrics(m);
+    }
     let store = match &config.persistence {
         Some(p) => {
             let (store, restored) = Store::open(&p.path).map_err(|e| e.to_string())?;

@@ -2,16 +2,17 @@
 //! UNSUBSCRIBE, each delivery and each re-check of a queued one (read), Wills, retained messages'
 //! sources, and the re-checks of stored subscriptions (on reconnect and on SIGHUP). It decides with
 //! the policy in force, writes the audit record of a denial (a withheld delivery once per client and
-//! topic, as the plugin does), and is where a counter of decisions would go.
+//! topic, as the plugin does), counts it (with metrics on), and compares it with the shadow policy.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::{who, Action};
-use crate::audit::{AuditRecord, Withheld, WithheldDeliveries};
+use crate::audit::{AuditRecord, LoginDenial, Peer, Withheld, WithheldDeliveries};
 use crate::broker::security::Security;
 use crate::broker::session::Session;
-use crate::policy::{Access, ClientRef};
+use crate::enforce::metrics::Metrics;
+use crate::policy::{Access, ClientRef, Decision};
 
 /// How many (client, topic) pairs of withheld deliveries are remembered for the audit log.
 const WITHHELD_CAPACITY: usize = 100_000;
@@ -23,6 +24,8 @@ pub(super) struct Authorizer {
     pub(super) security: Arc<Security>,
     /// Deliveries withheld, remembered so that each (client, topic) is audited once.
     pub(super) withheld: WithheldDeliveries,
+    /// The counters, with metrics on.
+    pub(super) metrics: Option<Arc<Metrics>>,
 }
 
 impl Authorizer {
@@ -30,6 +33,81 @@ impl Authorizer {
         Authorizer {
             security,
             withheld: WithheldDeliveries::new(WITHHELD_CAPACITY),
+            metrics: None,
+        }
+    }
+
+    /// Decides with the policy in force, counting the decision and comparing it with the shadow
+    /// policy (whose disagreement records go to `out`).
+    fn decide(
+        &self,
+        client: ClientRef<'_>,
+        topic: &str,
+        access: Access,
+        address: Option<&str>,
+        wall: SystemTime,
+        out: &mut Vec<Action>,
+    ) -> Decision {
+        let security = &self.security;
+        let decision = match &self.metrics {
+            Some(m) => m.decide(access, security.hits(), || {
+                security.decide(client, topic, access)
+            }),
+            None => security.decide(client, topic, access),
+        };
+        if let Some(shadow) = security.shadow() {
+            let record = shadow
+                .compare_acl(
+                    client,
+                    topic,
+                    access,
+                    decision,
+                    || security.explain(client, topic, access, decision),
+                    address,
+                    wall,
+                    self.metrics.as_deref(),
+                )
+                .record();
+            if let Some(record) = record {
+                out.push(Action::Audit(Box::new(
+                    record.with_semantics(security.semantics()),
+                )));
+            }
+        }
+        if !decision.is_allowed() && access == Access::Read {
+            if let Some(m) = &self.metrics {
+                m.withheld();
+            }
+        }
+        decision
+    }
+
+    /// A login was decided (`denial`: `None` when accepted): counted, and compared with the shadow
+    /// password file (`password`: `None` when the password file does not apply, as for a
+    /// certificate's username).
+    pub(super) fn login_decided(
+        &self,
+        peer: Peer<'_>,
+        password: Option<&[u8]>,
+        denial: Option<&LoginDenial>,
+        wall: SystemTime,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(m) = &self.metrics {
+            m.login(denial.map_or(Ok(()), Err));
+        }
+        let Some(shadow) = self.security.shadow() else {
+            return;
+        };
+        if password.is_none() {
+            return;
+        }
+        if let Some(record) =
+            shadow.compare_login(peer, password, denial, wall, self.metrics.as_deref())
+        {
+            out.push(Action::Audit(Box::new(
+                record.with_semantics(self.security.semantics()),
+            )));
         }
     }
 
@@ -44,7 +122,7 @@ impl Authorizer {
         out: &mut Vec<Action>,
     ) -> bool {
         let client = who(s);
-        let decision = self.security.decide(client, topic, access);
+        let decision = self.decide(client, topic, access, Some(&s.address), wall, out);
         if decision.is_allowed() {
             return true;
         }
@@ -87,7 +165,7 @@ impl Authorizer {
         wall: SystemTime,
         out: &mut Vec<Action>,
     ) -> bool {
-        let decision = self.security.decide(origin, topic, Access::Write);
+        let decision = self.decide(origin, topic, Access::Write, None, wall, out);
         if decision.is_allowed() {
             return true;
         }

@@ -90,6 +90,20 @@ impl Router {
             cert_login,
         } = prepared;
         let version = c.version;
+        self.authz.login_decided(
+            Peer {
+                username: c.username.as_deref(),
+                client_id: Some(&c.client_id),
+                address: Some(&address),
+            },
+            password
+                .as_ref()
+                .map(Secret::expose)
+                .filter(|_| !cert_login),
+            verdict.as_ref().err().map(|r| &r.denial),
+            self.wall,
+            &mut self.out,
+        );
         if let Err(refusal) = verdict {
             let peer = Peer {
                 username: c.username.as_deref(),
