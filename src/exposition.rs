@@ -3,10 +3,11 @@
 //! (`plugin_opt_metrics_textfile`, rewritten every [`TEXTFILE_PERIOD`] through a rename so the collector
 //! never reads half a file). Shared by the plugin and the broker.
 //!
-//! One thread of our own, with std's blocking sockets, not hyper: the plugin lives inside Mosquitto's
-//! process, with no async runtime, and a scrape is one small GET answered with one string. The thread
-//! reads only the [`Metrics`] registry (atomics): it never calls into Mosquitto and never touches its
-//! state. The address is bound before the plugin or broker says it started, so an address that cannot
+//! A thread of our own, with std's blocking sockets, not hyper: the plugin lives inside Mosquitto's
+//! process, with no async runtime, and a scrape is one small GET answered with one string. It blocks in
+//! `accept` between scrapes (no polling: an idle exposition costs the broker's process nothing), and the
+//! textfile's thread is parked between writes. Both read only the [`Metrics`] registry (atomics): they
+//! never call into Mosquitto and never touch its state. The address is bound before the plugin or broker says it started, so an address that cannot
 //! be bound stops the start, naming it.
 
 use std::io::{Read, Write};
@@ -14,28 +15,28 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::enforce::metrics::Metrics;
 
 /// How often the textfile is rewritten.
 pub const TEXTFILE_PERIOD: Duration = Duration::from_secs(5);
 
-/// How long the thread sleeps between looking for a connection and for its stop flag.
-const POLL: Duration = Duration::from_millis(20);
-
-/// The running exposition; dropping it stops the thread (and writes the textfile a last time).
+/// The running exposition; dropping it stops the threads (and writes the textfile a last time).
 #[derive(Debug)]
 pub struct Exposition {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    /// The thread answering scrapes (blocked in `accept` between them: no polling).
+    http: Option<JoinHandle<()>>,
+    /// The thread writing the textfile (parked between writes).
+    textfile: Option<JoinHandle<()>>,
     /// The address bound, if any.
     pub local_addr: Option<std::net::SocketAddr>,
 }
 
 impl Exposition {
-    /// Binds `listen` (if any) and starts the thread. `Ok(None)` when neither a listener nor a textfile
-    /// is asked for. The error names the address (or the textfile) and the option.
+    /// Binds `listen` (if any) and starts the threads. `Ok(None)` when neither a listener nor a
+    /// textfile is asked for. The error names the address (or the textfile) and the option.
     pub fn start(
         listen: Option<&str>,
         textfile: Option<&str>,
@@ -45,19 +46,12 @@ impl Exposition {
             return Ok(None);
         }
         let listener = match listen {
-            Some(addr) => {
-                let l = TcpListener::bind(addr).map_err(|e| {
-                    format!("cannot listen on {addr} for metrics (plugin_opt_metrics_listen): {e}")
-                })?;
-                l.set_nonblocking(true).map_err(|e| {
-                    format!("cannot listen on {addr} for metrics (plugin_opt_metrics_listen): {e}")
-                })?;
-                Some(l)
-            }
+            Some(addr) => Some(TcpListener::bind(addr).map_err(|e| {
+                format!("cannot listen on {addr} for metrics (plugin_opt_metrics_listen): {e}")
+            })?),
             None => None,
         };
-        let textfile = textfile.map(str::to_owned);
-        if let Some(path) = &textfile {
+        if let Some(path) = textfile {
             write_textfile(path, &metrics).map_err(|e| {
                 format!(
                     "cannot write the metrics textfile {path:?} (plugin_opt_metrics_textfile): {e}"
@@ -66,62 +60,77 @@ impl Exposition {
         }
         let local_addr = listener.as_ref().and_then(|l| l.local_addr().ok());
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("mqtt-policy-metrics".to_owned())
-            .spawn(move || run(listener, textfile, metrics, flag))
-            .map_err(|e| format!("cannot start the metrics thread: {e}"))?;
-        Ok(Some(Exposition {
-            stop,
-            thread: Some(thread),
+        let mut exposition = Exposition {
+            stop: Arc::clone(&stop),
+            http: None,
+            textfile: None,
             local_addr,
-        }))
+        };
+        if let Some(listener) = listener {
+            let (stop, metrics) = (Arc::clone(&stop), Arc::clone(&metrics));
+            exposition.http = Some(
+                std::thread::Builder::new()
+                    .name("mqtt-policy-metrics".to_owned())
+                    .spawn(move || serve(listener, &metrics, &stop))
+                    .map_err(|e| format!("cannot start the metrics thread: {e}"))?,
+            );
+        }
+        if let Some(path) = textfile {
+            let path = path.to_owned();
+            exposition.textfile = Some(
+                std::thread::Builder::new()
+                    .name("mqtt-policy-textfile".to_owned())
+                    .spawn(move || loop {
+                        // Woken early by the drop, which sets `stop`: one last write, then out.
+                        std::thread::park_timeout(TEXTFILE_PERIOD);
+                        let _ = write_textfile(&path, &metrics);
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                    })
+                    .map_err(|e| format!("cannot start the metrics textfile thread: {e}"))?,
+            );
+        }
+        Ok(Some(exposition))
     }
 }
 
 impl Drop for Exposition {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
+        if let Some(t) = self.http.take() {
+            // Wakes the blocked accept, which then sees the flag.
+            if let Some(addr) = self.local_addr {
+                let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+            }
+            let _ = t.join();
+        }
+        if let Some(t) = self.textfile.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }
 }
 
-fn run(
-    listener: Option<TcpListener>,
-    textfile: Option<String>,
-    metrics: Arc<Metrics>,
-    stop: Arc<AtomicBool>,
-) {
-    let mut written = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        let mut busy = false;
-        if let Some(l) = &listener {
-            if let Ok((stream, _)) = l.accept() {
-                busy = true;
-                // A scrape that misbehaves only loses its own answer.
-                let _ = answer(stream, &metrics);
+/// Answers scrapes one at a time until `stop`.
+fn serve(listener: TcpListener, metrics: &Metrics, stop: &AtomicBool) {
+    for stream in listener.incoming() {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        match stream {
+            // A scrape that misbehaves only loses its own answer.
+            Ok(stream) => {
+                let _ = answer(stream, metrics);
             }
+            // Out of descriptors and the like: do not spin.
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
-        if let Some(path) = &textfile {
-            if written.elapsed() >= TEXTFILE_PERIOD {
-                let _ = write_textfile(path, &metrics);
-                written = Instant::now();
-            }
-        }
-        if !busy {
-            std::thread::sleep(POLL);
-        }
-    }
-    if let Some(path) = &textfile {
-        let _ = write_textfile(path, &metrics);
     }
 }
 
 /// Answers one HTTP/1.x request: `GET /metrics` (or `/`), else 404; then closes.
 fn answer(mut stream: TcpStream, metrics: &Metrics) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(2)))?;
     stream.set_write_timeout(Some(Duration::from_secs(2)))?;
     let mut buf = [0u8; 4096];
