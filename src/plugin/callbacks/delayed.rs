@@ -223,10 +223,13 @@ impl Plugin {
             .borrow_mut()
             .accepts(&passwords, &w.username, w.password.expose())
         {
-            return Some(Completion {
-                client_id,
-                outcome: Outcome::Allow,
-            });
+            let peer = Peer {
+                username: Some(&w.username),
+                client_id: Some(&client_id),
+                address: w.address.as_deref(),
+            };
+            let outcome = self.login_outcome(host, peer, Some(w.password.expose()), None);
+            return Some(Completion { client_id, outcome });
         }
         host.log(
             LogLevel::Info,
