@@ -1,4 +1,5 @@
-//! Metrics and the shadow policy, in the real Debian mosquitto 2.0.11 with the plugin: the tutorial's
+//! Metrics and the shadow policy, in the real mosquitto with the plugin (the scrape on every release, the
+//! rest on Debian's 2.0.11): the tutorial's
 //! scenarios (user1 publishes to its own topic and the admin receives it, a wrong password, denied
 //! topics) and then a scrape of `/metrics` (`plugin_opt_metrics_listen`) that must count exactly them;
 //! a shadow acl file that disagrees writes rate-limited `"kind":"shadow"` records while the live
@@ -12,6 +13,7 @@ use crate::plugin::{audit_records, plugin_path};
 use crate::support::broker::{free_port, MosquittoBroker};
 use crate::support::clients::{v5, Endpoint, Login};
 use crate::support::tools::hashed_password_file;
+use crate::support::versions::Version;
 
 const TUTORIAL_ACL: &str = "pattern readwrite +/+/+/%u\nuser admin\ntopic readwrite #\n";
 
@@ -39,7 +41,17 @@ fn value(text: &str, series: &str) -> u64 {
 }
 
 fn broker(metrics_port: u16, extra: &str, files: &[(&str, &[u8])]) -> MosquittoBroker {
-    MosquittoBroker::start(
+    broker_on(Version::Debian2011, metrics_port, extra, files)
+}
+
+fn broker_on(
+    version: Version,
+    metrics_port: u16,
+    extra: &str,
+    files: &[(&str, &[u8])],
+) -> MosquittoBroker {
+    MosquittoBroker::start_on(
+        version,
         &format!(
             "plugin {}\n\
              plugin_opt_password_file {{dir}}/users.txt\n\
@@ -52,11 +64,12 @@ fn broker(metrics_port: u16, extra: &str, files: &[(&str, &[u8])]) -> MosquittoB
     )
 }
 
-#[tokio::test]
-async fn a_scrape_during_the_tutorial_scenarios_counts_exactly_them() {
+crate::per_version!(async a_scrape_during_the_tutorial_scenarios_counts_exactly_them);
+async fn a_scrape_during_the_tutorial_scenarios_counts_exactly_them(version: Version) {
     let users = hashed_password_file(&[("admin", "adminpw"), ("user1", "user1pw")]);
     let port = free_port();
-    let broker = broker(
+    let broker = broker_on(
+        version,
         port,
         "",
         &[("users.txt", &users), ("acl.txt", TUTORIAL_ACL.as_bytes())],
