@@ -1,9 +1,9 @@
 //! Metrics and the shadow policy, in the real mosquitto with the plugin (the scrape on every release, the
-//! rest on Debian's 2.0.11): the tutorial's
-//! scenarios (user1 publishes to its own topic and the admin receives it, a wrong password, denied
-//! topics) and then a scrape of `/metrics` (`plugin_opt_metrics_listen`) that must count exactly them;
-//! a shadow acl file that disagrees writes rate-limited `"kind":"shadow"` records while the live
-//! decision stands; a metrics address that cannot be bound stops the broker, naming it.
+//! rest on Debian's 2.0.11): the tutorial's scenarios (user1 publishes to its own topic and the admin
+//! receives it, a wrong password, denied topics) and then a scrape of `/metrics`
+//! (`plugin_opt_metrics_listen`) that must count exactly them; a shadow acl file that disagrees writes
+//! rate-limited `"kind":"shadow"` records while the live decision stands; a metrics address that cannot be
+//! bound stops the broker, naming it.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
