@@ -66,6 +66,8 @@ pub(super) struct Core {
     flow: flow::Flow,
     /// Actions waiting for the next commit, each with the publisher whose PUBLISH caused it.
     held: Vec<(Action, Option<ConnId>)>,
+    /// Connections with an action waiting (in `held` or in the commit running).
+    held_conns: rustc_hash::FxHashSet<ConnId>,
     actions: Vec<Action>,
 }
 
@@ -95,6 +97,7 @@ impl Core {
             drops: Drops::default(),
             flow: flow::Flow::default(),
             held: Vec::new(),
+            held_conns: Default::default(),
             actions: Vec::new(),
         }
     }
@@ -162,10 +165,17 @@ impl Core {
         self.router.drain_actions(&mut actions);
         match self.persist.as_mut() {
             Some(p) => {
+                // First what this turn changes, then its actions: those that acknowledge a change
+                // wait for it to be written.
+                let changed = take_changes(&mut actions, &mut p.staged);
                 for action in actions.drain(..) {
-                    match action {
-                        Action::Store(change) => p.staged.push(change),
-                        other => self.held.push((other, source)),
+                    if self.must_wait(&action, changed) {
+                        if let Some(conn) = conn_of(&action) {
+                            self.held_conns.insert(conn);
+                        }
+                        self.held.push((action, source));
+                    } else {
+                        self.dispatch(action, source);
                     }
                 }
                 self.flush(more_waiting);
@@ -177,6 +187,26 @@ impl Core {
             }
         }
         self.actions = actions;
+    }
+
+    /// Whether an action of a turn (`changed`: the turn changed durable state) must wait for the
+    /// next commit: a packet that tells its client something is done (PUBACK, PUBREC, PUBREL,
+    /// PUBCOMP, CONNACK, SUBACK, UNSUBACK) or a QoS 2 PUBLISH (its packet id must be kept first, or a
+    /// restart could deliver it twice), when the turn changed something; and anything for a
+    /// connection that already has a packet waiting, so that its packets keep their order.
+    /// Everything else goes at once: a QoS 0/1 PUBLISH to a subscriber does not wait for the disk
+    /// (if the broker dies before the commit, its publisher, unacknowledged, sends it again: at
+    /// least once).
+    fn must_wait(&self, action: &Action, changed: bool) -> bool {
+        match action {
+            Action::Send { conn, packet } => {
+                self.held_conns.contains(conn) || (changed && needs_durability(packet))
+            }
+            Action::Accepted { conn, .. } | Action::Close { conn } => {
+                self.held_conns.contains(conn)
+            }
+            _ => false,
+        }
     }
 
     /// `true` while the core must not take more events: a commit runs and [`MAX_HELD`] actions
@@ -198,6 +228,7 @@ impl Core {
             return;
         }
         if p.staged.is_empty() && !p.stale {
+            self.held_conns.clear();
             for (action, source) in std::mem::take(&mut self.held) {
                 self.dispatch(action, source);
             }
@@ -230,6 +261,13 @@ impl Core {
             return;
         };
         let held = p.committing.take().unwrap_or_default();
+        // Connections with packets still waiting: those of the next batch.
+        self.held_conns.clear();
+        for (action, _) in &self.held {
+            if let Some(conn) = conn_of(action) {
+                self.held_conns.insert(conn);
+            }
+        }
         match result {
             Ok(_) => {
                 p.stale = false;
@@ -384,6 +422,40 @@ impl Core {
             Action::Store(_) => {}
         }
     }
+}
+
+/// Moves the store changes out of `actions` into `staged`, keeping the other actions in order;
+/// `true` if there were any.
+fn take_changes(actions: &mut Vec<Action>, staged: &mut Vec<Change>) -> bool {
+    let before = staged.len();
+    actions.retain_mut(|a| {
+        if !matches!(a, Action::Store(_)) {
+            return true;
+        }
+        // A placeholder in the slot, dropped by `retain_mut` at once.
+        if let Action::Store(change) = std::mem::replace(a, Action::Notice(String::new())) {
+            staged.push(change);
+        }
+        false
+    });
+    staged.len() > before
+}
+
+/// The connection an action is for, if it keeps an order with that connection's packets.
+fn conn_of(action: &Action) -> Option<ConnId> {
+    match action {
+        Action::Send { conn, .. } | Action::Accepted { conn, .. } | Action::Close { conn } => {
+            Some(*conn)
+        }
+        _ => None,
+    }
+}
+
+/// Packets that must not leave before what they depend on is written.
+fn needs_durability(p: &Packet) -> bool {
+    acknowledges(p)
+        || matches!(p, Packet::PubRel(_))
+        || matches!(p, Packet::Publish(p) if p.qos == crate::broker::codec::QoS::ExactlyOnce)
 }
 
 /// Packets that tell a client something is done: withheld when it could not be written.
