@@ -323,14 +323,17 @@ pub async fn serve(mut config: BrokerConfig, options: Options) -> Result<(), Str
                 }
             }
         }
-        router.drain_actions(&mut actions);
+        router.take_actions(&mut actions);
         for action in actions.drain(..) {
             match action {
-                Action::Send { conn, packet } => {
+                Action::Send { .. } | Action::Deliver { .. } => {
+                    let Some((conn, item)) = action.into_queued() else {
+                        continue;
+                    };
                     let Some(c) = conns.get(&conn) else {
                         continue;
                     };
-                    match c.push(packet, &limits) {
+                    match c.push_item(item, &limits) {
                         Pushed::Queued => {}
                         Pushed::Congested => {
                             flow.outbox_congested(&conns, &limits, conn, source, Instant::now());

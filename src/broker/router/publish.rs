@@ -133,6 +133,7 @@ impl Router {
             },
             expires_at,
             origin,
+            encoded: Default::default(),
         })
     }
 
