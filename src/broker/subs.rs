@@ -130,14 +130,15 @@ impl SubTree {
     /// ([`Arc::ptr_eq`]).
     pub fn for_each_client(&self, topic: &str, mut f: impl FnMut(&Arc<str>, SubEntry)) {
         let dollar = topic.starts_with('$');
-        let levels: Vec<&str> = topic.split('/').collect();
-        walk(&self.root, &levels, 0, dollar, &mut f);
+        walk(&self.root, topic.split('/'), 0, dollar, &mut f);
     }
 }
 
+/// Visits `node` with `levels`, the topic's levels below it (an iterator, cloned at each branch:
+/// no allocation per publish).
 fn walk(
     node: &Node,
-    levels: &[&str],
+    mut levels: std::str::Split<'_, char>,
     depth: usize,
     dollar: bool,
     f: &mut impl FnMut(&Arc<str>, SubEntry),
@@ -149,18 +150,18 @@ fn walk(
             f(c, *e);
         }
     }
-    let Some((level, rest)) = levels.split_first() else {
+    let Some(level) = levels.next() else {
         for (c, e) in &node.here {
             f(c, *e);
         }
         return;
     };
-    if let Some(child) = node.children.get(*level) {
-        walk(child, rest, depth + 1, dollar, f);
+    if let Some(child) = node.children.get(level) {
+        walk(child, levels.clone(), depth + 1, dollar, f);
     }
     if wildcards_ok {
         if let Some(plus) = &node.plus {
-            walk(plus, rest, depth + 1, dollar, f);
+            walk(plus, levels, depth + 1, dollar, f);
         }
     }
 }
