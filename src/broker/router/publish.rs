@@ -155,6 +155,7 @@ impl Router {
         if self.subs.has_overlaps() {
             targets.sort_unstable_by_key(|(c, _)| Arc::as_ptr(c).cast::<u8>() as usize);
         }
+        self.authz.message_begins(targets.len());
         let mut matched = 0;
         let mut rest = &targets[..];
         while let Some((client, _)) = rest.first() {
@@ -186,6 +187,7 @@ impl Router {
             let ids = entry.id.into_iter().collect();
             self.deliver(&client, &msg, entry.options.qos, retain, ids);
         }
+        self.authz.message_done();
         matched
     }
 
@@ -203,7 +205,7 @@ impl Router {
         };
         if !self
             .authz
-            .authorize(s, &msg.topic, Access::Read, self.wall, &mut self.out)
+            .authorize_delivery(s, &msg.topic, self.wall, &mut self.out)
         {
             return;
         }
