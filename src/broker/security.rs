@@ -27,6 +27,8 @@ pub struct Security {
     refuse_subscriptions: bool,
     /// What Mosquitto would warn about in the acl file, as `file:line: warning: ...`.
     acl_warnings: Vec<String>,
+    /// No `pattern` mentions `%c`: see [`Security::reads_ignore_client_id`].
+    reads_ignore_client_id: bool,
 }
 
 impl Security {
@@ -87,7 +89,11 @@ impl Security {
         allow_anonymous: bool,
     ) -> Self {
         let passwords = passwords.map(Arc::new);
+        let reads_ignore_client_id = acl
+            .as_ref()
+            .is_none_or(|p| !p.rules().iter().any(|r| r.uses_client_id()));
         Security {
+            reads_ignore_client_id,
             acl,
             none: Policy::compile(crate::policy::acl::AclFile {
                 path: "(no acl_file)".to_owned(),
@@ -187,6 +193,13 @@ impl Security {
                 denial,
             }),
         }
+    }
+
+    /// `true` when a read decision is the same for two clients with the same username whose client
+    /// ids contain no wildcard: no `pattern` mentions `%c`, and the client id is otherwise only
+    /// checked for wildcards (Mosquitto refuses the patterns to such a client).
+    pub fn reads_ignore_client_id(&self) -> bool {
+        self.reads_ignore_client_id
     }
 
     /// Decides `access` to `topic` for `client`. Without an acl file only the fixed rules deny.

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::drops::Drops;
 use super::{flow, log, notify, reload, CoreMsg, Options, Stderr};
-use crate::broker::codec::Packet;
+use crate::broker::codec::{Packet, QoS};
 use crate::broker::config::BrokerConfig;
 use crate::broker::outbox::{self, Outgoing, Pushed};
 use crate::broker::router::{Action, Event, Router};
@@ -162,7 +162,7 @@ impl Core {
             }
         }
         let mut actions = std::mem::take(&mut self.actions);
-        self.router.drain_actions(&mut actions);
+        self.router.take_actions(&mut actions);
         match self.persist.as_mut() {
             Some(p) => {
                 // First what this turn changes, then its actions: those that acknowledge a change
@@ -201,6 +201,9 @@ impl Core {
         match action {
             Action::Send { conn, packet } => {
                 self.held_conns.contains(conn) || (changed && needs_durability(packet))
+            }
+            Action::Deliver { conn, publish } => {
+                self.held_conns.contains(conn) || (changed && publish.qos == QoS::ExactlyOnce)
             }
             Action::Accepted { conn, .. } | Action::Close { conn } => {
                 self.held_conns.contains(conn)
@@ -338,11 +341,14 @@ impl Core {
 
     fn dispatch(&mut self, action: Action, source: Option<ConnId>) {
         match action {
-            Action::Send { conn, packet } => {
+            Action::Send { .. } | Action::Deliver { .. } => {
+                let Some((conn, item)) = action.into_queued() else {
+                    return;
+                };
                 let Some(c) = self.conns.get(&conn) else {
                     return;
                 };
-                match c.push(packet, &self.limits) {
+                match c.push_item(item, &self.limits) {
                     Pushed::Queued => {}
                     Pushed::Congested => {
                         self.flow.outbox_congested(
@@ -444,9 +450,10 @@ fn take_changes(actions: &mut Vec<Action>, staged: &mut Vec<Change>) -> bool {
 /// The connection an action is for, if it keeps an order with that connection's packets.
 fn conn_of(action: &Action) -> Option<ConnId> {
     match action {
-        Action::Send { conn, .. } | Action::Accepted { conn, .. } | Action::Close { conn } => {
-            Some(*conn)
-        }
+        Action::Send { conn, .. }
+        | Action::Deliver { conn, .. }
+        | Action::Accepted { conn, .. }
+        | Action::Close { conn } => Some(*conn),
         _ => None,
     }
 }
@@ -455,7 +462,7 @@ fn conn_of(action: &Action) -> Option<ConnId> {
 fn needs_durability(p: &Packet) -> bool {
     acknowledges(p)
         || matches!(p, Packet::PubRel(_))
-        || matches!(p, Packet::Publish(p) if p.qos == crate::broker::codec::QoS::ExactlyOnce)
+        || matches!(p, Packet::Publish(p) if p.qos == QoS::ExactlyOnce)
 }
 
 /// Packets that tell a client something is done: withheld when it could not be written.

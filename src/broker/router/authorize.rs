@@ -15,6 +15,19 @@ use crate::policy::{Access, ClientRef};
 
 /// How many (client, topic) pairs of withheld deliveries are remembered for the audit log.
 const WITHHELD_CAPACITY: usize = 100_000;
+/// How many usernames one message's [`Reads`] remembers.
+const READS_REMEMBERED: usize = 4;
+
+/// The usernames allowed to read the topic of the message being routed, while it is: another
+/// subscriber with one of them is allowed without walking the policy again. Only when the policy's
+/// read decisions do not depend on the client id ([`Security::reads_ignore_client_id`]) and for
+/// clients whose id has no wildcard; only allows are remembered (a denial is decided and audited
+/// each time), and only for one message, under one policy.
+#[derive(Debug, Default)]
+pub(super) struct Reads {
+    active: bool,
+    allowed: Vec<Option<String>>,
+}
 
 /// The policy in force and what its decisions have recorded.
 #[derive(Debug)]
@@ -23,6 +36,8 @@ pub(super) struct Authorizer {
     pub(super) security: Arc<Security>,
     /// Deliveries withheld, remembered so that each (client, topic) is audited once.
     pub(super) withheld: WithheldDeliveries,
+    /// Read decisions taken for the message being routed.
+    reads: Reads,
 }
 
 impl Authorizer {
@@ -30,7 +45,41 @@ impl Authorizer {
         Authorizer {
             security,
             withheld: WithheldDeliveries::new(WITHHELD_CAPACITY),
+            reads: Reads::default(),
         }
+    }
+
+    /// A message is being routed to `subscribers` clients: with more than one, remember the
+    /// usernames allowed to read its topic until [`Authorizer::message_done`].
+    pub(super) fn message_begins(&mut self, subscribers: usize) {
+        self.reads.active = subscribers > 1 && self.security.reads_ignore_client_id();
+    }
+
+    /// The message is routed: forget its read decisions.
+    pub(super) fn message_done(&mut self) {
+        self.reads.active = false;
+        self.reads.allowed.clear();
+    }
+
+    /// [`Authorizer::authorize`] for reading `topic`, the topic of the message being routed (see
+    /// [`Authorizer::message_begins`]).
+    pub(super) fn authorize_delivery(
+        &mut self,
+        s: &Session,
+        topic: &str,
+        wall: SystemTime,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        let remember = self.reads.active && !crate::policy::topic::has_wildcard(&s.client_id);
+        let user = s.username.as_deref();
+        if remember && self.reads.allowed.iter().any(|u| u.as_deref() == user) {
+            return true;
+        }
+        let allowed = self.authorize(s, topic, Access::Read, wall, out);
+        if allowed && remember && self.reads.allowed.len() < READS_REMEMBERED {
+            self.reads.allowed.push(user.map(str::to_owned));
+        }
+        allowed
     }
 
     /// May session `s`'s client have `access` to `topic` (a topic name, or a filter for
