@@ -21,6 +21,9 @@ use crate::broker::store::{Change, StoreError};
 use crate::enforce::audit_sink::AuditSink;
 use crate::enforce::logins::VerifyPool;
 
+/// How long after a failed commit the store is tried again.
+const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The most actions held for one commit: past it the store is written even if more events wait,
 /// so that a busy broker still answers within one commit's time.
 pub(super) const MAX_HELD: usize = 4096;
@@ -35,6 +38,8 @@ pub(super) struct Persist {
     committing: Option<Vec<(Action, Option<ConnId>)>>,
     /// A commit failed: the next batch rewrites the whole state.
     stale: bool,
+    /// After a failed commit, not before this (one attempt a second, not a loop of failures).
+    retry_at: Option<Instant>,
 }
 
 impl Persist {
@@ -45,6 +50,7 @@ impl Persist {
             staged: Vec::new(),
             committing: None,
             stale: false,
+            retry_at: None,
         }
     }
 }
@@ -217,7 +223,7 @@ impl Core {
     pub(super) fn saturated(&self) -> bool {
         self.persist
             .as_ref()
-            .is_some_and(|p| p.committing.is_some() && self.held.len() >= MAX_HELD)
+            .is_some_and(|p| (p.committing.is_some() || p.stale) && self.held.len() >= MAX_HELD)
     }
 
     /// Starts the next commit when none runs: at once if no more events wait (or enough actions
@@ -238,6 +244,10 @@ impl Core {
             return;
         }
         if more_waiting && self.held.len() < MAX_HELD {
+            return;
+        }
+        if p.retry_at.is_some_and(|t| Instant::now() < t) {
+            // Tried again on a later turn (the clock's tick is one).
             return;
         }
         let batch = if p.stale {
@@ -273,13 +283,18 @@ impl Core {
         }
         match result {
             Ok(_) => {
+                if p.stale {
+                    log("persistence: the store is written again");
+                }
                 p.stale = false;
+                p.retry_at = None;
                 for (action, source) in held {
                     self.dispatch(action, source);
                 }
             }
             Err(e) => {
                 p.stale = true;
+                p.retry_at = Some(Instant::now() + RETRY);
                 let mut withheld = rustc_hash::FxHashSet::default();
                 let mut pass = Vec::new();
                 for (action, source) in held {
@@ -291,8 +306,9 @@ impl Core {
                     }
                 }
                 log(&format!(
-                    "{e}; {} clients are disconnected without the acknowledgements of what could not be written",
-                    withheld.len()
+                    "{e}; what it could not write is not acknowledged ({} clients disconnected without their acknowledgements); trying again in {} s",
+                    withheld.len(),
+                    RETRY.as_secs()
                 ));
                 for (action, source) in pass {
                     self.dispatch(action, source);
