@@ -105,12 +105,15 @@ fn audit_records_go_on_after_logrotate_copytruncate_and_after_create_with_sighup
     assert!(allowed(&publish(&b, TOPIC)));
 }
 
+/// A way to break the acl file.
+type Breakage<'a> = Box<dyn Fn() + 'a>;
+
 #[test]
 fn a_reload_with_the_acl_file_gone_a_directory_or_cut_mid_line_keeps_the_old_policy() {
     let b = Broker::tutorial();
     let acl = b.path("acl.txt");
     let good = std::fs::read_to_string(&acl).unwrap();
-    let breakages: Vec<(&str, Box<dyn Fn()>)> = vec![
+    let breakages: Vec<(&str, Breakage)> = vec![
         (
             "a directory",
             Box::new(|| {
