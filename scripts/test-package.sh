@@ -340,6 +340,8 @@ check "the broker runs as $unit_user" \
 btls=(--cafile /etc/mqtt-policy/ca.crt -h 127.0.0.1 -p "$bport")
 check "user1 publishes through it (TLS, the example's files)" \
     mosquitto_pub "${btls[@]}" -u user1 -P 123456 -t colombia/cundinamarca/cajica/user1 -m x -q 1
+check "the example's persistence writes its store in the state directory, as the unit's user" \
+    bash -c '[ "$(stat -c %U /var/lib/mqtt-policy/mqtt-policy.db 2>/dev/null)" = "$1" ]' _ "$unit_user"
 check "a wrong password is refused and audited in /var/log/mqtt-policy/audit.log (writable by the unit's user)" \
     bash -c '! mosquitto_pub "$@" -u user1 -P ABCDEFG -t a/b/c/user1 -m x -q 1 2>/dev/null &&
         for _ in $(seq 50); do grep -q wrong_password /var/log/mqtt-policy/audit.log 2>/dev/null && exit 0; sleep 0.1; done; exit 1' \

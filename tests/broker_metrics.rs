@@ -265,3 +265,66 @@ fn a_metrics_address_that_cannot_be_bound_stops_the_broker_naming_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn deliveries_the_fan_out_remembers_are_still_counted_with_their_rule() {
+    let mport = free_port();
+    let b = Broker::start(&conf(mport, ""), tutorial_files);
+    let port = b.port.to_string();
+    let subs: Vec<_> = ["admin-1", "admin-2", "admin-3"]
+        .iter()
+        .map(|id| {
+            spawn_sub(&[
+                "-p",
+                &port,
+                "-u",
+                "admin",
+                "-P",
+                "admin1234",
+                "-i",
+                id,
+                "-t",
+                "#",
+                "-C",
+                "1",
+                "-W",
+                "10",
+            ])
+        })
+        .collect();
+    wait_value(
+        mport,
+        "mqtt_policy_decisions_total{access=\"subscribe\",verdict=\"allow\"}",
+        3,
+    );
+    assert_eq!(
+        publish(&b, "user1", "123456", "colombia/cundinamarca/cajica/user1"),
+        0
+    );
+    for sub in subs {
+        assert_eq!(finish(sub).lines().count(), 1);
+    }
+    let text = wait_value(
+        mport,
+        "mqtt_policy_decisions_total{access=\"read\",verdict=\"allow\"}",
+        3,
+    );
+    assert_eq!(
+        value(
+            &text,
+            "mqtt_policy_decisions_total{access=\"read\",verdict=\"allow\"}"
+        ),
+        3,
+        "{text}"
+    );
+    let acl = b.path("acl.txt").display().to_string();
+    // Three subscriptions and three deliveries by admin's `topic readwrite #` (line 3).
+    assert_eq!(
+        value(
+            &text,
+            &format!("mqtt_policy_rule_hits_total{{file=\"{acl}\",line=\"3\"}}")
+        ),
+        6,
+        "{text}"
+    );
+}

@@ -655,3 +655,127 @@ fn a_store_it_cannot_use_stops_it_at_start_naming_the_file_and_what_to_do() {
         "{err}"
     );
 }
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct SmallDisk {
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    /// `None` where this process may not mount (not root, or no permission in this container).
+    fn mount(path: PathBuf, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(&path).ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallDisk { path })
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.path).status();
+    }
+}
+
+#[test]
+fn on_a_full_disk_nothing_unwritten_is_acknowledged_and_the_store_recovers_when_space_returns() {
+    let mut site = Site::new();
+    let Some(disk) = SmallDisk::mount(site.dir.path().join("store"), "2m") else {
+        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)");
+        return;
+    };
+    let conf = std::fs::read_to_string(site.dir.path().join("mosquitto.conf"))
+        .expect("conf")
+        .replace(
+            "persistence_location ",
+            &format!("persistence_location {}/\n#", disk.path.display()),
+        );
+    std::fs::write(site.dir.path().join("mosquitto.conf"), conf).expect("conf");
+    site.start();
+    let port = site.port.to_string();
+    let base = ["-h", "127.0.0.1", "-p", port.as_str()];
+    let sub = |extra: &[&str]| {
+        let mut a: Vec<&str> = base.to_vec();
+        a.extend([
+            "-u",
+            ADMIN.0,
+            "-P",
+            ADMIN.1,
+            "-i",
+            "keeper",
+            "-c",
+            "-q",
+            "1",
+            "-t",
+            "+/+/+/user1",
+        ]);
+        a.extend(extra);
+        client("mosquitto_sub", &a)
+    };
+    let publish = |payload: &[&str]| {
+        let mut a: Vec<&str> = base.to_vec();
+        a.extend(["-u", USER1.0, "-P", USER1.1, "-t", TOPIC, "-q", "1", "-d"]);
+        a.extend(payload);
+        let out = Command::new("timeout")
+            .arg("10")
+            .arg("mosquitto_pub")
+            .args(&a)
+            .output()
+            .expect("mosquitto_pub");
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    sub(&["-W", "1"]);
+    // Fill the disk.
+    let filler = disk.path.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).expect("filler");
+        let block = vec![0u8; 64 * 1024];
+        for _ in 0..64 {
+            if f.write_all(&block).and_then(|()| f.sync_data()).is_err() {
+                break;
+            }
+        }
+    }
+    let big = site.dir.path().join("big.txt");
+    std::fs::write(&big, "x".repeat(60_000)).expect("payload");
+    let big = big.display().to_string();
+    let refused = publish(&["-f", &big]);
+    assert!(
+        !refused.contains("received PUBACK"),
+        "acknowledged on a full disk: {refused}"
+    );
+    let log = std::fs::read_to_string(site.log_path()).unwrap_or_default();
+    assert!(
+        log.contains(&disk.path.join("mqtt-policy.db").display().to_string())
+            && log.contains("No space left on device")
+            && log.contains("not acknowledged"),
+        "{log}"
+    );
+    // Space comes back: within a few retries the store is written again and acknowledgements flow.
+    std::fs::remove_file(&filler).expect("free the disk");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = publish(&["-m", "after"]);
+        if out.contains("received PUBACK") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never acknowledged again: {out}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let log = std::fs::read_to_string(site.log_path()).unwrap_or_default();
+    assert!(log.contains("the store is written again"), "{log}");
+    // What was acknowledged survives a kill -9.
+    site.stop("-KILL");
+    site.start();
+    let got = sub(&["-W", "3"]);
+    assert!(
+        got.lines().any(|l| l == "after"),
+        "the acknowledged message is gone: {} lines",
+        got.lines().count()
+    );
+    site.stop("-TERM");
+}

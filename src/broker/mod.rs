@@ -14,13 +14,15 @@
 //! * [`security`]: logins and access decisions.
 //! * [`identity`]: usernames taken from client certificates (`use_identity_as_username`,
 //!   `use_subject_as_username`).
-//! * [`outbox`]: each connection's outgoing queue and its bounds (`max_queued_messages`/`_bytes`).
+//! * [`outbox`]: each connection's outgoing queue and its bounds (`max_queued_messages`/`_bytes`);
+//!   [`fanout`]: the PUBLISH that all deliveries of a message share in it.
 //! * [`net`]: listeners, connection threads, signals, and the core task — the only I/O.
 
 #![forbid(unsafe_code)]
 
 pub mod codec;
 pub mod config;
+pub mod fanout;
 pub mod identity;
 pub mod net;
 pub mod outbox;

@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::codec::{self, Ack, Packet, Properties, Publish, QoS, Version};
 use super::config::BrokerConfig;
+use super::fanout::OutPublish;
 use super::pacing::IN_TRANSIT;
 
 /// Packets other than QoS 0 PUBLISH that may wait for one connection's socket beyond its in-flight
@@ -64,6 +65,8 @@ pub enum AckKind {
 pub enum Outgoing {
     /// A PUBLISH.
     Publish(QueuedPublish),
+    /// A PUBLISH written from its message's shared bytes (see [`super::fanout`]).
+    Shared(OutPublish),
     /// An acknowledgement without properties.
     Ack {
         /// Which one.
@@ -135,6 +138,7 @@ impl Outgoing {
     /// The packet again (for [`Outgoing::Accepted`] and [`Outgoing::Close`]: `None`).
     pub fn into_packet(self) -> Option<Packet> {
         Some(match self {
+            Outgoing::Shared(p) => Packet::Publish(p.to_publish()),
             Outgoing::Publish(p) => Packet::Publish(Publish {
                 dup: p.dup,
                 qos: p.qos,
@@ -171,6 +175,11 @@ impl Outgoing {
                 control: usize::from(p.qos != QoS::AtMostOnce),
                 bytes: p.payload.len(),
             },
+            Outgoing::Shared(p) => Weight {
+                packets: 1,
+                control: usize::from(p.qos != QoS::AtMostOnce),
+                bytes: p.payload_len(),
+            },
             Outgoing::Accepted { .. } | Outgoing::Close => Weight::default(),
             _ => Weight {
                 packets: 1,
@@ -182,6 +191,9 @@ impl Outgoing {
 
     /// Appends its encoding for a peer speaking `version` (nothing for the non-packets).
     pub fn encode(self, version: Version, out: &mut Vec<u8>) {
+        if let Outgoing::Shared(p) = &self {
+            return p.encode(version, out);
+        }
         if let Some(p) = self.into_packet() {
             codec::encode(&p, version, out);
         }
@@ -361,7 +373,13 @@ impl Outbox {
 
     /// Queues a packet within `limits`.
     pub fn push(&self, packet: Packet, limits: &Limits) -> Pushed {
-        let item = Outgoing::from_packet(packet);
+        self.push_item(Outgoing::from_packet(packet), limits)
+    }
+
+    /// Queues a packet in its queued form ([`Outgoing::Publish`], [`Outgoing::Shared`],
+    /// [`Outgoing::Ack`], [`Outgoing::PingResp`] or [`Outgoing::Other`]) within `limits`, as
+    /// [`Outbox::push`] does.
+    pub fn push_item(&self, item: Outgoing, limits: &Limits) -> Pushed {
         let w = item.weight();
         let mut st = self.lock();
         if w.control == 0 {

@@ -16,7 +16,9 @@ use super::codec::{
     Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe, Version, Will,
 };
 use super::config::BrokerConfig;
+use super::fanout::OutPublish;
 use super::identity::Login;
+use super::outbox::Outgoing;
 use super::retained::Retained;
 use super::security::{LoginRefusal, Security};
 use super::session::{ConnId, Delivery, Expiry, InFlight, Message, Origin, Secret, Session};
@@ -87,6 +89,15 @@ pub enum Action {
         /// The packet.
         packet: Packet,
     },
+    /// Send a delivery's PUBLISH, written from its message's shared bytes (see
+    /// [`super::fanout`]). Only [`Router::take_actions`] hands these over;
+    /// [`Router::drain_actions`] turns them into [`Action::Send`] of the same packet.
+    Deliver {
+        /// The connection.
+        conn: ConnId,
+        /// The PUBLISH.
+        publish: OutPublish,
+    },
     /// The CONNECT was accepted; apply this keep alive (seconds, 0: none).
     Accepted {
         /// The connection.
@@ -133,6 +144,18 @@ pub enum Action {
         /// The password (zeroed when dropped).
         password: Password,
     },
+}
+
+impl Action {
+    /// For [`Action::Send`] and [`Action::Deliver`]: the connection and the packet in the form its
+    /// outbox queues it; `None` for the other actions.
+    pub fn into_queued(self) -> Option<(ConnId, Outgoing)> {
+        match self {
+            Action::Send { conn, packet } => Some((conn, Outgoing::from_packet(packet))),
+            Action::Deliver { conn, publish } => Some((conn, Outgoing::Shared(publish))),
+            _ => None,
+        }
+    }
 }
 
 /// Limits and switches taken from the config.
@@ -331,8 +354,25 @@ impl Router {
         }
     }
 
-    /// Moves the pending actions into `into`.
+    /// Moves the pending actions into `into`, every delivery as [`Action::Send`] of its PUBLISH
+    /// packet (for readers of the packets).
     pub fn drain_actions(&mut self, into: &mut Vec<Action>) {
+        let from = into.len();
+        self.take_actions(into);
+        for a in &mut into[from..] {
+            if let Action::Deliver { conn, publish } = a {
+                let packet = Packet::Publish(publish.to_publish());
+                *a = Action::Send {
+                    conn: *conn,
+                    packet,
+                };
+            }
+        }
+    }
+
+    /// Moves the pending actions into `into` as they are, deliveries as [`Action::Deliver`] (for
+    /// the network layer, which writes them from their shared bytes).
+    pub fn take_actions(&mut self, into: &mut Vec<Action>) {
         if into.is_empty() {
             // No copy of the actions (a fan-out makes one per subscriber): the buffers trade places.
             std::mem::swap(into, &mut self.out);

@@ -35,6 +35,8 @@ pub struct Security {
     shadow: Option<Shadow>,
     /// Why the configured shadow policy did not load.
     shadow_error: Option<String>,
+    /// No `pattern` mentions `%c`: see [`Security::reads_ignore_client_id`].
+    reads_ignore_client_id: bool,
 }
 
 impl Security {
@@ -103,10 +105,14 @@ impl Security {
         allow_anonymous: bool,
     ) -> Self {
         let passwords = passwords.map(Arc::new);
+        let reads_ignore_client_id = acl
+            .as_ref()
+            .is_none_or(|p| !p.rules().iter().any(|r| r.uses_client_id()));
         Security {
             hits: Arc::new(RuleHits::new(acl.as_ref())),
             shadow: None,
             shadow_error: None,
+            reads_ignore_client_id,
             acl,
             none: Policy::compile(crate::policy::acl::AclFile {
                 path: "(no acl_file)".to_owned(),
@@ -226,6 +232,13 @@ impl Security {
                 denial,
             }),
         }
+    }
+
+    /// `true` when a read decision is the same for two clients with the same username whose client
+    /// ids contain no wildcard: no `pattern` mentions `%c`, and the client id is otherwise only
+    /// checked for wildcards (Mosquitto refuses the patterns to such a client).
+    pub fn reads_ignore_client_id(&self) -> bool {
+        self.reads_ignore_client_id
     }
 
     /// Decides `access` to `topic` for `client`. Without an acl file only the fixed rules deny.

@@ -39,6 +39,8 @@ pub struct Message {
     pub expires_at: Option<Instant>,
     /// Who published it.
     pub origin: Origin,
+    /// Its encoding shared by its deliveries (see [`super::fanout`]); empty until first used.
+    pub encoded: super::fanout::Encodings,
 }
 
 impl Message {
@@ -61,6 +63,7 @@ impl Message {
                 username: None,
                 client_id: "test".to_owned(),
             },
+            encoded: Default::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! topic's depth and the wildcards present, not on the number of subscriptions.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::codec::SubOptions;
 
@@ -19,10 +20,11 @@ pub struct SubEntry {
 struct Node {
     children: HashMap<Box<str>, Node>,
     plus: Option<Box<Node>>,
-    /// Subscribers whose filter ends here.
-    here: HashMap<Box<str>, SubEntry>,
+    /// Subscribers whose filter ends here (each client id is one `Arc` for all of that client's
+    /// subscriptions: see [`SubTree::for_each_client`]).
+    here: HashMap<Arc<str>, SubEntry>,
     /// Subscribers whose filter ends with `#` below this node.
-    hash: HashMap<Box<str>, SubEntry>,
+    hash: HashMap<Arc<str>, SubEntry>,
 }
 
 impl Node {
@@ -39,6 +41,11 @@ impl Node {
 pub struct SubTree {
     root: Node,
     count: usize,
+    /// Every client with a subscription: its id, which all its entries in the tree share, and its
+    /// number of subscriptions.
+    clients: HashMap<Arc<str>, usize>,
+    /// Clients with more than one subscription.
+    several: usize,
 }
 
 impl SubTree {
@@ -57,11 +64,22 @@ impl SubTree {
             }
         }
         let set = if hash { &mut node.hash } else { &mut node.here };
-        let new = set.insert(client.into(), entry).is_none();
-        if new {
-            self.count += 1;
+        if let Some(e) = set.get_mut(client) {
+            *e = entry;
+            return false;
         }
-        new
+        let id = match self.clients.get_key_value(client) {
+            Some((id, _)) => Arc::clone(id),
+            None => Arc::from(client),
+        };
+        set.insert(Arc::clone(&id), entry);
+        let n = self.clients.entry(id).or_default();
+        *n += 1;
+        if *n == 2 {
+            self.several += 1;
+        }
+        self.count += 1;
+        true
     }
 
     /// Removes `client`'s subscription with `filter`; `true` if there was one.
@@ -70,8 +88,24 @@ impl SubTree {
         let removed = remove_at(&mut self.root, &levels, client);
         if removed {
             self.count -= 1;
+            if let Some(n) = self.clients.get_mut(client) {
+                *n -= 1;
+                match *n {
+                    0 => {
+                        self.clients.remove(client);
+                    }
+                    1 => self.several -= 1,
+                    _ => {}
+                }
+            }
         }
         removed
+    }
+
+    /// `true` when some client has more than one subscription, so that several of
+    /// [`SubTree::for_each_client`]'s calls for one topic may be for the same client.
+    pub fn has_overlaps(&self) -> bool {
+        self.several > 0
     }
 
     /// Number of subscriptions.
@@ -88,18 +122,26 @@ impl SubTree {
     /// applying the `$` rule: wildcards at the first level do not match topics starting with `$`
     /// (MQTT-4.7.2-1).
     pub fn for_each_match(&self, topic: &str, mut f: impl FnMut(&str, SubEntry)) {
+        self.for_each_client(topic, |c, e| f(c, e));
+    }
+
+    /// [`SubTree::for_each_match`], with each client id as the tree holds it: one `Arc` for all of
+    /// a client's subscriptions, which a caller keeps without allocating and compares by address
+    /// ([`Arc::ptr_eq`]).
+    pub fn for_each_client(&self, topic: &str, mut f: impl FnMut(&Arc<str>, SubEntry)) {
         let dollar = topic.starts_with('$');
-        let levels: Vec<&str> = topic.split('/').collect();
-        walk(&self.root, &levels, 0, dollar, &mut f);
+        walk(&self.root, topic.split('/'), 0, dollar, &mut f);
     }
 }
 
+/// Visits `node` with `levels`, the topic's levels below it (an iterator, cloned at each branch:
+/// no allocation per publish).
 fn walk(
     node: &Node,
-    levels: &[&str],
+    mut levels: std::str::Split<'_, char>,
     depth: usize,
     dollar: bool,
-    f: &mut impl FnMut(&str, SubEntry),
+    f: &mut impl FnMut(&Arc<str>, SubEntry),
 ) {
     let wildcards_ok = !(dollar && depth == 0);
     if wildcards_ok {
@@ -108,18 +150,18 @@ fn walk(
             f(c, *e);
         }
     }
-    let Some((level, rest)) = levels.split_first() else {
+    let Some(level) = levels.next() else {
         for (c, e) in &node.here {
             f(c, *e);
         }
         return;
     };
-    if let Some(child) = node.children.get(*level) {
-        walk(child, rest, depth + 1, dollar, f);
+    if let Some(child) = node.children.get(level) {
+        walk(child, levels.clone(), depth + 1, dollar, f);
     }
     if wildcards_ok {
         if let Some(plus) = &node.plus {
-            walk(plus, rest, depth + 1, dollar, f);
+            walk(plus, levels, depth + 1, dollar, f);
         }
     }
 }
@@ -203,5 +245,32 @@ mod tests {
         assert!(!t.remove("a/+/c", "x"));
         assert!(t.is_empty());
         assert!(t.root.is_empty());
+        assert!(t.clients.is_empty());
+    }
+
+    #[test]
+    fn a_clients_subscriptions_share_its_id_and_overlaps_are_counted() {
+        let mut t = SubTree::default();
+        t.insert("a/b", "x", entry());
+        t.insert("a/b", "y", entry());
+        assert!(!t.has_overlaps());
+        t.insert("a/+", "x", entry());
+        t.insert("#", "x", entry());
+        assert!(t.has_overlaps());
+        let mut ids = Vec::new();
+        t.for_each_client("a/b", |c, _| {
+            if &**c == "x" {
+                ids.push(Arc::clone(c))
+            }
+        });
+        assert_eq!(ids.len(), 3);
+        assert!(ids.iter().all(|c| Arc::ptr_eq(c, &ids[0])));
+        t.remove("#", "x");
+        assert!(t.has_overlaps());
+        t.remove("a/+", "x");
+        assert!(!t.has_overlaps());
+        t.remove("a/b", "x");
+        t.remove("a/b", "y");
+        assert!(t.clients.is_empty() && t.is_empty());
     }
 }

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::drops::Drops;
 use super::{flow, log, notify, reload, CoreMsg, Options, Stderr};
-use crate::broker::codec::Packet;
+use crate::broker::codec::{Packet, QoS};
 use crate::broker::config::BrokerConfig;
 use crate::broker::outbox::{self, Outgoing, Pushed};
 use crate::broker::router::{Action, Event, Router};
@@ -20,6 +20,9 @@ use crate::broker::store::worker::{Batch, Worker};
 use crate::broker::store::{Change, StoreError};
 use crate::enforce::audit_sink::AuditSink;
 use crate::enforce::logins::VerifyPool;
+
+/// How long after a failed commit the store is tried again.
+const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The most actions held for one commit: past it the store is written even if more events wait,
 /// so that a busy broker still answers within one commit's time.
@@ -35,6 +38,8 @@ pub(super) struct Persist {
     committing: Option<Vec<(Action, Option<ConnId>)>>,
     /// A commit failed: the next batch rewrites the whole state.
     stale: bool,
+    /// After a failed commit, not before this (one attempt a second, not a loop of failures).
+    retry_at: Option<Instant>,
 }
 
 impl Persist {
@@ -45,6 +50,7 @@ impl Persist {
             staged: Vec::new(),
             committing: None,
             stale: false,
+            retry_at: None,
         }
     }
 }
@@ -66,6 +72,8 @@ pub(super) struct Core {
     flow: flow::Flow,
     /// Actions waiting for the next commit, each with the publisher whose PUBLISH caused it.
     held: Vec<(Action, Option<ConnId>)>,
+    /// Connections with an action waiting (in `held` or in the commit running).
+    held_conns: rustc_hash::FxHashSet<ConnId>,
     actions: Vec<Action>,
 }
 
@@ -95,6 +103,7 @@ impl Core {
             drops: Drops::default(),
             flow: flow::Flow::default(),
             held: Vec::new(),
+            held_conns: Default::default(),
             actions: Vec::new(),
         }
     }
@@ -159,13 +168,20 @@ impl Core {
             }
         }
         let mut actions = std::mem::take(&mut self.actions);
-        self.router.drain_actions(&mut actions);
+        self.router.take_actions(&mut actions);
         match self.persist.as_mut() {
             Some(p) => {
+                // First what this turn changes, then its actions: those that acknowledge a change
+                // wait for it to be written.
+                let changed = take_changes(&mut actions, &mut p.staged);
                 for action in actions.drain(..) {
-                    match action {
-                        Action::Store(change) => p.staged.push(change),
-                        other => self.held.push((other, source)),
+                    if self.must_wait(&action, changed) {
+                        if let Some(conn) = conn_of(&action) {
+                            self.held_conns.insert(conn);
+                        }
+                        self.held.push((action, source));
+                    } else {
+                        self.dispatch(action, source);
                     }
                 }
                 self.flush(more_waiting);
@@ -179,12 +195,35 @@ impl Core {
         self.actions = actions;
     }
 
+    /// Whether an action of a turn (`changed`: the turn changed durable state) must wait for the
+    /// next commit: a packet that tells its client something is done (PUBACK, PUBREC, PUBREL,
+    /// PUBCOMP, CONNACK, SUBACK, UNSUBACK) or a QoS 2 PUBLISH (its packet id must be kept first, or a
+    /// restart could deliver it twice), when the turn changed something; and anything for a
+    /// connection that already has a packet waiting, so that its packets keep their order.
+    /// Everything else goes at once: a QoS 0/1 PUBLISH to a subscriber does not wait for the disk
+    /// (if the broker dies before the commit, its publisher, unacknowledged, sends it again: at
+    /// least once).
+    fn must_wait(&self, action: &Action, changed: bool) -> bool {
+        match action {
+            Action::Send { conn, packet } => {
+                self.held_conns.contains(conn) || (changed && needs_durability(packet))
+            }
+            Action::Deliver { conn, publish } => {
+                self.held_conns.contains(conn) || (changed && publish.qos == QoS::ExactlyOnce)
+            }
+            Action::Accepted { conn, .. } | Action::Close { conn } => {
+                self.held_conns.contains(conn)
+            }
+            _ => false,
+        }
+    }
+
     /// `true` while the core must not take more events: a commit runs and [`MAX_HELD`] actions
     /// already wait for the next one.
     pub(super) fn saturated(&self) -> bool {
         self.persist
             .as_ref()
-            .is_some_and(|p| p.committing.is_some() && self.held.len() >= MAX_HELD)
+            .is_some_and(|p| (p.committing.is_some() || p.stale) && self.held.len() >= MAX_HELD)
     }
 
     /// Starts the next commit when none runs: at once if no more events wait (or enough actions
@@ -198,12 +237,17 @@ impl Core {
             return;
         }
         if p.staged.is_empty() && !p.stale {
+            self.held_conns.clear();
             for (action, source) in std::mem::take(&mut self.held) {
                 self.dispatch(action, source);
             }
             return;
         }
         if more_waiting && self.held.len() < MAX_HELD {
+            return;
+        }
+        if p.retry_at.is_some_and(|t| Instant::now() < t) {
+            // Tried again on a later turn (the clock's tick is one).
             return;
         }
         let batch = if p.stale {
@@ -230,15 +274,27 @@ impl Core {
             return;
         };
         let held = p.committing.take().unwrap_or_default();
+        // Connections with packets still waiting: those of the next batch.
+        self.held_conns.clear();
+        for (action, _) in &self.held {
+            if let Some(conn) = conn_of(action) {
+                self.held_conns.insert(conn);
+            }
+        }
         match result {
             Ok(_) => {
+                if p.stale {
+                    log("persistence: the store is written again");
+                }
                 p.stale = false;
+                p.retry_at = None;
                 for (action, source) in held {
                     self.dispatch(action, source);
                 }
             }
             Err(e) => {
                 p.stale = true;
+                p.retry_at = Some(Instant::now() + RETRY);
                 let mut withheld = rustc_hash::FxHashSet::default();
                 let mut pass = Vec::new();
                 for (action, source) in held {
@@ -250,8 +306,9 @@ impl Core {
                     }
                 }
                 log(&format!(
-                    "{e}; {} clients are disconnected without the acknowledgements of what could not be written",
-                    withheld.len()
+                    "{e}; what it could not write is not acknowledged ({} clients disconnected without their acknowledgements); trying again in {} s",
+                    withheld.len(),
+                    RETRY.as_secs()
                 ));
                 for (action, source) in pass {
                     self.dispatch(action, source);
@@ -313,11 +370,14 @@ impl Core {
 
     fn dispatch(&mut self, action: Action, source: Option<ConnId>) {
         match action {
-            Action::Send { conn, packet } => {
+            Action::Send { .. } | Action::Deliver { .. } => {
+                let Some((conn, item)) = action.into_queued() else {
+                    return;
+                };
                 let Some(c) = self.conns.get(&conn) else {
                     return;
                 };
-                match c.push(packet, &self.limits) {
+                match c.push_item(item, &self.limits) {
                     Pushed::Queued => {}
                     Pushed::Congested => {
                         self.flow.outbox_congested(
@@ -397,6 +457,41 @@ impl Core {
             Action::Store(_) => {}
         }
     }
+}
+
+/// Moves the store changes out of `actions` into `staged`, keeping the other actions in order;
+/// `true` if there were any.
+fn take_changes(actions: &mut Vec<Action>, staged: &mut Vec<Change>) -> bool {
+    let before = staged.len();
+    actions.retain_mut(|a| {
+        if !matches!(a, Action::Store(_)) {
+            return true;
+        }
+        // A placeholder in the slot, dropped by `retain_mut` at once.
+        if let Action::Store(change) = std::mem::replace(a, Action::Notice(String::new())) {
+            staged.push(change);
+        }
+        false
+    });
+    staged.len() > before
+}
+
+/// The connection an action is for, if it keeps an order with that connection's packets.
+fn conn_of(action: &Action) -> Option<ConnId> {
+    match action {
+        Action::Send { conn, .. }
+        | Action::Deliver { conn, .. }
+        | Action::Accepted { conn, .. }
+        | Action::Close { conn } => Some(*conn),
+        _ => None,
+    }
+}
+
+/// Packets that must not leave before what they depend on is written.
+fn needs_durability(p: &Packet) -> bool {
+    acknowledges(p)
+        || matches!(p, Packet::PubRel(_))
+        || matches!(p, Packet::Publish(p) if p.qos == QoS::ExactlyOnce)
 }
 
 /// Packets that tell a client something is done: withheld when it could not be written.

@@ -12,10 +12,25 @@ use crate::audit::{AuditRecord, LoginDenial, Peer, Withheld, WithheldDeliveries}
 use crate::broker::security::Security;
 use crate::broker::session::Session;
 use crate::enforce::metrics::Metrics;
-use crate::policy::{Access, ClientRef, Decision};
+use crate::policy::{Access, ClientRef, Decision, Reason};
 
 /// How many (client, topic) pairs of withheld deliveries are remembered for the audit log.
 const WITHHELD_CAPACITY: usize = 100_000;
+/// How many usernames one message's [`Reads`] remembers.
+const READS_REMEMBERED: usize = 4;
+
+/// The usernames allowed to read the topic of the message being routed, while it is: another
+/// subscriber with one of them is allowed without walking the policy again. Only when the policy's
+/// read decisions do not depend on the client id ([`Security::reads_ignore_client_id`]) and for
+/// clients whose id has no wildcard; only allows are remembered (a denial is decided and audited
+/// each time), and only for one message, under one policy. Not with a shadow policy (which may read
+/// client ids, and must see every decision); with metrics, each remembered allow is still counted, with
+/// the rule that made it.
+#[derive(Debug, Default)]
+pub(super) struct Reads {
+    active: bool,
+    allowed: Vec<(Option<String>, Reason)>,
+}
 
 /// The policy in force and what its decisions have recorded.
 #[derive(Debug)]
@@ -26,6 +41,8 @@ pub(super) struct Authorizer {
     pub(super) withheld: WithheldDeliveries,
     /// The counters, with metrics on.
     pub(super) metrics: Option<Arc<Metrics>>,
+    /// Read decisions taken for the message being routed.
+    reads: Reads,
 }
 
 impl Authorizer {
@@ -34,6 +51,7 @@ impl Authorizer {
             security,
             withheld: WithheldDeliveries::new(WITHHELD_CAPACITY),
             metrics: None,
+            reads: Reads::default(),
         }
     }
 
@@ -111,6 +129,54 @@ impl Authorizer {
         }
     }
 
+    /// A message is being routed to `subscribers` clients: with more than one, remember the
+    /// usernames allowed to read its topic until [`Authorizer::message_done`].
+    pub(super) fn message_begins(&mut self, subscribers: usize) {
+        self.reads.active = subscribers > 1
+            && self.security.reads_ignore_client_id()
+            && self.security.shadow().is_none();
+    }
+
+    /// The message is routed: forget its read decisions.
+    pub(super) fn message_done(&mut self) {
+        self.reads.active = false;
+        self.reads.allowed.clear();
+    }
+
+    /// [`Authorizer::authorize`] for reading `topic`, the topic of the message being routed (see
+    /// [`Authorizer::message_begins`]).
+    pub(super) fn authorize_delivery(
+        &mut self,
+        s: &Session,
+        topic: &str,
+        wall: SystemTime,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        let remember = self.reads.active && !crate::policy::topic::has_wildcard(&s.client_id);
+        let user = s.username.as_deref();
+        if remember {
+            if let Some((_, reason)) = self
+                .reads
+                .allowed
+                .iter()
+                .find(|(u, _)| u.as_deref() == user)
+            {
+                if let Some(m) = &self.metrics {
+                    m.decided(Access::Read, Decision::allow(*reason), self.security.hits());
+                }
+                return true;
+            }
+        }
+        let decision = self.authorize_decision(s, topic, Access::Read, wall, out);
+        let allowed = decision.is_allowed();
+        if allowed && remember && self.reads.allowed.len() < READS_REMEMBERED {
+            self.reads
+                .allowed
+                .push((user.map(str::to_owned), decision.reason));
+        }
+        allowed
+    }
+
     /// May session `s`'s client have `access` to `topic` (a topic name, or a filter for
     /// subscribe and unsubscribe)? A denial is audited; a denied read once per client and topic.
     pub(super) fn authorize(
@@ -121,10 +187,23 @@ impl Authorizer {
         wall: SystemTime,
         out: &mut Vec<Action>,
     ) -> bool {
+        self.authorize_decision(s, topic, access, wall, out)
+            .is_allowed()
+    }
+
+    /// [`Authorizer::authorize`], returning the decision.
+    fn authorize_decision(
+        &mut self,
+        s: &Session,
+        topic: &str,
+        access: Access,
+        wall: SystemTime,
+        out: &mut Vec<Action>,
+    ) -> Decision {
         let client = who(s);
         let decision = self.decide(client, topic, access, Some(&s.address), wall, out);
         if decision.is_allowed() {
-            return true;
+            return decision;
         }
         let first =
             access != Access::Read || self.withheld.note(&s.client_id, topic) == Withheld::First;
@@ -135,7 +214,7 @@ impl Authorizer {
                     .with_semantics(self.security.semantics()),
             )));
         }
-        false
+        decision
     }
 
     /// The stored subscriptions of `s` the policy now refuses (each audited), for the caller to

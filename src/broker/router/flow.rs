@@ -196,11 +196,43 @@ pub(super) fn end_backlog(s: &mut Session, limits: &Limits, out: &mut Vec<Action
 /// Sends a QoS 0 delivery to a connected client (if it fits the client's Maximum Packet Size).
 pub(super) fn send_qos0(s: &Session, d: Delivery, out: &mut Vec<Action>, now: Instant) {
     if let Some(conn) = s.conn {
-        let p = d.to_publish(0, false, now);
-        if fits(s, &p) {
-            send(out, conn, Packet::Publish(p));
-        }
+        send_publish(s, conn, d, 0, out, now);
     }
+}
+
+/// Sends delivery `d` with packet identifier `pkid` to `conn`, `s`'s connection, if it fits the
+/// client's Maximum Packet Size: shared with the message's other deliveries when it has no
+/// property of its own ([`OutPublish`]). Returns `false` when it does not fit.
+fn send_publish(
+    s: &Session,
+    conn: ConnId,
+    d: Delivery,
+    pkid: u16,
+    out: &mut Vec<Action>,
+    now: Instant,
+) -> bool {
+    if !OutPublish::shareable(&d.msg, &d.sub_ids, s.version) {
+        let p = d.to_publish(pkid, false, now);
+        if !fits(s, &p) {
+            return false;
+        }
+        send(out, conn, Packet::Publish(p));
+        return true;
+    }
+    let publish = OutPublish {
+        msg: d.msg,
+        pkid,
+        qos: d.qos,
+        dup: false,
+        retain: d.retain,
+    };
+    if s.max_packet_size
+        .is_some_and(|max| publish.encoded_len(s.version) > max as usize)
+    {
+        return false;
+    }
+    out.push(Action::Deliver { conn, publish });
+    true
 }
 
 /// Puts a QoS 1/2 delivery in flight.
@@ -215,14 +247,14 @@ pub(super) fn start(s: &mut Session, mut d: Delivery, out: &mut Vec<Action>, now
         s.requeue(d);
         return;
     };
-    let p = d.to_publish(pkid, false, now);
-    if !fits(s, &p) {
+    // Kept in the store in the same turn: the core writes a turn's changes before the packets
+    // that depend on them.
+    if send_publish(s, conn, d.clone(), pkid, out, now) {
+        durable::keep(s, &mut d, Some(pkid), out);
+        s.t_mut().inflight.insert(pkid, InFlight::Publish(d));
+    } else {
         durable::done(s, d.seq, out);
-        return;
     }
-    durable::keep(s, &mut d, Some(pkid), out);
-    s.t_mut().inflight.insert(pkid, InFlight::Publish(d));
-    send(out, conn, Packet::Publish(p));
 }
 
 /// Moves queued deliveries into flight while there is room, re-checking expiry and read access.

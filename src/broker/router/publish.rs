@@ -135,6 +135,7 @@ impl Router {
             },
             expires_at,
             origin,
+            encoded: Default::default(),
         })
     }
 
@@ -146,19 +147,37 @@ impl Router {
             self.retained.set(&msg);
             self.save_retained(&msg);
         }
-        let mut targets: HashMap<Box<str>, Option<(crate::broker::codec::SubOptions, Vec<u32>)>> =
-            HashMap::new();
-        self.subs.for_each_match(&msg.topic, |client, entry| {
-            Session::merge(targets.entry(client.into()).or_default(), entry);
+        // Every matching subscription. A client's several matching subscriptions are merged into
+        // one delivery: when some client has several subscriptions, the matches are sorted by
+        // client (by the address of its id, which all its subscriptions share), so that its
+        // entries are next to each other. No allocation per client, no hashing of client ids.
+        let mut targets: Vec<(Arc<str>, SubEntry)> = Vec::new();
+        self.subs.for_each_client(&msg.topic, |client, entry| {
+            targets.push((Arc::clone(client), entry));
         });
-        let mut matched = targets.len();
-        for (client, merged) in targets {
+        if self.subs.has_overlaps() {
+            targets.sort_unstable_by_key(|(c, _)| Arc::as_ptr(c).cast::<u8>() as usize);
+        }
+        self.authz.message_begins(targets.len());
+        let mut matched = 0;
+        let mut rest = &targets[..];
+        while let Some((client, _)) = rest.first() {
+            let n = rest
+                .iter()
+                .take_while(|(c, _)| Arc::ptr_eq(c, client))
+                .count();
+            let mut merged = None;
+            for (_, entry) in &rest[..n] {
+                Session::merge(&mut merged, *entry);
+            }
+            rest = &rest[n..];
+            matched += 1;
             if let Some((options, ids)) = merged {
-                if options.no_local && *client == msg.origin.client_id {
+                if options.no_local && **client == *msg.origin.client_id {
                     continue;
                 }
                 let retain = options.retain_as_published && msg.retain;
-                self.deliver(&client, &msg, options.qos, retain, ids);
+                self.deliver(client, &msg, options.qos, retain, ids);
             }
         }
         // One member of each matching shared group, in turn (No Local cannot be set on these).
@@ -171,6 +190,7 @@ impl Router {
             let ids = entry.id.into_iter().collect();
             self.deliver(&client, &msg, entry.options.qos, retain, ids);
         }
+        self.authz.message_done();
         matched
     }
 
@@ -188,7 +208,7 @@ impl Router {
         };
         if !self
             .authz
-            .authorize(s, &msg.topic, Access::Read, self.wall, &mut self.out)
+            .authorize_delivery(s, &msg.topic, self.wall, &mut self.out)
         {
             return;
         }

@@ -510,6 +510,7 @@ fn a_certificate_login_ignores_the_connect_credentials_and_survives_a_reload() {
     assert_eq!(t.r.sessions["cert"].conn, Some(1));
 }
 
+mod reads;
 mod shared;
 
 /// `queue_qos0_messages true` keeps QoS 0 messages for a disconnected persistent session (as Mosquitto);

@@ -259,6 +259,7 @@ pub fn decode_message(b: &[u8], clock: &Clock) -> Result<(Message, Option<System
             username,
             client_id,
         },
+        encoded: Default::default(),
     };
     Ok((m, expires))
 }

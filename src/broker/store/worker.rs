@@ -19,21 +19,33 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the thread; `done` is called on it with each batch's outcome, in order.
+    /// Starts the thread; `done` is called on it with each batch's outcome, in order. After a failed
+    /// batch the store is closed, and opened again (checked, as at start) before the next one: redb
+    /// refuses every write after an I/O error until it is reopened, and the next batch is then the
+    /// whole state ([`Batch::Rewrite`]).
     pub fn spawn(
-        mut store: Store,
+        store: Store,
         done: impl Fn(Result<usize, StoreError>) + Send + 'static,
     ) -> std::io::Result<Worker> {
         let (tx, rx) = mpsc::channel::<Batch>();
+        let path = store.path().to_path_buf();
+        let mut store = Some(store);
         std::thread::Builder::new()
             .name("mqtt-store".to_owned())
             .spawn(move || {
                 // Ends when the core drops its handle.
                 while let Ok(batch) = rx.recv() {
-                    let result = match batch {
-                        Batch::Changes(c) => store.commit(c),
-                        Batch::Rewrite(all) => store.rewrite(all),
+                    let open = match store.as_mut() {
+                        Some(s) => Ok(s),
+                        None => Store::open(&path).map(|(s, _)| store.insert(s)),
                     };
+                    let result = open.and_then(|s| match batch {
+                        Batch::Changes(c) => s.commit(c),
+                        Batch::Rewrite(all) => s.rewrite(all),
+                    });
+                    if result.is_err() {
+                        store = None;
+                    }
                     done(result);
                 }
             })?;

@@ -25,6 +25,7 @@ fn message(c: &Clock) -> Message {
             username: Some("user1".to_owned()),
             client_id: "pub-1".to_owned(),
         },
+        encoded: Default::default(),
     }
 }
 
