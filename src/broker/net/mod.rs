@@ -150,7 +150,8 @@ pub async fn serve(config: BrokerConfig, options: Options) -> Result<(), String>
             m.set_shadow_loaded(security.shadow().is_some());
             m
         });
-    let _exposition = match &metrics {
+    // Kept until `serve` returns: dropping it stops the metrics thread.
+    let exposition = match &metrics {
         Some(m) => Exposition::start(
             config.metrics_listen.as_deref(),
             config.metrics_textfile.as_deref(),
@@ -158,7 +159,7 @@ pub async fn serve(config: BrokerConfig, options: Options) -> Result<(), String>
         )?,
         None => None,
     };
-    if let Some(addr) = _exposition.as_ref().and_then(|e| e.local_addr) {
+    if let Some(addr) = exposition.as_ref().and_then(|e| e.local_addr) {
         log(&format!("serving metrics at http://{addr}/metrics"));
     }
     let audit_path = options.audit_log.clone().or(config.audit_log.clone());
