@@ -16,6 +16,16 @@ pub fn load_policy_as(path: &str, semantics: Semantics) -> Result<Policy, AclErr
     Ok(Policy::compile(load_acl_as(path, semantics)?))
 }
 
+/// [`load_policy_as`], compiled only for clients with `username` ([`Policy::compile_for`]): one
+/// client's answer from a large file, without building every user's rules.
+pub fn load_policy_for(
+    path: &str,
+    semantics: Semantics,
+    username: Option<&str>,
+) -> Result<Policy, AclError> {
+    Ok(Policy::compile_for(load_acl_as(path, semantics)?, username))
+}
+
 /// Reads and parses the acl file at `path` for Mosquitto `semantics`, keeping the warnings Mosquitto
 /// would log ([`AclFile::warnings`]) for the caller to log; [`Policy::compile`] makes it a policy. A
 /// missing or unreadable file is an [`AclError`] on line 0 ([`AclErrorKind::Unreadable`]).

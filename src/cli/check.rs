@@ -212,7 +212,8 @@ pub fn run(args: &CheckArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let policy = match load::load_policy_as(&acl_path, semantics) {
+    // Only this client's own list and the patterns are compiled: the rest never decides for it.
+    let policy = match load::load_policy_for(&acl_path, semantics, user) {
         Ok(policy) => policy,
         Err(e) => {
             eprintln!("mqtt-policy: {e}");
