@@ -438,6 +438,17 @@ mod properties {
         }
 
         #[test]
+        fn plaintext_lines_counts_what_upgrade_hashes(
+            lines in proptest::collection::vec("[ a-z:$#\\t\\r=+/0-9A-Z\\x00-]{0,40}", 0..8)
+        ) {
+            let bytes = lines.join("\n").into_bytes();
+            let mut calls = 0;
+            let upgraded = edit::upgrade_plaintext(&bytes, |_| { calls += 1; "H".to_owned() });
+            prop_assert_eq!(edit::plaintext_lines(&bytes), calls);
+            prop_assert_eq!(upgraded.hashed, calls);
+        }
+
+        #[test]
         fn edits_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
             let _ = edit::set_user(&bytes, "alice", "$7$x");
             let _ = edit::delete_user(&bytes, "alice");
