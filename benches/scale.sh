@@ -15,6 +15,7 @@
 # * `mqtt-policy check` for one user: wall time and peak RSS from /usr/bin/time -v.
 #
 # Usage: bash benches/scale.sh [RUNS]   (default 3; needs /usr/sbin/mosquitto, python3, GNU time)
+# KINDS="plugin broker mosquitto check" (the default) chooses what is measured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-3}
