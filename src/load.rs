@@ -2,7 +2,7 @@
 
 use crate::policy::acl::{parse_acl_as, AclError, AclErrorKind, AclFile, Policy};
 use crate::policy::conf::{ConfError, MosquittoConf};
-use crate::policy::passwd::PasswordFile;
+use crate::policy::passwd::{PasswordFile, PasswordFileBuilder};
 use crate::policy::Semantics;
 
 /// Reads and compiles the acl file at `path` (Mosquitto 2.0 semantics). A missing or unreadable file is
@@ -14,6 +14,16 @@ pub fn load_policy(path: &str) -> Result<Policy, AclError> {
 /// [`load_policy`], deciding as Mosquitto `semantics`.
 pub fn load_policy_as(path: &str, semantics: Semantics) -> Result<Policy, AclError> {
     Ok(Policy::compile(load_acl_as(path, semantics)?))
+}
+
+/// [`load_policy_as`], compiled only for clients with `username` ([`Policy::compile_for`]): one
+/// client's answer from a large file, without building every user's rules.
+pub fn load_policy_for(
+    path: &str,
+    semantics: Semantics,
+    username: Option<&str>,
+) -> Result<Policy, AclError> {
+    Ok(Policy::compile_for(load_acl_as(path, semantics)?, username))
 }
 
 /// Reads and parses the acl file at `path` for Mosquitto `semantics`, keeping the warnings Mosquitto
@@ -50,10 +60,40 @@ pub struct PasswordLoadError {
 
 /// Reads and parses the password file at `path`. A missing or unreadable file is an error naming it; the
 /// contents never are (unusable lines become [`PasswordFile::warnings`], as Mosquitto drops them).
+///
+/// The file is read in pieces, so that only the parsed entries are ever in memory, never the file whole.
 pub fn load_passwords(path: &str) -> Result<PasswordFile, PasswordLoadError> {
-    let bytes = std::fs::read(path).map_err(|e| PasswordLoadError {
+    read_passwords(path, PasswordFile::builder(path))
+}
+
+/// [`load_passwords`], keeping only the lines of `username`: what answering for one user needs, in
+/// little memory however large the file is.
+pub fn load_passwords_of(path: &str, username: &str) -> Result<PasswordFile, PasswordLoadError> {
+    read_passwords(path, PasswordFile::builder(path).only_user(username))
+}
+
+fn read_passwords(
+    path: &str,
+    mut builder: PasswordFileBuilder,
+) -> Result<PasswordFile, PasswordLoadError> {
+    use std::io::Read;
+    const PIECE: usize = 1 << 20;
+    let error = |e: std::io::Error| PasswordLoadError {
         path: path.to_owned(),
         reason: e.to_string(),
-    })?;
-    Ok(PasswordFile::parse(path, &bytes))
+    };
+    let mut file = std::fs::File::open(path).map_err(error)?;
+    if let Ok(meta) = file.metadata() {
+        builder.reserve(usize::try_from(meta.len()).unwrap_or(0));
+    }
+    let mut piece = vec![0u8; PIECE];
+    loop {
+        match file.read(&mut piece) {
+            Ok(0) => break,
+            Ok(n) => builder.feed(&piece[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(error(e)),
+        }
+    }
+    Ok(builder.finish())
 }

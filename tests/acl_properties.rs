@@ -91,6 +91,29 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(3000))]
 
     #[test]
+    fn a_policy_compiled_for_one_client_explains_as_the_whole_policy(
+        acl in acl_text(),
+        user in username(),
+        id in client_id(),
+        topics in prop::collection::vec(topic_name(), 1..6),
+        semantics in prop_oneof![Just(Semantics::Mosquitto20), Just(Semantics::Mosquitto21)],
+    ) {
+        let file = parse_acl_as("acl.txt", acl.as_bytes(), semantics).expect("generated acl is valid");
+        let whole = Policy::compile(file.clone());
+        let one = Policy::compile_for(file, user.as_deref());
+        let client = ClientRef { username: user.as_deref(), client_id: &id };
+        for t in &topics {
+            for access in [Access::Read, Access::Write, Access::Subscribe] {
+                prop_assert_eq!(
+                    format!("{:?}", one.explain(client, t, access)),
+                    format!("{:?}", whole.explain(client, t, access)),
+                    "acl:\n{}\nclient {:?} {:?} {}", acl, client, access, t
+                );
+            }
+        }
+    }
+
+    #[test]
     fn compiled_policy_equals_the_reference_algorithm(
         acl in acl_text(),
         user in username(),

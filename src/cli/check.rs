@@ -194,23 +194,26 @@ pub fn run(args: &CheckArgs) -> u8 {
         return EXIT_ERROR;
     };
     let password_path = sources.password_file;
-    let login = match password_path.as_deref().map(load::load_passwords) {
+    // Only the asked user's lines are kept: a file of millions of users is read, never held.
+    let user = args.user.as_deref().filter(|u| !u.is_empty());
+    let login = match password_path
+        .as_deref()
+        .map(|path| load::load_passwords_of(path, user.unwrap_or_default()))
+    {
         None => None,
         Some(Ok(file)) => {
             for warning in file.warning_lines() {
                 eprintln!("mqtt-policy: warning: {warning}");
             }
-            Some(LoginStatus::new(
-                &file,
-                args.user.as_deref().filter(|u| !u.is_empty()),
-            ))
+            Some(LoginStatus::new(&file, user))
         }
         Some(Err(e)) => {
             eprintln!("mqtt-policy: {e}");
             return EXIT_ERROR;
         }
     };
-    let policy = match load::load_policy_as(&acl_path, semantics) {
+    // Only this client's own list and the patterns are compiled: the rest never decides for it.
+    let policy = match load::load_policy_for(&acl_path, semantics, user) {
         Ok(policy) => policy,
         Err(e) => {
             eprintln!("mqtt-policy: {e}");

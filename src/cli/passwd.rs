@@ -194,8 +194,12 @@ fn execute(args: &PasswdArgs, action: &Action<'_>) -> Result<(), String> {
         }
         Action::Update => {
             let old = read_existing(path)?;
-            let upgraded =
-                edit::upgrade_plaintext(&old, |pw| hash_password(pw, kind, args.iterations));
+            let progress = hashing_progress(edit::plaintext_lines(&old));
+            let upgraded = edit::upgrade_plaintext(&old, |pw| {
+                progress.inc(1);
+                hash_password(pw, kind, args.iterations)
+            });
+            progress.finish_and_clear();
             print_notes(&upgraded.edited);
             if upgraded.already_hashed > 0 {
                 eprintln!(
@@ -231,6 +235,22 @@ fn obtain_password(args: &PasswdArgs) -> Result<Vec<u8>, String> {
         Some(password) => Ok(password.as_bytes().to_vec()),
         None => prompt::read_password_twice().map_err(error),
     }
+}
+
+/// A progress bar for `-U` over `total` passwords to hash, drawn only when stderr is a terminal (a file of
+/// a million plaintext passwords takes minutes to hash).
+fn hashing_progress(total: usize) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(total as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "hashing {pos}/{len} passwords [{bar:40}] {percent}% {per_sec} eta {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
 }
 
 fn read_existing(path: &Path) -> Result<Vec<u8>, String> {

@@ -26,9 +26,18 @@ pub(crate) fn is_c_space(b: u8) -> bool {
 }
 
 /// The buffer Mosquitto starts each file with.
-const INITIAL_BUFFER: usize = 256;
+pub(crate) const INITIAL_BUFFER: usize = 256;
 /// How much it grows the buffer when a line does not fit.
 const GROWTH: usize = 1000;
+
+/// The size Mosquitto's reader buffer has grown to after reading a line of `len` bytes that ends in
+/// `\n` and has no NUL byte, starting from `buffer` (such a line is always read whole).
+pub(crate) fn grown_buffer(mut buffer: usize, len: usize) -> usize {
+    if len > buffer - 1 {
+        buffer += (len - (buffer - 1)).div_ceil(GROWTH) * GROWTH;
+    }
+    buffer
+}
 
 /// One line as Mosquitto's parser sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,10 +106,34 @@ pub fn mosquitto_lines(bytes: &[u8]) -> (Vec<CLine<'_>>, Option<Cut>) {
 /// The lines the parser of Mosquitto `semantics` is handed for a file's `bytes`, and where its reader
 /// stopped short.
 pub fn mosquitto_lines_as(bytes: &[u8], semantics: Semantics) -> (Vec<CLine<'_>>, Option<Cut>) {
+    mosquitto_lines_from(bytes, semantics, INITIAL_BUFFER, 1)
+}
+
+/// [`mosquitto_lines_as`] for the rest of a file whose earlier lines (each ending in `\n`, none with a
+/// NUL) were read already: `bytes` starts at line `first_line`, with the reader's buffer grown to
+/// `buffer` ([`grown_buffer`]). Line numbers in lines and cut are the file's.
+pub(crate) fn mosquitto_lines_from(
+    bytes: &[u8],
+    semantics: Semantics,
+    buffer: usize,
+    first_line: u32,
+) -> (Vec<CLine<'_>>, Option<Cut>) {
     let mut lines = Vec::new();
-    let mut buffer = INITIAL_BUFFER;
+    let mut buffer = buffer;
     let mut pos = 0;
-    let mut line_number: u32 = 1;
+    let mut line_number: u32 = first_line;
+    let nul_cut = |bytes: &[u8], nul: usize, line_read: bool| match nul_cut(bytes, nul, line_read) {
+        Cut::Nul {
+            line,
+            line_read,
+            lines_after,
+        } => Cut::Nul {
+            line: line.saturating_add(first_line.saturating_sub(1)),
+            line_read,
+            lines_after,
+        },
+        other => other,
+    };
     loop {
         // One call of the line reader, starting at `pos` with an empty buffer of `buffer` bytes.
         let start = pos;

@@ -71,6 +71,24 @@ impl Policy {
 
     /// Compiles a parsed acl file, with the semantics it was parsed with ([`AclFile::semantics`]).
     pub fn compile(file: AclFile) -> Policy {
+        Policy::compile_lists(file, |_| true)
+    }
+
+    /// Compiles only what decides for clients with `username` (`None`: without one): their own list
+    /// and the patterns. For one-shot answers about one client (`mqtt-policy check`), which then need
+    /// not build the tries of every other user. Every rule is still kept ([`Policy::rules`], the rule
+    /// numbers); decisions and explanations for this client are those of [`Policy::compile`], and this
+    /// policy must not be asked about any other username.
+    pub fn compile_for(file: AclFile, username: Option<&str>) -> Policy {
+        Policy::compile_lists(file, |list| match (list, username) {
+            (RuleList::Pattern, _) => true,
+            (RuleList::Anonymous, None) => true,
+            (RuleList::User(name), Some(user)) => name == user,
+            _ => false,
+        })
+    }
+
+    fn compile_lists(file: AclFile, wanted: impl Fn(&RuleList) -> bool) -> Policy {
         let semantics = file.semantics;
         let mut arena = Arena::new(semantics);
         let mut anonymous: Option<List> = None;
@@ -78,6 +96,9 @@ impl Policy {
         let mut patterns: Option<List> = None;
         for (index, rule) in file.rules.iter().enumerate() {
             let id = RuleId(u32::try_from(index).expect("fewer than 2^32 rules"));
+            if !wanted(&rule.list) {
+                continue;
+            }
             let (list, substitute) = match &rule.list {
                 RuleList::Anonymous => (
                     anonymous.get_or_insert_with(|| List::new(&mut arena)),

@@ -118,6 +118,20 @@ struct Node {
     literals: Literals,
     plus: Option<NodeId>,
     hash: Option<NodeId>,
+    /// The `%u`/`%c` children, on the few nodes that have any (pattern lists): kept aside so that the
+    /// many nodes of large user lists stay small.
+    identity: Option<Box<Identity>>,
+    terminal: Terminal,
+    /// Whether the node has literal or `+` children (the walk then needs the level's end).
+    has_level_children: bool,
+    /// Whether the node is only a step to its `+` child: no other child, no rule ends here. A walk
+    /// passes through a run of these (`+/+/+/%u`) without a visit each.
+    only_plus: bool,
+}
+
+/// A node's children keyed by `%u`/`%c`.
+#[derive(Debug, Default)]
+struct Identity {
     /// A pattern level that is exactly `%u`.
     username: Option<NodeId>,
     /// A pattern level that is exactly `%c`.
@@ -128,14 +142,13 @@ struct Node {
     username_level: Option<NodeId>,
     /// Mosquitto 2.1: a pattern level that is exactly `%c`.
     client_id_level: Option<NodeId>,
-    terminal: Terminal,
-    /// Whether the node has literal or `+` children (the walk then needs the level's end).
-    has_level_children: bool,
-    /// Whether the node has `%u`, `%c` or template children.
-    has_identity_children: bool,
-    /// Whether the node is only a step to its `+` child: no other child, no rule ends here. A walk
-    /// passes through a run of these (`+/+/+/%u`) without a visit each.
-    only_plus: bool,
+}
+
+impl Node {
+    /// The node's `%u`/`%c` children, made empty on first use.
+    fn identity(&mut self) -> &mut Identity {
+        self.identity.get_or_insert_with(Default::default)
+    }
 }
 
 /// What a level of a rule's filter is, once parsed.
@@ -311,12 +324,13 @@ impl Arena {
                 },
                 LevelKind::Plus => self.child(node, |n| &mut n.plus),
                 LevelKind::Hash => self.child(node, |n| &mut n.hash),
-                LevelKind::Username => self.child(node, |n| &mut n.username),
-                LevelKind::ClientId => self.child(node, |n| &mut n.client_id),
-                LevelKind::UsernameLevel => self.child(node, |n| &mut n.username_level),
-                LevelKind::ClientIdLevel => self.child(node, |n| &mut n.client_id_level),
+                LevelKind::Username => self.child(node, |n| &mut n.identity().username),
+                LevelKind::ClientId => self.child(node, |n| &mut n.identity().client_id),
+                LevelKind::UsernameLevel => self.child(node, |n| &mut n.identity().username_level),
+                LevelKind::ClientIdLevel => self.child(node, |n| &mut n.identity().client_id_level),
                 LevelKind::Template(pieces) => {
                     let existing = self.nodes[node as usize]
+                        .identity()
                         .templates
                         .iter()
                         .find(|(p, _)| **p == *pieces)
@@ -326,6 +340,7 @@ impl Arena {
                         None => {
                             let child = self.push();
                             self.nodes[node as usize]
+                                .identity()
                                 .templates
                                 .push((pieces.into(), child));
                             child
@@ -343,15 +358,10 @@ impl Arena {
     fn note_children(&mut self, node: NodeId) {
         let n = &mut self.nodes[node as usize];
         n.has_level_children = !matches!(n.literals, Literals::None) || n.plus.is_some();
-        n.has_identity_children = n.username.is_some()
-            || n.client_id.is_some()
-            || !n.templates.is_empty()
-            || n.username_level.is_some()
-            || n.client_id_level.is_some();
         n.only_plus = n.plus.is_some()
             && matches!(n.literals, Literals::None)
             && n.hash.is_none()
-            && !n.has_identity_children
+            && n.identity.is_none()
             && n.terminal == Terminal::default();
     }
 
@@ -420,33 +430,33 @@ impl Arena {
                 }
             }
         }
-        if !node.has_identity_children {
+        let Some(identity) = node.identity.as_deref() else {
             return;
-        }
-        if let (Some(child), Some(username)) = (node.username, w.username) {
+        };
+        if let (Some(child), Some(username)) = (identity.username, w.username) {
             if let Some(after) = after_value(topic, pos, username) {
                 self.visit(child, after, w, acc);
             }
         }
-        if let Some(child) = node.client_id {
+        if let Some(child) = identity.client_id {
             if let Some(after) = after_value(topic, pos, w.client_id) {
                 self.visit(child, after, w, acc);
             }
         }
-        for (pieces, child) in &node.templates {
+        for (pieces, child) in &identity.templates {
             if let Some(after) = after_template(w, pos, pieces) {
                 self.visit(*child, after, w, acc);
             }
         }
         // Mosquitto 2.1: a whole level, and only a value that fits one (`pos == 0`: the first level).
-        if let (Some(child), Some(username)) = (node.username_level, w.username) {
+        if let (Some(child), Some(username)) = (identity.username_level, w.username) {
             if identity_fits_level(username, pos == 0) {
                 if let Some(after) = after_value(topic, pos, username) {
                     self.visit(child, after, w, acc);
                 }
             }
         }
-        if let Some(child) = node.client_id_level {
+        if let Some(child) = identity.client_id_level {
             if identity_fits_level(w.client_id, pos == 0) {
                 if let Some(after) = after_value(topic, pos, w.client_id) {
                     self.visit(child, after, w, acc);

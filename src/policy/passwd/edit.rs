@@ -218,6 +218,30 @@ pub fn delete_user(text: &[u8], username: &str) -> Result<Edited, EditError> {
     })
 }
 
+/// How many lines [`upgrade_plaintext`] would hash: for a progress display before the slow part.
+pub fn plaintext_lines(text: &[u8]) -> usize {
+    file::physical_lines(text)
+        .filter(|line| !line.has_nul())
+        .filter(|line| match file::classify(line.raw) {
+            LineKind::Entry {
+                username,
+                hash: field,
+                ..
+            } => needs_hashing(username, field),
+            _ => false,
+        })
+        .count()
+}
+
+/// Whether [`upgrade_plaintext`] hashes an entry: a username and a password that is not a hash and does
+/// not look like a broken one.
+fn needs_hashing(username: &[u8], field: &[u8]) -> bool {
+    !username.is_empty()
+        && !field.is_empty()
+        && field.first() != Some(&b'$')
+        && StoredHash::parse(field).is_err()
+}
+
 /// Replaces every plaintext password by `hash(password)` (`-U`). A line's password is what the broker would
 /// read as its hash field: trimmed, up to the next `:`, as `mosquitto_passwd -U` takes it.
 ///

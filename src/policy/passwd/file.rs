@@ -28,7 +28,7 @@ pub(crate) fn trim_c_space(s: &[u8]) -> &[u8] {
 
 /// The text of a C string: everything before the first NUL.
 pub(crate) fn c_str(s: &[u8]) -> &[u8] {
-    match s.iter().position(|&b| b == 0) {
+    match memchr::memchr(0, s) {
         Some(nul) => &s[..nul],
         None => s,
     }
@@ -110,7 +110,7 @@ pub(crate) enum LineKind<'a> {
 fn strtok_colon(s: &[u8]) -> Option<(&[u8], &[u8])> {
     let start = s.iter().position(|&b| b != b':')?;
     let s = &s[start..];
-    match s.iter().position(|&b| b == b':') {
+    match memchr::memchr(b':', s) {
         Some(end) => Some((&s[..end], &s[end + 1..])),
         None => Some((s, &[])),
     }
@@ -122,7 +122,7 @@ pub(crate) fn classify(line: &[u8]) -> LineKind<'_> {
     if line.first() == Some(&b'#') {
         return LineKind::Comment;
     }
-    if !line.contains(&b':') {
+    if memchr::memchr(b':', line).is_none() {
         return LineKind::NoColon;
     }
     let Some((username, rest)) = strtok_colon(line) else {

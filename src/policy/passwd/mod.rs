@@ -39,8 +39,11 @@ pub mod edit;
 mod file;
 mod hash;
 
-use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 
 use subtle::ConstantTimeEq;
 
@@ -54,34 +57,74 @@ pub use file::MAX_FIELD_LEN;
 use hash::StoredHash;
 
 /// A parsed password file: the usable entry of every user, and what Mosquitto would log while reading it.
-#[derive(Clone, Debug)]
+///
+/// # Layout
+/// Sized for files of millions of users: every username and hash field is kept as the file's bytes,
+/// back to back in one buffer (`text`); a user is a fixed-size [`Slot`] pointing into it, found through
+/// a table of slot numbers. Hash fields are checked when the file is read (so unusable lines are
+/// dropped and warned about as Mosquitto does) and decoded again when a login is verified, which costs
+/// little beside the hash computation itself. A million `$7$` entries take about 150 MB.
+#[derive(Clone)]
 pub struct PasswordFile {
     path: String,
-    users: HashMap<Vec<u8>, Entry>,
+    /// Usernames and hash fields, as written in the file.
+    text: Vec<u8>,
+    /// One per username the file names.
+    slots: Vec<Slot>,
+    /// Slot numbers, by username.
+    index: HashTable<u32>,
     usable: usize,
     warnings: Vec<PasswordWarning>,
 }
 
-/// What the file holds for one username.
-#[derive(Clone, Debug)]
-enum Entry {
-    /// The line that counts, its hash, and the hash field's text (what a login cache checks it
-    /// verified against).
-    Usable {
-        line: u32,
-        hash: StoredHash,
-        text: Box<[u8]>,
-    },
-    /// Only unusable lines; the last of them.
-    Unusable { line: u32 },
+impl fmt::Debug for PasswordFile {
+    /// Never shows hash fields.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PasswordFile")
+            .field("path", &self.path)
+            .field("usernames", &self.slots.len())
+            .field("usable", &self.usable)
+            .field("warnings", &self.warnings)
+            .finish()
+    }
 }
 
-impl Entry {
-    fn line(&self) -> u32 {
-        match self {
-            Entry::Usable { line, .. } | Entry::Unusable { line } => *line,
-        }
+/// `hash_len` of a user with no usable line.
+const UNUSABLE: u32 = u32::MAX;
+
+/// What the file holds for one username: where its name (and, when usable, the hash field right after
+/// it) sits in [`PasswordFile::text`], and the line that counts.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    at: usize,
+    name_len: u32,
+    /// The hash field's length, or [`UNUSABLE`] when the user has only unusable lines.
+    hash_len: u32,
+    /// The usable line, or the last unusable one.
+    line: u32,
+}
+
+impl Slot {
+    fn usable(&self) -> bool {
+        self.hash_len != UNUSABLE
     }
+
+    fn name<'a>(&self, text: &'a [u8]) -> &'a [u8] {
+        &text[self.at..self.at + self.name_len as usize]
+    }
+
+    /// The hash field of a usable entry.
+    fn hash<'a>(&self, text: &'a [u8]) -> Option<&'a [u8]> {
+        let start = self.at + self.name_len as usize;
+        self.usable()
+            .then(|| &text[start..start + self.hash_len as usize])
+    }
+}
+
+/// The table's hash of a username. Fast and unkeyed: the keys come from the file, so a client can only
+/// look names up, never add colliding ones.
+fn hash_name(name: &[u8]) -> u64 {
+    FxBuildHasher.hash_one(name)
 }
 
 /// Something in the file that Mosquitto drops or that may not be what was meant.
@@ -173,21 +216,65 @@ impl PasswordFile {
     /// Parses the bytes of a password file, reporting lines as `path:line`. Never fails: unusable lines are
     /// dropped with a warning, as Mosquitto drops them; a file with no usable line gives an empty set.
     pub fn parse(path: &str, bytes: &[u8]) -> PasswordFile {
-        let mut parsed = PasswordFile {
-            path: path.to_owned(),
-            users: HashMap::new(),
-            usable: 0,
-            warnings: Vec::new(),
-        };
-        let (lines, cut) = crate::policy::c_lines::mosquitto_lines(bytes);
-        for line in &lines {
-            parsed.add_line(line.number, file::classify(line.text));
+        let mut builder = PasswordFile::builder(path);
+        builder.reserve(bytes.len());
+        builder.feed(bytes);
+        builder.finish()
+    }
+
+    /// A parser that is handed the file in pieces ([`PasswordFileBuilder::feed`]), so that a large file
+    /// need not be in memory whole.
+    pub fn builder(path: &str) -> PasswordFileBuilder {
+        PasswordFileBuilder {
+            file: PasswordFile {
+                path: path.to_owned(),
+                text: Vec::new(),
+                slots: Vec::new(),
+                index: HashTable::new(),
+                usable: 0,
+                warnings: Vec::new(),
+            },
+            only: None,
+            carry: Vec::new(),
+            next_line: 1,
+            buffer: crate::policy::c_lines::INITIAL_BUFFER,
+            nul_seen: false,
         }
-        if let Some(cut) = cut {
-            parsed.warn(cut.line(), PasswordWarningKind::Ignored, cut.to_string());
+    }
+
+    fn slot(&self, username: &[u8]) -> Option<&Slot> {
+        let (text, slots) = (&self.text, &self.slots);
+        self.index
+            .find(hash_name(username), |&i| {
+                slots[i as usize].name(text) == username
+            })
+            .map(|&i| &slots[i as usize])
+    }
+
+    /// The slot number of `username`, adding an empty one if the file had not named it yet.
+    fn slot_of(&mut self, username: &[u8]) -> (usize, bool) {
+        let (text, slots) = (&self.text, &self.slots);
+        let entry = self.index.entry(
+            hash_name(username),
+            |&i| slots[i as usize].name(text) == username,
+            |&i| hash_name(slots[i as usize].name(text)),
+        );
+        match entry {
+            hashbrown::hash_table::Entry::Occupied(o) => (*o.get() as usize, false),
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                let number = self.slots.len();
+                v.insert(u32::try_from(number).expect("fewer than 2^32 users"));
+                let at = self.text.len();
+                self.text.extend_from_slice(username);
+                self.slots.push(Slot {
+                    at,
+                    name_len: field_len(username),
+                    hash_len: UNUSABLE,
+                    line: 0,
+                });
+                (number, true)
+            }
         }
-        parsed.warnings.sort_by_key(|w| w.line);
-        parsed
     }
 
     fn warn(&mut self, line: u32, kind: PasswordWarningKind, message: String) {
@@ -252,13 +339,34 @@ impl PasswordFile {
                 ),
             );
         }
-        let entry = Entry::Usable {
-            line: number,
-            hash: stored,
-            text: text.into(),
+        let (slot, _) = self.slot_of(username);
+        let previous = self.slots[slot];
+        let at = if previous.usable() {
+            // The name again, then this hash field; the earlier copy is left unused.
+            let at = self.text.len();
+            self.text.extend_from_slice(username);
+            at
+        } else {
+            // The name was the last thing added for this user: append the hash after it. An
+            // unusable user's name may be followed by other users' names, so copy it when it is not.
+            let name_end = previous.at + previous.name_len as usize;
+            if name_end == self.text.len() {
+                previous.at
+            } else {
+                let at = self.text.len();
+                self.text.extend_from_slice(username);
+                at
+            }
         };
-        match self.users.insert(username.to_vec(), entry) {
-            Some(Entry::Usable { line, .. }) => self.warn(
+        self.text.extend_from_slice(text);
+        self.slots[slot] = Slot {
+            at,
+            name_len: field_len(username),
+            hash_len: field_len(text),
+            line: number,
+        };
+        match previous.usable().then_some(previous.line) {
+            Some(line) => self.warn(
                 number,
                 PasswordWarningKind::Duplicate,
                 format!(
@@ -266,7 +374,7 @@ impl PasswordFile {
                     show(username)
                 ),
             ),
-            Some(Entry::Unusable { .. }) | None => self.usable += 1,
+            None => self.usable += 1,
         }
     }
 
@@ -277,26 +385,20 @@ impl PasswordFile {
         kind: PasswordWarningKind,
         message: String,
     ) {
-        match self.users.get_mut(username) {
-            Some(Entry::Usable { line, .. }) => {
-                let line = *line;
-                self.warn(
-                    number,
-                    kind,
-                    format!(
-                        "{message}. Line ignored; the entry on line {line} stays in force, as in Mosquitto"
-                    ),
-                );
-            }
-            Some(unusable) => {
-                *unusable = Entry::Unusable { line: number };
-                self.warn(number, kind, format!("{message}. This user cannot log in"));
-            }
-            None => {
-                self.users
-                    .insert(username.to_vec(), Entry::Unusable { line: number });
-                self.warn(number, kind, format!("{message}. This user cannot log in"));
-            }
+        let (slot, _) = self.slot_of(username);
+        let slot = &mut self.slots[slot];
+        if slot.usable() {
+            let line = slot.line;
+            self.warn(
+                number,
+                kind,
+                format!(
+                    "{message}. Line ignored; the entry on line {line} stays in force, as in Mosquitto"
+                ),
+            );
+        } else {
+            slot.line = number;
+            self.warn(number, kind, format!("{message}. This user cannot log in"));
         }
     }
 
@@ -320,21 +422,22 @@ impl PasswordFile {
     /// Checks a login. `password` is `None` when the client sent none; a password is used up to its first
     /// NUL byte, as Mosquitto does. Unknown users and unusable entries take as long as a wrong password.
     pub fn verify(&self, username: &str, password: Option<&[u8]>) -> AuthResult {
-        let entry = if username.as_bytes().contains(&0) {
+        let slot = if username.as_bytes().contains(&0) {
             None
         } else {
-            self.users.get(username.as_bytes())
+            self.slot(username.as_bytes())
         };
-        let result = match (entry, password) {
+        let result = match (slot, password) {
             (None, _) => AuthResult::UnknownUser,
-            (Some(Entry::Unusable { line }), _) => AuthResult::UnusableEntry { line: *line },
-            (Some(Entry::Usable { .. }), None) => AuthResult::NoPassword,
-            (Some(Entry::Usable { hash, .. }), Some(password)) => {
-                return if hash.verify(password) {
-                    AuthResult::Accepted
-                } else {
-                    AuthResult::WrongPassword
-                };
+            (Some(slot), _) if !slot.usable() => AuthResult::UnusableEntry { line: slot.line },
+            (Some(_), None) => AuthResult::NoPassword,
+            (Some(slot), Some(password)) => {
+                // Checked when the file was read; decoded again only now.
+                match slot.hash(&self.text).map(StoredHash::parse) {
+                    Some(Ok(hash)) if hash.verify(password) => return AuthResult::Accepted,
+                    Some(Ok(_)) => return AuthResult::WrongPassword,
+                    _ => AuthResult::UnusableEntry { line: slot.line },
+                }
             }
         };
         if let Some(password) = password {
@@ -355,32 +458,29 @@ impl PasswordFile {
 
     /// Whether `username` has a usable entry.
     pub fn contains(&self, username: &str) -> bool {
-        matches!(
-            self.users.get(username.as_bytes()),
-            Some(Entry::Usable { .. })
-        )
+        self.slot(username.as_bytes()).is_some_and(Slot::usable)
     }
 
     /// The hash field (as written in the file) of `username`'s usable entry: what a verified-credential
     /// cache compares against to know that the entry it verified against is still the one in force.
     /// `None` for an unknown user or one without a usable entry.
     pub fn entry_hash(&self, username: &str) -> Option<&[u8]> {
-        match self.users.get(username.as_bytes()) {
-            Some(Entry::Usable { text, .. }) if !username.as_bytes().contains(&0) => Some(text),
-            _ => None,
+        if username.as_bytes().contains(&0) {
+            return None;
         }
+        self.slot(username.as_bytes())?.hash(&self.text)
     }
 
     /// Every username the file names (with a usable entry or not) and the line that counts for it, in
     /// line order. Names that are not UTF-8 are shown lossily.
     pub fn users(&self) -> Vec<UserLine> {
         let mut users: Vec<UserLine> = self
-            .users
+            .slots
             .iter()
-            .map(|(name, entry)| UserLine {
-                name: String::from_utf8_lossy(name).into_owned(),
-                line: entry.line(),
-                usable: matches!(entry, Entry::Usable { .. }),
+            .map(|slot| UserLine {
+                name: String::from_utf8_lossy(slot.name(&self.text)).into_owned(),
+                line: slot.line,
+                usable: slot.usable(),
             })
             .collect();
         users.sort_by_key(|u| u.line);
@@ -389,7 +489,170 @@ impl PasswordFile {
 
     /// The line that counts for `username` (usable or not), if the file names the user.
     pub fn line_of(&self, username: &str) -> Option<u32> {
-        self.users.get(username.as_bytes()).map(Entry::line)
+        self.slot(username.as_bytes()).map(|slot| slot.line)
+    }
+}
+
+/// A field's length; fields are at most [`MAX_FIELD_LEN`] bytes.
+fn field_len(field: &[u8]) -> u32 {
+    u32::try_from(field.len()).expect("fields are at most MAX_FIELD_LEN bytes")
+}
+
+/// Parses a password file handed over in pieces of any size, exactly as [`PasswordFile::parse`] parses
+/// the whole: [`PasswordFile::builder`], then [`feed`](Self::feed) each piece in order, then
+/// [`finish`](Self::finish). Only the bytes of an unfinished last line are kept between pieces (and,
+/// once a NUL byte is seen, the rest of the file, which Mosquitto's reader treats specially).
+#[derive(Debug)]
+pub struct PasswordFileBuilder {
+    file: PasswordFile,
+    /// Keep only this user's lines ([`only_user`](Self::only_user)).
+    only: Option<Box<[u8]>>,
+    /// Bytes fed after the last complete line (from the NUL line on, once `nul_seen`).
+    carry: Vec<u8>,
+    /// The number of the next line to read.
+    next_line: u32,
+    /// The size Mosquitto's line buffer has grown to.
+    buffer: usize,
+    /// A NUL byte was seen: from `carry`'s start to the end, lines are read by
+    /// [`crate::policy::c_lines::mosquitto_lines_from`] at the end.
+    nul_seen: bool,
+}
+
+impl PasswordFileBuilder {
+    /// Makes room for a file of about `bytes` bytes (its size, when known), so that the tables do not
+    /// grow by copying while they fill.
+    pub fn reserve(&mut self, bytes: usize) {
+        if self.only.is_some() {
+            return;
+        }
+        // About 120 bytes a line for `$7$` entries with short names; `text` holds less than the file.
+        let lines = bytes / 100;
+        self.file.text.reserve(bytes);
+        self.file.slots.reserve(lines);
+        let (text, slots) = (&self.file.text, &self.file.slots);
+        self.file
+            .index
+            .reserve(lines, |&i| hash_name(slots[i as usize].name(text)));
+    }
+
+    /// Keeps only the lines that name `username` (and the warnings about them, and where the reader
+    /// stops short): what `mqtt-policy check` needs to answer for one user, in little memory.
+    pub fn only_user(mut self, username: &str) -> PasswordFileBuilder {
+        self.only = Some(username.as_bytes().into());
+        self
+    }
+
+    /// Reads the next piece of the file.
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        if self.nul_seen {
+            self.carry.extend_from_slice(bytes);
+            return;
+        }
+        if !self.carry.is_empty() {
+            // Finish the line begun in an earlier piece.
+            let Some(end) = bytes.iter().position(|&b| b == b'\n') else {
+                self.carry.extend_from_slice(bytes);
+                self.nul_seen = bytes.contains(&0);
+                return;
+            };
+            self.carry.extend_from_slice(&bytes[..=end]);
+            bytes = &bytes[end + 1..];
+            if self.carry.contains(&0) {
+                self.nul_seen = true;
+                self.carry.extend_from_slice(bytes);
+                return;
+            }
+            let line = std::mem::take(&mut self.carry);
+            self.read_clean_lines(&line);
+            self.carry = line;
+            self.carry.clear();
+        }
+        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let (lines, rest) = bytes.split_at(complete);
+        match lines.iter().position(|&b| b == 0) {
+            None => {
+                self.read_clean_lines(lines);
+                self.carry.extend_from_slice(rest);
+            }
+            Some(nul) => {
+                let line_start = lines[..nul]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                self.read_clean_lines(&lines[..line_start]);
+                self.nul_seen = true;
+                self.carry.extend_from_slice(&bytes[line_start..]);
+            }
+        }
+    }
+
+    /// Reads lines that each end in `\n` and hold no NUL byte: Mosquitto's reader returns each whole.
+    fn read_clean_lines(&mut self, bytes: &[u8]) {
+        // With one user asked for, only the lines that contain the name at all are looked at.
+        let only = self.only.clone();
+        let finder = only.as_deref().map(memchr::memmem::Finder::new);
+        let mut next_candidate = match &finder {
+            Some(f) => f.find(bytes).unwrap_or(usize::MAX),
+            None => 0,
+        };
+        let mut start = 0;
+        let mut longest = 0;
+        for end in memchr::memchr_iter(b'\n', bytes) {
+            let line = &bytes[start..=end];
+            longest = longest.max(line.len());
+            let number = self.next_line;
+            self.next_line = self.next_line.saturating_add(1);
+            if next_candidate <= end {
+                self.read_line(number, line);
+                if let Some(f) = &finder {
+                    next_candidate = f
+                        .find(&bytes[end + 1..])
+                        .map_or(usize::MAX, |i| end + 1 + i);
+                }
+            }
+            start = end + 1;
+        }
+        // The buffer grows with the longest line, whatever the order of lines.
+        self.buffer = crate::policy::c_lines::grown_buffer(self.buffer, longest);
+    }
+
+    fn read_line(&mut self, number: u32, text: &[u8]) {
+        let kind = file::classify(text);
+        if let Some(only) = self.only.as_deref() {
+            let username = match kind {
+                LineKind::MissingHash { username }
+                | LineKind::HashTooLong { username }
+                | LineKind::Entry { username, .. } => Some(username),
+                _ => None,
+            };
+            if username != Some(only) {
+                return;
+            }
+        }
+        self.file.add_line(number, kind);
+    }
+
+    /// Reads what is left (a last line without `\n`, or everything from a NUL byte on) and returns the
+    /// parsed file.
+    pub fn finish(mut self) -> PasswordFile {
+        let carry = std::mem::take(&mut self.carry);
+        let (lines, cut) = crate::policy::c_lines::mosquitto_lines_from(
+            &carry,
+            crate::policy::Semantics::Mosquitto20,
+            self.buffer,
+            self.next_line,
+        );
+        for line in &lines {
+            self.read_line(line.number, line.text);
+        }
+        let mut file = self.file;
+        if let Some(cut) = cut {
+            file.warn(cut.line(), PasswordWarningKind::Ignored, cut.to_string());
+        }
+        file.warnings.sort_by_key(|w| w.line);
+        file.text.shrink_to_fit();
+        file.slots.shrink_to_fit();
+        file
     }
 }
 
@@ -401,5 +664,7 @@ fn burn_like_a_default_hash(password: &[u8]) {
     std::hint::black_box(bool::from(matched));
 }
 
+#[cfg(test)]
+mod reference;
 #[cfg(test)]
 mod tests;
