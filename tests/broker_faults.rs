@@ -233,3 +233,73 @@ fn a_tls_client_stalled_in_its_handshake_is_dropped_and_frees_its_slot() {
     );
     drop(stalled);
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// As many half-open connections as this process may hold (10,000 when the open-file limit allows):
+/// TCP connections that never send a CONNECT. Memory stays bounded, another client is served
+/// meanwhile, and they are all dropped after the connect timeout.
+#[test]
+fn ten_thousand_connections_that_never_send_connect_cost_bounded_memory_and_block_no_one() {
+    let b = Broker::tutorial();
+    // The test and the broker each hold one descriptor per connection; the broker's limit is the
+    // same as ours (inherited).
+    let limit = std::fs::read_to_string("/proc/self/limits")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3)?.parse::<usize>().ok())
+        .unwrap_or(1024);
+    let n = 10_000.min(limit.saturating_sub(200));
+    eprintln!("{n} half-open connections (open-file limit {limit})");
+    assert!(
+        n >= 500,
+        "the open-file limit {limit} is too low for this test"
+    );
+    let before = rss_kib(b.pid());
+    let mut idle = Vec::with_capacity(n);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while idle.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} connections in 60 s",
+            idle.len()
+        );
+        match TcpStream::connect(("127.0.0.1", b.port)) {
+            Ok(s) => idle.push(s),
+            Err(e) => panic!("connection {}: {e}", idle.len()),
+        }
+    }
+    // Served meanwhile.
+    assert!(allowed(&publish(&b, TOPIC)), "a client was not served");
+    let during = rss_kib(b.pid());
+    let per_conn = (during.saturating_sub(before)) * 1024 / n as u64;
+    eprintln!("RSS {before} KiB -> {during} KiB: {per_conn} bytes per half-open connection");
+    assert!(
+        per_conn < 8 * 1024,
+        "{per_conn} bytes per half-open connection"
+    );
+    // The connect timeout (10 s) closes them: reads see the end of the stream.
+    let mut first = idle.swap_remove(0);
+    first
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    let closed = std::io::Read::read(&mut first, &mut buf);
+    let timed_out = matches!(&closed, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut));
+    assert!(
+        matches!(closed, Ok(0)) || (closed.is_err() && !timed_out),
+        "still open after the connect timeout: {closed:?}"
+    );
+    assert!(
+        allowed(&publish(&b, TOPIC)),
+        "a client was not served after"
+    );
+}
