@@ -455,32 +455,30 @@ fn retained_messages_sessions_and_their_queues_are_back_after_restarts() {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
         client(tool, &a)
     };
+    // The MQTT 5 session, outliving its connection by an hour.
+    let v5sub = |extra: &[&str]| {
+        let mut args = vec![
+            "-V",
+            "5",
+            "-i",
+            "v5sub",
+            "-c",
+            "-x",
+            "3600",
+            "-t",
+            "+/+/+/user1",
+            "-q",
+            "2",
+        ];
+        args.extend(extra);
+        with(&admin, &args)
+    };
     run(
         "mosquitto_pub",
         with(&user1, &["-t", TOPIC, "-m", "retained", "-r", "-q", "1"]),
     );
     // An MQTT 5 session that outlives its connection by an hour, and a 3.1.1 persistent one.
-    run(
-        "mosquitto_sub",
-        with(
-            &admin,
-            &[
-                "-V",
-                "5",
-                "-i",
-                "v5sub",
-                "-c",
-                "-x",
-                "3600",
-                "-t",
-                "+/+/+/user1",
-                "-q",
-                "2",
-                "-W",
-                "1",
-            ],
-        ),
-    );
+    run("mosquitto_sub", v5sub(&["-W", "1"]));
     run(
         "mosquitto_sub",
         with(
@@ -504,29 +502,7 @@ fn retained_messages_sessions_and_their_queues_are_back_after_restarts() {
     site.start();
     site.stop("-TERM");
     site.start();
-    let v5 = run(
-        "mosquitto_sub",
-        with(
-            &admin,
-            &[
-                "-V",
-                "5",
-                "-i",
-                "v5sub",
-                "-c",
-                "-x",
-                "3600",
-                "-t",
-                "+/+/+/user1",
-                "-q",
-                "2",
-                "-C",
-                "3",
-                "-W",
-                "5",
-            ],
-        ),
-    );
+    let v5 = run("mosquitto_sub", v5sub(&["-C", "3", "-W", "5"]));
     // mosquitto_sub subscribes again on every connection, so the retained message comes too; it
     // hands a QoS 2 message over at PUBREL, so the order varies.
     let sorted = |s: String| {

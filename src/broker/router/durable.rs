@@ -42,7 +42,8 @@ impl Router {
                 .push(Action::Store(Change::Session(Box::new(image))));
         } else {
             s.durable = true;
-            describe(s, &clock, &mut self.out);
+            let out = &mut self.out;
+            describe(s, &clock, &mut |c| out.push(Action::Store(c)));
         }
     }
 
@@ -72,22 +73,17 @@ impl Router {
         let clock = self.clock();
         let mut out = Vec::new();
         for m in self.retained.all() {
-            out.push(Action::Store(Change::Retained {
+            out.push(Change::Retained {
                 topic: m.topic.clone(),
                 msg: Some(m),
-            }));
+            });
         }
         for s in self.sessions.values_mut() {
             if s.durable {
-                describe(s, &clock, &mut out);
+                describe(s, &clock, &mut |c| out.push(c));
             }
         }
-        out.into_iter()
-            .filter_map(|a| match a {
-                Action::Store(c) => Some(c),
-                _ => None,
-            })
-            .collect()
+        out
     }
 
     /// Takes back what the store held at start: retained messages, and durable sessions
@@ -123,11 +119,7 @@ impl Router {
             };
             s.will = img.will;
             for (filter, entry) in img.subscriptions {
-                if shared::split(&filter).is_some() {
-                    self.shared.insert(&filter, &id, entry);
-                } else {
-                    self.subs.insert(&filter, &id, entry);
-                }
+                super::subscribe::index(&mut self.subs, &mut self.shared, &filter, &id, entry);
                 s.subscriptions.insert(filter, entry);
             }
             for (seq, state) in r.deliveries {
@@ -177,8 +169,8 @@ fn image(s: &Session, clock: &Clock) -> SessionImage {
 
 /// The whole of a session for the store: its state, every delivery (numbered if it was not), its
 /// incoming QoS 2 ids.
-fn describe(s: &mut Session, clock: &Clock, out: &mut Vec<Action>) {
-    out.push(Action::Store(Change::Session(Box::new(image(s, clock)))));
+fn describe(s: &mut Session, clock: &Clock, out: &mut dyn FnMut(Change)) {
+    out(Change::Session(Box::new(image(s, clock))));
     let id = Arc::clone(&s.client_id);
     let mut last = s.last_seq;
     let mut number = |seq: &mut u64| {
@@ -194,26 +186,26 @@ fn describe(s: &mut Session, clock: &Clock, out: &mut Vec<Action>) {
                 InFlight::Publish(d) => (number(&mut d.seq), DeliveryState::Sent(*pkid, d.clone())),
                 InFlight::Release(seq) => (number(seq), DeliveryState::Released(*pkid)),
             };
-            out.push(Action::Store(Change::Delivery {
+            out(Change::Delivery {
                 client_id: Arc::clone(&id),
                 seq,
                 state,
-            }));
+            });
         }
         for d in t.queue.iter_mut() {
             let seq = number(&mut d.seq);
-            out.push(Action::Store(Change::Delivery {
+            out(Change::Delivery {
                 client_id: Arc::clone(&id),
                 seq,
                 state: DeliveryState::Queued(d.clone()),
-            }));
+            });
         }
         for pkid in &t.incoming_qos2 {
-            out.push(Action::Store(Change::Received {
+            out(Change::Received {
                 client_id: Arc::clone(&id),
                 pkid: *pkid,
                 held: true,
-            }));
+            });
         }
     }
     s.last_seq = last;

@@ -26,11 +26,13 @@ impl Router {
                 options: f.options,
                 id,
             };
-            let new = if is_shared {
-                self.shared.insert(&f.filter, client_id, entry)
-            } else {
-                self.subs.insert(&f.filter, client_id, entry)
-            };
+            let new = index(
+                &mut self.subs,
+                &mut self.shared,
+                &f.filter,
+                client_id,
+                entry,
+            );
             s.subscriptions.insert(f.filter.clone(), entry);
             codes.push(f.options.qos as u8);
             // Mosquitto's `log_type subscribe` line: client id, QoS, filter.
@@ -106,6 +108,22 @@ impl Router {
                 properties: Properties::default(),
             }),
         );
+    }
+}
+
+/// Adds `client`'s subscription `filter` to the index that holds it: the shared groups for
+/// `$share/GROUP/FILTER`, the trie otherwise. `true` if it is new.
+pub(super) fn index(
+    subs: &mut SubTree,
+    shared: &mut SharedSubs,
+    filter: &str,
+    client: &str,
+    entry: SubEntry,
+) -> bool {
+    if shared::split(filter).is_some() {
+        shared.insert(filter, client, entry)
+    } else {
+        subs.insert(filter, client, entry)
     }
 }
 
