@@ -219,7 +219,7 @@ fn stuck_subscriber(qos: u8) {
     stuck.send(&Packet::Subscribe(Subscribe {
         pkid: 1,
         filters: vec![SubscribeFilter {
-            filter: TOPIC.into(),
+            filter: TOPIC.try_into().unwrap(),
             options: SubOptions::qos(if qos == 0 {
                 QoS::AtMostOnce
             } else {

@@ -94,7 +94,7 @@ fn another_clients_round_trip_completes_while_a_slow_login_is_pending() {
         dup: false,
         qos: QoS::AtMostOnce,
         retain: false,
-        topic: "t/x".into(),
+        topic: Some("t/x".try_into().unwrap()),
         pkid: 0,
         payload: Arc::from(&b"ping"[..]),
         properties: Properties::default(),

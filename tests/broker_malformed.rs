@@ -217,7 +217,7 @@ fn mqtt_3_3_2_9_a_topic_alias_above_the_maximum_gets_disconnect_0x94() {
             dup: false,
             qos: mqtt_policy::broker::codec::QoS::AtMostOnce,
             retain: false,
-            topic: "a".into(),
+            topic: Some("a".try_into().unwrap()),
             pkid: 0,
             payload: Arc::from(&b"x"[..]),
             properties: Properties {
@@ -239,7 +239,7 @@ fn cve_2021_41039_a_flood_of_user_properties_gets_disconnect_0x81() {
             dup: false,
             qos: mqtt_policy::broker::codec::QoS::AtMostOnce,
             retain: false,
-            topic: "a".into(),
+            topic: Some("a".try_into().unwrap()),
             pkid: 0,
             payload: Arc::from(&b"x"[..]),
             properties: Properties {

@@ -153,7 +153,7 @@ impl Publisher {
             dup,
             qos,
             retain: false,
-            topic: TOPIC.to_owned(),
+            topic: Some(TOPIC.try_into().unwrap()),
             pkid,
             payload: format!("{n}").into_bytes().into(),
             properties: Properties::default(),
@@ -265,7 +265,7 @@ impl Subscriber {
             let sub = Packet::Subscribe(Subscribe {
                 pkid: 1,
                 filters: vec![SubscribeFilter {
-                    filter: "+/+/+/user1".into(),
+                    filter: "+/+/+/user1".try_into().unwrap(),
                     options: SubOptions::qos(QoS::ExactlyOnce),
                 }],
                 properties: Properties::default(),

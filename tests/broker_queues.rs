@@ -22,7 +22,7 @@ fn publish_many(p: &mut Client, n: u32, size: usize) {
             dup: false,
             qos: QoS::AtMostOnce,
             retain: false,
-            topic: "t/x".into(),
+            topic: Some("t/x".try_into().unwrap()),
             pkid: 0,
             payload: Arc::from(payload),
             properties: Properties::default(),

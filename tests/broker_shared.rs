@@ -24,9 +24,7 @@ use std::time::{Duration, Instant};
 
 use broker_support::{Broker, RawClient, TUTORIAL_ACL, TUTORIAL_USERS};
 use mosquitto_broker::MosquittoBroker;
-use mqtt_policy::broker::codec::{
-    Packet as Raw, Properties, QoS as RawQoS, SubOptions, Subscribe, SubscribeFilter, Version,
-};
+use mqtt_policy::broker::codec::{encode_subscribe_unchecked, QoS as RawQoS, SubOptions, Version};
 use mqtt_policy::policy::passwd::{hash_password, HashKind};
 use rumqttc::v5::mqttbytes::v5::{Packet as Packet5, SubscribeReasonCode as Code5};
 use rumqttc::v5::mqttbytes::QoS as Qos5;
@@ -514,14 +512,10 @@ fn answer(t: &Target, v5: bool, filter: &str, no_local: bool) -> String {
     let (mut c, _) = RawClient::login_at(t.port(), version, "raw", Some(("admin", "admin1234")));
     let mut options = SubOptions::qos(RawQoS::AtMostOnce);
     options.no_local = no_local;
-    c.send(&Raw::Subscribe(Subscribe {
-        pkid: 1,
-        filters: vec![SubscribeFilter {
-            filter: filter.into(),
-            options,
-        }],
-        properties: Properties::default(),
-    }));
+    // As it is, valid or not (a `Subscribe` holds only filters the grammar accepted).
+    let mut bytes = Vec::new();
+    encode_subscribe_unchecked(1, filter, options, version, &mut bytes);
+    c.send_bytes(&bytes);
     match c.read() {
         Ok((0x90, _)) => "granted".into(),
         Ok((0xe0, body)) => format!("DISCONNECT {:#04x}", body.first().copied().unwrap_or(0)),

@@ -105,7 +105,7 @@ fn publish(topic: &str, payload: &[u8]) -> Packet {
         dup: false,
         qos: QoS::AtMostOnce,
         retain: false,
-        topic: topic.into(),
+        topic: Some(topic.try_into().unwrap()),
         pkid: 0,
         payload: payload.into(),
         properties: Properties::default(),
@@ -198,7 +198,7 @@ fn split_and_packed(server: &Server) -> Client {
         Packet::Subscribe(Subscribe {
             pkid: 7,
             filters: vec![SubscribeFilter {
-                filter: topic.into(),
+                filter: topic.try_into().unwrap(),
                 options: SubOptions::qos(QoS::AtMostOnce),
             }],
             properties: Properties::default(),
@@ -406,7 +406,7 @@ fn late_reader(server: &Server, scheme: Scheme) {
         Packet::Subscribe(Subscribe {
             pkid: 1,
             filters: vec![SubscribeFilter {
-                filter: topic.into(),
+                filter: topic.try_into().unwrap(),
                 options: SubOptions::qos(QoS::AtMostOnce),
             }],
             properties: Properties::default(),

@@ -113,7 +113,7 @@ impl OutPublish {
             dup: self.dup,
             qos: self.qos,
             retain: self.retain,
-            topic: m.topic.clone(),
+            topic: Some(m.topic.clone()),
             pkid: self.pkid,
             payload: Arc::clone(&m.payload),
             properties: m.properties.clone(),

@@ -26,6 +26,7 @@ use super::codec::{self, Ack, Packet, Properties, Publish, QoS, Version};
 use super::config::BrokerConfig;
 use super::fanout::OutPublish;
 use super::pacing::IN_TRANSIT;
+use crate::policy::topic::TopicName;
 
 /// Packets other than QoS 0 PUBLISH that may wait for one connection's socket beyond its in-flight
 /// window, before it counts as a client that sends without reading.
@@ -38,7 +39,7 @@ const DEFAULT_MARK_BYTES: usize = 4 << 20;
 /// A PUBLISH waiting in an outbox.
 #[derive(Debug)]
 pub struct QueuedPublish {
-    topic: String,
+    topic: Option<TopicName>,
     payload: Arc<[u8]>,
     properties: Option<Box<Properties>>,
     pkid: u16,
@@ -488,7 +489,7 @@ mod tests {
             dup: false,
             qos,
             retain: false,
-            topic: "a/b".into(),
+            topic: Some("a/b".try_into().unwrap()),
             pkid: u16::from(qos != QoS::AtMostOnce),
             payload: Arc::from(vec![7u8; payload]),
             properties: Properties::default(),

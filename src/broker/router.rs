@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::audit::{AuditRecord, Peer};
+use crate::policy::topic::{TopicFilter, TopicName};
 use crate::policy::{Access, ClientRef};
 
 use super::codec::{
@@ -22,7 +23,7 @@ use super::outbox::Outgoing;
 use super::retained::Retained;
 use super::security::{LoginRefusal, Security};
 use super::session::{ConnId, Delivery, Expiry, InFlight, Message, Origin, Secret, Session};
-use super::shared::{self, SharedSubs};
+use super::shared::SharedSubs;
 use super::store::Change;
 use super::subs::{SubEntry, SubTree};
 use crate::enforce::logins::Password;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::codec::{Properties, Publish, QoS, SubOptions, Version, Will};
+use crate::policy::topic::{TopicFilter, TopicName};
 
 /// Identifies a network connection.
 pub type ConnId = u64;
@@ -25,7 +26,7 @@ pub struct Origin {
 #[derive(Clone, Debug)]
 pub struct Message {
     /// Topic name.
-    pub topic: String,
+    pub topic: TopicName,
     /// Payload.
     pub payload: Arc<[u8]>,
     /// QoS it was published with.
@@ -53,7 +54,7 @@ impl Message {
     #[cfg(test)]
     pub fn for_tests(topic: &str, payload: &[u8]) -> Message {
         Message {
-            topic: topic.to_owned(),
+            topic: TopicName::new(topic).expect("a valid topic"),
             payload: payload.into(),
             qos: QoS::AtMostOnce,
             retain: true,
@@ -96,7 +97,7 @@ impl Delivery {
             dup,
             qos: self.qos,
             retain: self.retain,
-            topic: m.topic.clone(),
+            topic: Some(m.topic.clone()),
             pkid,
             payload: Arc::clone(&m.payload),
             properties,
@@ -159,7 +160,7 @@ pub struct Traffic {
     /// Incoming QoS 2 packet identifiers awaiting PUBREL.
     pub incoming_qos2: FxHashSet<u16>,
     /// Inbound topic aliases of the current connection.
-    pub aliases: FxHashMap<u16, String>,
+    pub aliases: FxHashMap<u16, TopicName>,
     /// Deliveries dropped because the queue was full.
     pub dropped: u64,
     /// Since when the queue is past its high mark (its publishers are being paused), while the
@@ -224,7 +225,7 @@ pub struct Session {
     /// When it was disconnected.
     pub disconnected_at: Option<Instant>,
     /// Filters → options, mirrored in the router's trie.
-    pub subscriptions: FxHashMap<String, super::subs::SubEntry>,
+    pub subscriptions: FxHashMap<TopicFilter, super::subs::SubEntry>,
     /// What is in flight and waiting, and the topic aliases (`None` while all of it is empty).
     pub traffic: Option<Box<Traffic>>,
     /// Next packet identifier to try.

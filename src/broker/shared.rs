@@ -15,16 +15,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::subs::{SubEntry, SubTree};
-
-/// The prefix of a shared subscription's filter.
-pub const PREFIX: &str = "$share/";
-
-/// Splits `$share/GROUP/FILTER` into `(GROUP, FILTER)`; `None` for a filter that is not shared.
-/// The codec has already refused the malformed ones (`check_topic_filter`): an empty GROUP or
-/// FILTER, a GROUP with `+`/`#`.
-pub fn split(filter: &str) -> Option<(&str, &str)> {
-    filter.strip_prefix(PREFIX)?.split_once('/')
-}
+use crate::policy::topic::{TopicFilter, TopicName};
 
 /// One member of a group.
 #[derive(Debug)]
@@ -40,22 +31,22 @@ pub struct SharedSubs {
     /// the matching index of ordinary subscriptions, reused with groups in place of clients.
     index: SubTree,
     /// `$share/GROUP/FILTER` → its members in rotation order (the next to receive at the front).
-    groups: HashMap<Box<str>, VecDeque<Member>>,
+    groups: HashMap<TopicFilter, VecDeque<Member>>,
 }
 
 impl SharedSubs {
     /// Makes `client` a member of the group of `shared_filter` (`$share/GROUP/FILTER`), at the end
     /// of the rotation; a member subscribing again keeps its place and gets the new options.
     /// `true` if it was not a member. A filter that is not shared is ignored (`false`).
-    pub fn insert(&mut self, shared_filter: &str, client: &str, entry: SubEntry) -> bool {
-        let Some((_, filter)) = split(shared_filter) else {
+    pub fn insert(&mut self, shared_filter: &TopicFilter, client: &str, entry: SubEntry) -> bool {
+        let Some((_, filter)) = shared_filter.share() else {
             return false;
         };
         let members = match self.groups.get_mut(shared_filter) {
             Some(members) => members,
             None => {
                 self.index.insert(filter, shared_filter, entry);
-                self.groups.entry(shared_filter.into()).or_default()
+                self.groups.entry(shared_filter.clone()).or_default()
             }
         };
         if let Some(m) = members.iter_mut().find(|m| *m.client == *client) {
@@ -71,7 +62,7 @@ impl SharedSubs {
 
     /// Removes `client` from the group of `shared_filter`; the group goes when its last member
     /// does. `true` if it was a member.
-    pub fn remove(&mut self, shared_filter: &str, client: &str) -> bool {
+    pub fn remove(&mut self, shared_filter: &TopicFilter, client: &str) -> bool {
         let Some(members) = self.groups.get_mut(shared_filter) else {
             return false;
         };
@@ -81,7 +72,7 @@ impl SharedSubs {
         members.remove(at);
         if members.is_empty() {
             self.groups.remove(shared_filter);
-            if let Some((_, filter)) = split(shared_filter) {
+            if let Some((_, filter)) = shared_filter.share() {
                 self.index.remove(filter, shared_filter);
             }
         }
@@ -91,7 +82,7 @@ impl SharedSubs {
     /// For each group whose FILTER matches `topic` (with the `$` rule of ordinary subscriptions),
     /// calls `f(client, entry)` for the member whose turn it is, then moves that member to the end
     /// of the rotation. Returns the number of groups that matched.
-    pub fn choose(&mut self, topic: &str, mut f: impl FnMut(&str, SubEntry)) -> usize {
+    pub fn choose(&mut self, topic: &TopicName, mut f: impl FnMut(&str, SubEntry)) -> usize {
         if self.groups.is_empty() {
             return 0;
         }
@@ -135,6 +126,10 @@ mod tests {
     use super::*;
     use crate::broker::codec::{QoS, SubOptions};
 
+    fn f(filter: &str) -> TopicFilter {
+        TopicFilter::new(filter).unwrap()
+    }
+
     fn entry(qos: QoS) -> SubEntry {
         SubEntry {
             options: SubOptions::qos(qos),
@@ -144,19 +139,22 @@ mod tests {
 
     fn chosen(s: &mut SharedSubs, topic: &str) -> Vec<String> {
         let mut out = Vec::new();
-        s.choose(topic, |c, _| out.push(c.to_owned()));
+        s.choose(&TopicName::new(topic).unwrap(), |c, _| {
+            out.push(c.to_owned())
+        });
         out
     }
 
     #[test]
     fn the_group_is_named_by_its_share_name_and_its_filter() {
-        assert_eq!(split("$share/g/a/#"), Some(("g", "a/#")));
+        let split = |s| f(s).share().map(|(g, x)| (g.to_owned(), x.to_string()));
+        assert_eq!(split("$share/g/a/#"), Some(("g".into(), "a/#".into())));
         assert_eq!(split("a/#"), None);
         assert_eq!(split("$sharefoo/a"), None);
         let mut s = SharedSubs::default();
-        s.insert("$share/g/a/#", "x", entry(QoS::AtMostOnce));
-        s.insert("$share/g/a/+", "y", entry(QoS::AtMostOnce));
-        s.insert("$share/h/a/#", "z", entry(QoS::AtMostOnce));
+        s.insert(&f("$share/g/a/#"), "x", entry(QoS::AtMostOnce));
+        s.insert(&f("$share/g/a/+"), "y", entry(QoS::AtMostOnce));
+        s.insert(&f("$share/h/a/#"), "z", entry(QoS::AtMostOnce));
         assert_eq!(s.len(), 3);
         let mut got = chosen(&mut s, "a/b");
         got.sort();
@@ -166,13 +164,15 @@ mod tests {
     #[test]
     fn members_take_turns_and_a_resubscription_keeps_its_place() {
         let mut s = SharedSubs::default();
-        assert!(s.insert("$share/g/t", "a", entry(QoS::AtMostOnce)));
-        assert!(s.insert("$share/g/t", "b", entry(QoS::AtMostOnce)));
-        assert!(!s.insert("$share/g/t", "a", entry(QoS::AtLeastOnce)));
+        assert!(s.insert(&f("$share/g/t"), "a", entry(QoS::AtMostOnce)));
+        assert!(s.insert(&f("$share/g/t"), "b", entry(QoS::AtMostOnce)));
+        assert!(!s.insert(&f("$share/g/t"), "a", entry(QoS::AtLeastOnce)));
         let turns: Vec<String> = (0..4).flat_map(|_| chosen(&mut s, "t")).collect();
         assert_eq!(turns, ["a", "b", "a", "b"]);
         let mut qos = None;
-        s.choose("t", |_, e| qos = Some(e.options.qos));
+        s.choose(&TopicName::new("t").unwrap(), |_, e| {
+            qos = Some(e.options.qos)
+        });
         assert_eq!(qos, Some(QoS::AtLeastOnce), "the new options apply");
         assert!(chosen(&mut s, "other").is_empty());
     }
@@ -180,21 +180,21 @@ mod tests {
     #[test]
     fn the_last_member_leaving_removes_the_group() {
         let mut s = SharedSubs::default();
-        s.insert("$share/g/t/#", "a", entry(QoS::AtMostOnce));
-        s.insert("$share/g/t/#", "b", entry(QoS::AtMostOnce));
-        assert!(s.remove("$share/g/t/#", "a"));
-        assert!(!s.remove("$share/g/t/#", "a"));
+        s.insert(&f("$share/g/t/#"), "a", entry(QoS::AtMostOnce));
+        s.insert(&f("$share/g/t/#"), "b", entry(QoS::AtMostOnce));
+        assert!(s.remove(&f("$share/g/t/#"), "a"));
+        assert!(!s.remove(&f("$share/g/t/#"), "a"));
         assert_eq!(chosen(&mut s, "t/x"), ["b"]);
-        assert!(s.remove("$share/g/t/#", "b"));
+        assert!(s.remove(&f("$share/g/t/#"), "b"));
         assert!(s.is_empty() && s.index.is_empty());
-        assert_eq!(s.choose("t/x", |_, _| {}), 0);
+        assert_eq!(s.choose(&TopicName::new("t/x").unwrap(), |_, _| {}), 0);
     }
 
     #[test]
     fn mqtt_4_7_2_1_wildcards_of_shared_filters_do_not_match_dollar_topics() {
         let mut s = SharedSubs::default();
-        s.insert("$share/g/#", "a", entry(QoS::AtMostOnce));
-        s.insert("$share/g/$SYS/#", "b", entry(QoS::AtMostOnce));
+        s.insert(&f("$share/g/#"), "a", entry(QoS::AtMostOnce));
+        s.insert(&f("$share/g/$SYS/#"), "b", entry(QoS::AtMostOnce));
         assert_eq!(chosen(&mut s, "$SYS/x"), ["b"]);
     }
 }

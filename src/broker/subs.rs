@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::codec::SubOptions;
+use crate::policy::topic::{TopicFilterRef, TopicName};
 
 /// One client's subscription with one filter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,10 +51,10 @@ pub struct SubTree {
 
 impl SubTree {
     /// Adds or replaces `client`'s subscription with `filter`; `true` if it is new.
-    pub fn insert(&mut self, filter: &str, client: &str, entry: SubEntry) -> bool {
+    pub fn insert(&mut self, filter: TopicFilterRef<'_>, client: &str, entry: SubEntry) -> bool {
         let mut node = &mut self.root;
         let mut hash = false;
-        for level in filter.split('/') {
+        for level in filter.as_str().split('/') {
             match level {
                 "#" => {
                     hash = true;
@@ -83,8 +84,8 @@ impl SubTree {
     }
 
     /// Removes `client`'s subscription with `filter`; `true` if there was one.
-    pub fn remove(&mut self, filter: &str, client: &str) -> bool {
-        let levels: Vec<&str> = filter.split('/').collect();
+    pub fn remove(&mut self, filter: TopicFilterRef<'_>, client: &str) -> bool {
+        let levels: Vec<&str> = filter.as_str().split('/').collect();
         let removed = remove_at(&mut self.root, &levels, client);
         if removed {
             self.count -= 1;
@@ -121,14 +122,15 @@ impl SubTree {
     /// Calls `f(client, entry)` for every subscription matching `topic` (one call per matching filter),
     /// applying the `$` rule: wildcards at the first level do not match topics starting with `$`
     /// (MQTT-4.7.2-1).
-    pub fn for_each_match(&self, topic: &str, mut f: impl FnMut(&str, SubEntry)) {
+    pub fn for_each_match(&self, topic: &TopicName, mut f: impl FnMut(&str, SubEntry)) {
         self.for_each_client(topic, |c, e| f(c, e));
     }
 
     /// [`SubTree::for_each_match`], with each client id as the tree holds it: one `Arc` for all of
     /// a client's subscriptions, which a caller keeps without allocating and compares by address
     /// ([`Arc::ptr_eq`]).
-    pub fn for_each_client(&self, topic: &str, mut f: impl FnMut(&Arc<str>, SubEntry)) {
+    pub fn for_each_client(&self, topic: &TopicName, mut f: impl FnMut(&Arc<str>, SubEntry)) {
+        let topic = topic.as_str();
         let dollar = topic.starts_with('$');
         walk(&self.root, topic.split('/'), 0, dollar, &mut f);
     }
@@ -199,6 +201,11 @@ fn remove_at(node: &mut Node, levels: &[&str], client: &str) -> bool {
 mod tests {
     use super::*;
     use crate::broker::codec::QoS;
+    use crate::policy::topic::TopicFilter;
+
+    fn f(filter: &str) -> TopicFilter {
+        TopicFilter::new(filter).unwrap()
+    }
 
     fn entry() -> SubEntry {
         SubEntry {
@@ -209,7 +216,9 @@ mod tests {
 
     fn matches(t: &SubTree, topic: &str) -> Vec<String> {
         let mut out = Vec::new();
-        t.for_each_match(topic, |c, _| out.push(c.to_owned()));
+        t.for_each_match(&TopicName::new(topic).unwrap(), |c, _| {
+            out.push(c.to_owned())
+        });
         out.sort();
         out
     }
@@ -217,10 +226,10 @@ mod tests {
     #[test]
     fn wildcards_match_as_the_standard_says() {
         let mut t = SubTree::default();
-        t.insert("a/+/c", "plus", entry());
-        t.insert("a/#", "hash", entry());
-        t.insert("#", "all", entry());
-        t.insert("a/b/c", "exact", entry());
+        t.insert(f("a/+/c").view(), "plus", entry());
+        t.insert(f("a/#").view(), "hash", entry());
+        t.insert(f("#").view(), "all", entry());
+        t.insert(f("a/b/c").view(), "exact", entry());
         assert_eq!(matches(&t, "a/b/c"), ["all", "exact", "hash", "plus"]);
         assert_eq!(matches(&t, "a"), ["all", "hash"]);
         assert_eq!(matches(&t, "b"), ["all"]);
@@ -229,20 +238,20 @@ mod tests {
     #[test]
     fn mqtt_4_7_2_1_wildcards_do_not_match_dollar_topics_at_the_first_level() {
         let mut t = SubTree::default();
-        t.insert("#", "all", entry());
-        t.insert("+/x", "plus", entry());
-        t.insert("$SYS/#", "sys", entry());
+        t.insert(f("#").view(), "all", entry());
+        t.insert(f("+/x").view(), "plus", entry());
+        t.insert(f("$SYS/#").view(), "sys", entry());
         assert_eq!(matches(&t, "$SYS/x"), ["sys"]);
     }
 
     #[test]
     fn removal_prunes_and_counts() {
         let mut t = SubTree::default();
-        assert!(t.insert("a/+/c", "x", entry()));
-        assert!(!t.insert("a/+/c", "x", entry()));
+        assert!(t.insert(f("a/+/c").view(), "x", entry()));
+        assert!(!t.insert(f("a/+/c").view(), "x", entry()));
         assert_eq!(t.len(), 1);
-        assert!(t.remove("a/+/c", "x"));
-        assert!(!t.remove("a/+/c", "x"));
+        assert!(t.remove(f("a/+/c").view(), "x"));
+        assert!(!t.remove(f("a/+/c").view(), "x"));
         assert!(t.is_empty());
         assert!(t.root.is_empty());
         assert!(t.clients.is_empty());
@@ -251,26 +260,26 @@ mod tests {
     #[test]
     fn a_clients_subscriptions_share_its_id_and_overlaps_are_counted() {
         let mut t = SubTree::default();
-        t.insert("a/b", "x", entry());
-        t.insert("a/b", "y", entry());
+        t.insert(f("a/b").view(), "x", entry());
+        t.insert(f("a/b").view(), "y", entry());
         assert!(!t.has_overlaps());
-        t.insert("a/+", "x", entry());
-        t.insert("#", "x", entry());
+        t.insert(f("a/+").view(), "x", entry());
+        t.insert(f("#").view(), "x", entry());
         assert!(t.has_overlaps());
         let mut ids = Vec::new();
-        t.for_each_client("a/b", |c, _| {
+        t.for_each_client(&TopicName::new("a/b").unwrap(), |c, _| {
             if &**c == "x" {
                 ids.push(Arc::clone(c))
             }
         });
         assert_eq!(ids.len(), 3);
         assert!(ids.iter().all(|c| Arc::ptr_eq(c, &ids[0])));
-        t.remove("#", "x");
+        t.remove(f("#").view(), "x");
         assert!(t.has_overlaps());
-        t.remove("a/+", "x");
+        t.remove(f("a/+").view(), "x");
         assert!(!t.has_overlaps());
-        t.remove("a/b", "x");
-        t.remove("a/b", "y");
+        t.remove(f("a/b").view(), "x");
+        t.remove(f("a/b").view(), "y");
         assert!(t.clients.is_empty() && t.is_empty());
     }
 }

@@ -4,8 +4,16 @@
 //! the parent level: `a/#` matches `a`), plus the `$` rule: a filter starting with `$` matches only topics
 //! starting with `$`, and the reverse. A concrete topic containing `+` or `#`, an empty topic or an empty
 //! filter match nothing (Mosquitto's `mosquitto_topic_matches_sub` returns an error for them).
+//!
+//! [`TopicName`] and [`TopicFilter`] (in `topic/names.rs`) are what this grammar accepted, as types: the
+//! broker's codec makes them from the wire, the store from its records, and the rest of the broker
+//! takes them.
 
 use thiserror::Error;
+
+mod names;
+
+pub use names::{TopicFilter, TopicFilterRef, TopicName, SHARE_PREFIX};
 
 /// Mosquitto's limit on topic levels (`TOPIC_HIERARCHY_LIMIT`: at most 200 `/`).
 pub const MAX_SLASHES: usize = 200;
@@ -30,6 +38,18 @@ pub enum FilterError {
     /// More than 200 `/`.
     #[error("more than 200 levels")]
     TooManyLevels,
+    /// Contains U+0000 (MQTT-4.7.3-2; only [`TopicFilter::new`] checks this).
+    #[error("contains U+0000")]
+    Nul,
+    /// `$share/GROUP/FILTER` whose GROUP has `+` or `#` (MQTT-4.8.2-2; only [`TopicFilter::new`]).
+    #[error("a share name cannot contain `+` or `#`")]
+    ShareNameWildcard,
+    /// `$share/` without a GROUP or a FILTER (MQTT-4.8.2-1; only [`TopicFilter::new`]).
+    #[error("a shared subscription needs a share name and a filter (`$share/NAME/FILTER`)")]
+    ShareIncomplete,
+    /// `$share` alone (only [`TopicFilter::new`]).
+    #[error("`$share` alone is not a filter")]
+    ShareAlone,
 }
 
 /// Why a concrete topic is invalid.
@@ -49,6 +69,9 @@ pub enum TopicError {
     /// More than 200 `/`.
     #[error("more than 200 levels")]
     TooManyLevels,
+    /// Contains U+0000 (MQTT-4.7.3-2; only [`TopicName::new`] checks this).
+    #[error("contains U+0000")]
+    Nul,
 }
 
 /// Checks a subscription filter as Mosquitto's `mosquitto_sub_topic_check` does.

@@ -352,6 +352,11 @@ impl RawClient {
         self.try_send(p).expect("write");
     }
 
+    /// Sends bytes as they are (a packet the codec's model cannot hold, such as an invalid filter).
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.s.write_all(bytes).expect("write");
+    }
+
     /// Sends a packet, returning I/O errors.
     pub fn try_send(&mut self, p: &Packet) -> io::Result<()> {
         let mut out = Vec::new();
@@ -398,7 +403,7 @@ impl RawClient {
         self.send(&Packet::Subscribe(Subscribe {
             pkid: 1,
             filters: vec![SubscribeFilter {
-                filter: filter.into(),
+                filter: filter.try_into().unwrap(),
                 options: SubOptions::qos(QoS::AtMostOnce),
             }],
             properties: Properties::default(),

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use crate::policy::topic::TopicName;
+
 use super::{
-    check_topic_name, frame, put_binary, put_str, DecodeError, Properties, PropertyContext, QoS,
-    Reader, Version,
+    frame, put_binary, put_str, DecodeError, Properties, PropertyContext, QoS, Reader, Version,
 };
 
 /// A CONNECT packet. Its `Debug` never shows the password.
@@ -46,8 +47,8 @@ impl std::fmt::Debug for Connect {
 /// A Will message from CONNECT.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Will {
-    /// Will Topic.
-    pub topic: String,
+    /// Will Topic, checked by the grammar.
+    pub topic: TopicName,
     /// Will Payload.
     pub payload: Arc<[u8]>,
     /// Will QoS.
@@ -190,11 +191,10 @@ pub(crate) fn decode_connect(body: &[u8]) -> Result<Connect, DecodeError> {
         } else {
             Properties::default()
         };
-        let topic = r.string()?;
-        check_topic_name(topic)?;
+        let topic = r.topic_name()?;
         let payload: Arc<[u8]> = Arc::from(r.binary()?);
         Some(Will {
-            topic: topic.to_owned(),
+            topic,
             payload,
             qos: will_qos,
             retain: will_retain,

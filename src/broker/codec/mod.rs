@@ -21,11 +21,16 @@ pub mod subscribe;
 
 use std::fmt;
 
+use crate::policy::topic::{validate_topic, FilterError, TopicError, TopicFilter, TopicName};
+
 pub use connect::{ConnAck, Connect, ConnectReason, Will};
 pub use control::{Auth, Disconnect};
 pub use properties::{Properties, PropertyContext};
 pub use publish::{Ack, Publish};
-pub use subscribe::{SubAck, SubOptions, Subscribe, SubscribeFilter, UnsubAck, Unsubscribe};
+pub use subscribe::{
+    encode_subscribe_unchecked, SubAck, SubOptions, Subscribe, SubscribeFilter, UnsubAck,
+    Unsubscribe,
+};
 
 /// Most user properties accepted in one packet (a bound against property floods, CVE-2021-41039).
 pub const MAX_USER_PROPERTIES: usize = 128;
@@ -325,6 +330,22 @@ impl<'a> Reader<'a> {
         utf8(bytes)
     }
 
+    /// A topic name: UTF-8, then the grammar (which refuses U+0000 as [`Reader::string`] does).
+    pub(crate) fn topic_name(&mut self) -> Result<TopicName, DecodeError> {
+        topic_name(self.utf8()?)
+    }
+
+    /// A topic filter: UTF-8, then the grammar (which refuses U+0000 as [`Reader::string`] does).
+    pub(crate) fn topic_filter(&mut self) -> Result<TopicFilter, DecodeError> {
+        topic_filter(self.utf8()?)
+    }
+
+    /// A string checked for UTF-8 only (the caller checks U+0000).
+    pub(crate) fn utf8(&mut self) -> Result<&'a str, DecodeError> {
+        std::str::from_utf8(self.binary()?)
+            .map_err(|_| DecodeError::Malformed("a string is not valid UTF-8"))
+    }
+
     pub(crate) fn rest(&mut self) -> &'a [u8] {
         let out = &self.buf[self.pos..];
         self.pos = self.buf.len();
@@ -387,72 +408,71 @@ pub(crate) fn frame(out: &mut Vec<u8>, first_byte: u8, body: &[u8]) {
     out.extend_from_slice(body);
 }
 
-/// Validates a topic name for PUBLISH with the policy's grammar ([`crate::policy::topic`], as
+/// A PUBLISH or Will topic name, as the policy's grammar accepts it ([`TopicName::new`], as
 /// Mosquitto's `mosquitto_pub_topic_check`): not empty, no wildcards, at most
-/// [`crate::policy::topic::MAX_SLASHES`] `/` (CVE-2019-11779).
+/// [`crate::policy::topic::MAX_SLASHES`] `/` (CVE-2019-11779), no U+0000.
+pub fn topic_name(topic: &str) -> Result<TopicName, DecodeError> {
+    TopicName::new(topic).map_err(topic_error)
+}
+
+/// A SUBSCRIBE/UNSUBSCRIBE topic filter, as the policy's grammar accepts it ([`TopicFilter::new`], as
+/// Mosquitto's `mosquitto_sub_topic_check`): not empty, wildcards only as whole levels and `#` last
+/// (MQTT-4.7.1-1, MQTT-4.7.1-2), at most [`crate::policy::topic::MAX_SLASHES`] `/`, no U+0000; and a
+/// well-formed `$share/NAME/FILTER`.
+pub fn topic_filter(filter: &str) -> Result<TopicFilter, DecodeError> {
+    TopicFilter::new(filter).map_err(filter_error)
+}
+
+/// Checks a topic name (for a topic carried as text, such as a Response Topic) with the grammar of
+/// [`topic_name`], without keeping it.
 pub fn check_topic_name(topic: &str) -> Result<(), DecodeError> {
-    use crate::policy::topic::{validate_topic, TopicError};
-    match validate_topic(topic) {
-        Ok(()) => Ok(()),
-        Err(TopicError::Empty) => Err(DecodeError::TopicInvalid("the topic name is empty")),
-        Err(TopicError::Wildcard) => Err(DecodeError::TopicInvalid(
-            "the topic name contains a wildcard (MQTT-3.3.2-2)",
-        )),
-        Err(TopicError::TooManyLevels) => Err(DecodeError::TopicInvalid(
-            "the topic name has too many levels",
-        )),
-        Err(TopicError::TooLong) => Err(DecodeError::TopicInvalid("the topic name is too long")),
+    if topic.contains('\0') {
+        return Err(topic_error(TopicError::Nul));
+    }
+    validate_topic(topic).map_err(topic_error)
+}
+
+/// Checks a topic filter with the grammar of [`topic_filter`].
+pub fn check_topic_filter(filter: &str) -> Result<(), DecodeError> {
+    topic_filter(filter).map(drop)
+}
+
+/// What a client is told about a topic name the grammar refused.
+fn topic_error(e: TopicError) -> DecodeError {
+    match e {
+        TopicError::Nul => DecodeError::Malformed("a string contains U+0000"),
+        TopicError::Empty => DecodeError::TopicInvalid("the topic name is empty"),
+        TopicError::Wildcard => {
+            DecodeError::TopicInvalid("the topic name contains a wildcard (MQTT-3.3.2-2)")
+        }
+        TopicError::TooManyLevels => {
+            DecodeError::TopicInvalid("the topic name has too many levels")
+        }
+        TopicError::TooLong => DecodeError::TopicInvalid("the topic name is too long"),
     }
 }
 
-/// Validates a topic filter for SUBSCRIBE/UNSUBSCRIBE with the policy's grammar
-/// ([`crate::policy::topic`], as Mosquitto's `mosquitto_sub_topic_check`): not empty, wildcards only
-/// as whole levels and `#` last (MQTT-4.7.1-1, MQTT-4.7.1-2), at most
-/// [`crate::policy::topic::MAX_SLASHES`] `/`; and a well-formed `$share/NAME/FILTER`.
-pub fn check_topic_filter(filter: &str) -> Result<(), DecodeError> {
-    use crate::policy::topic::{validate_filter, FilterError};
-    match validate_filter(filter) {
-        Ok(()) => {}
-        Err(FilterError::Empty) => {
-            return Err(DecodeError::Malformed(
-                "a topic filter is empty (MQTT-4.7.3-1)",
-            ))
+/// What a client is told about a topic filter the grammar refused.
+fn filter_error(e: FilterError) -> DecodeError {
+    match e {
+        FilterError::Nul => DecodeError::Malformed("a string contains U+0000"),
+        FilterError::Empty => DecodeError::Malformed("a topic filter is empty (MQTT-4.7.3-1)"),
+        FilterError::TooManyLevels => DecodeError::Malformed("a topic filter has too many levels"),
+        FilterError::HashNotLast => {
+            DecodeError::Malformed("`#` is not the last level of a topic filter (MQTT-4.7.1-2)")
         }
-        Err(FilterError::TooManyLevels) => {
-            return Err(DecodeError::Malformed("a topic filter has too many levels"))
+        FilterError::PlusNotWholeLevel => DecodeError::Malformed(
+            "a wildcard does not occupy a whole level (MQTT-4.7.1-2, MQTT-4.7.1-3)",
+        ),
+        FilterError::TooLong => DecodeError::Malformed("a topic filter is too long"),
+        FilterError::ShareNameWildcard => {
+            DecodeError::Protocol("a share name contains a wildcard (MQTT-4.8.2-2)")
         }
-        Err(FilterError::HashNotLast) => {
-            return Err(DecodeError::Malformed(
-                "`#` is not the last level of a topic filter (MQTT-4.7.1-2)",
-            ))
-        }
-        Err(FilterError::PlusNotWholeLevel) => {
-            return Err(DecodeError::Malformed(
-                "a wildcard does not occupy a whole level (MQTT-4.7.1-2, MQTT-4.7.1-3)",
-            ))
-        }
-        Err(FilterError::TooLong) => {
-            return Err(DecodeError::Malformed("a topic filter is too long"))
-        }
+        FilterError::ShareIncomplete => DecodeError::Protocol(
+            "a shared subscription needs a share name and a filter (MQTT-4.8.2-1)",
+        ),
+        FilterError::ShareAlone => DecodeError::Protocol("`$share` alone is not a filter"),
     }
-    if let Some(rest) = filter.strip_prefix("$share/") {
-        match rest.split_once('/') {
-            Some((name, _)) if name.bytes().any(|b| b == b'+' || b == b'#') => {
-                return Err(DecodeError::Protocol(
-                    "a share name contains a wildcard (MQTT-4.8.2-2)",
-                ))
-            }
-            Some((name, f)) if !name.is_empty() && !f.is_empty() => {}
-            _ => {
-                return Err(DecodeError::Protocol(
-                    "a shared subscription needs a share name and a filter (MQTT-4.8.2-1)",
-                ))
-            }
-        }
-    } else if filter == "$share" {
-        return Err(DecodeError::Protocol("`$share` alone is not a filter"));
-    }
-    Ok(())
 }
 
 /// Reads the fixed header at the start of `buf`: `(first byte, remaining length, header length)`, or

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use super::{
-    check_topic_name, frame, put_str, DecodeError, Properties, PropertyContext, QoS, Reader,
-    Version,
+    frame, put_str, topic_name, DecodeError, Properties, PropertyContext, QoS, Reader, Version,
 };
+use crate::policy::topic::TopicName;
 
 /// A PUBLISH packet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,8 +16,9 @@ pub struct Publish {
     pub qos: QoS,
     /// RETAIN flag.
     pub retain: bool,
-    /// Topic name (empty in MQTT 5 when a topic alias stands for it).
-    pub topic: String,
+    /// Topic name, checked by the grammar; `None` only in a client's MQTT 5 PUBLISH whose topic
+    /// alias stands for it (sent as an empty string).
+    pub topic: Option<TopicName>,
     /// Packet identifier (0 for QoS 0).
     pub pkid: u16,
     /// The application message.
@@ -64,10 +65,13 @@ pub(crate) fn decode_publish(
         ));
     }
     let mut r = Reader::new(body);
-    let topic = r.string()?;
-    if !topic.is_empty() || !version.is_v5() {
-        check_topic_name(topic)?;
-    }
+    let text = r.utf8()?;
+    let topic = if text.is_empty() && version.is_v5() {
+        // The empty topic of a PUBLISH naming its topic by alias (the router resolves it).
+        None
+    } else {
+        Some(topic_name(text)?)
+    };
     let pkid = if qos == QoS::AtMostOnce {
         0
     } else {
@@ -95,7 +99,7 @@ pub(crate) fn decode_publish(
         dup,
         qos,
         retain,
-        topic: topic.to_owned(),
+        topic,
         pkid,
         payload,
         properties,
@@ -146,8 +150,9 @@ pub(crate) fn encode_publish(p: &Publish, version: Version, out: &mut Vec<u8>) {
     if p.retain {
         first |= 0x01;
     }
-    let mut b = Vec::with_capacity(p.topic.len() + p.payload.len() + 8);
-    put_str(&mut b, &p.topic);
+    let topic = p.topic.as_deref().unwrap_or("");
+    let mut b = Vec::with_capacity(topic.len() + p.payload.len() + 8);
+    put_str(&mut b, topic);
     if p.qos != QoS::AtMostOnce {
         b.extend_from_slice(&p.pkid.to_be_bytes());
     }

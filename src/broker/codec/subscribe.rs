@@ -1,9 +1,7 @@
 //! SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK.
 
-use super::{
-    check_topic_filter, frame, put_str, DecodeError, Properties, PropertyContext, QoS, Reader,
-    Version,
-};
+use super::{frame, put_str, DecodeError, Properties, PropertyContext, QoS, Reader, Version};
+use crate::policy::topic::TopicFilter;
 
 /// Subscription options (MQTT 5 §3.8.3.1; 3.1.1 has only the QoS).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,8 +31,8 @@ impl SubOptions {
 /// One filter of a SUBSCRIBE.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubscribeFilter {
-    /// The topic filter (checked: wildcards well placed, at most 200 levels).
-    pub filter: String,
+    /// The topic filter, checked by the grammar (a shared `$share/GROUP/FILTER` is one too).
+    pub filter: TopicFilter,
     /// Its options.
     pub options: SubOptions,
 }
@@ -66,8 +64,8 @@ pub struct SubAck {
 pub struct Unsubscribe {
     /// Packet identifier.
     pub pkid: u16,
-    /// The filters, at least one.
-    pub filters: Vec<String>,
+    /// The filters (checked by the grammar), at least one.
+    pub filters: Vec<TopicFilter>,
     /// MQTT 5 properties.
     pub properties: Properties,
 }
@@ -105,8 +103,7 @@ pub(crate) fn decode_subscribe(body: &[u8], version: Version) -> Result<Subscrib
     let mut filters = Vec::new();
     // Bounded: every iteration consumes at least 3 bytes.
     while !r.is_empty() {
-        let filter = r.string()?;
-        check_topic_filter(filter)?;
+        let filter = r.topic_filter()?;
         let options = r.u8()?;
         let qos = QoS::from_bits(options & 0x03).ok_or(DecodeError::Malformed(
             "a subscription asks for QoS 3 (MQTT-3.8.3-4)",
@@ -122,7 +119,7 @@ pub(crate) fn decode_subscribe(body: &[u8], version: Version) -> Result<Subscrib
                 return Err(DecodeError::Protocol("Retain Handling is 3"));
             }
             let no_local = options & 0x04 != 0;
-            if no_local && filter.starts_with("$share/") {
+            if no_local && filter.is_shared() {
                 return Err(DecodeError::Protocol(
                     "No Local on a shared subscription (MQTT-3.8.3-4)",
                 ));
@@ -141,10 +138,7 @@ pub(crate) fn decode_subscribe(body: &[u8], version: Version) -> Result<Subscrib
             }
             SubOptions::qos(qos)
         };
-        filters.push(SubscribeFilter {
-            filter: filter.to_owned(),
-            options,
-        });
+        filters.push(SubscribeFilter { filter, options });
     }
     if filters.is_empty() {
         return Err(DecodeError::Protocol(
@@ -173,9 +167,7 @@ pub(crate) fn decode_unsubscribe(
     let mut filters = Vec::new();
     // Bounded: every iteration consumes at least 2 bytes.
     while !r.is_empty() {
-        let filter = r.string()?;
-        check_topic_filter(filter)?;
-        filters.push(filter.to_owned());
+        filters.push(r.topic_filter()?);
     }
     if filters.is_empty() {
         return Err(DecodeError::Protocol(
@@ -191,13 +183,37 @@ pub(crate) fn decode_unsubscribe(
 
 /// Encodes a SUBSCRIBE (what a client sends; used by tests).
 pub(crate) fn encode_subscribe(s: &Subscribe, version: Version, out: &mut Vec<u8>) {
-    let mut b = s.pkid.to_be_bytes().to_vec();
+    let filters = s.filters.iter().map(|f| (f.filter.as_str(), f.options));
+    write_subscribe(s.pkid, filters, &s.properties, version, out);
+}
+
+/// Encodes a SUBSCRIBE of one filter taken as it is, checked by nothing: what a faulty client may
+/// send, for tests of the broker's refusals (a [`Subscribe`] holds only filters the grammar
+/// accepted; for one of those this writes the same bytes as [`super::encode`]).
+pub fn encode_subscribe_unchecked(
+    pkid: u16,
+    filter: &str,
+    options: SubOptions,
+    version: Version,
+    out: &mut Vec<u8>,
+) {
+    let filters = std::iter::once((filter, options));
+    write_subscribe(pkid, filters, &Properties::default(), version, out);
+}
+
+fn write_subscribe<'a>(
+    pkid: u16,
+    filters: impl Iterator<Item = (&'a str, SubOptions)>,
+    properties: &Properties,
+    version: Version,
+    out: &mut Vec<u8>,
+) {
+    let mut b = pkid.to_be_bytes().to_vec();
     if version.is_v5() {
-        s.properties.write(&mut b);
+        properties.write(&mut b);
     }
-    for f in &s.filters {
-        put_str(&mut b, &f.filter);
-        let o = &f.options;
+    for (filter, o) in filters {
+        put_str(&mut b, filter);
         let mut byte = o.qos as u8;
         if version.is_v5() {
             byte |= u8::from(o.no_local) << 2

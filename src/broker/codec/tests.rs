@@ -15,7 +15,7 @@ fn connect(version: Version) -> Connect {
         username: Some("user1".into()),
         password: Some(b"123456".to_vec()),
         will: Some(Will {
-            topic: "w/t".into(),
+            topic: "w/t".try_into().unwrap(),
             payload: Arc::from(&b"bye"[..]),
             qos: QoS::AtLeastOnce,
             retain: true,
@@ -76,7 +76,7 @@ fn publish_and_acks_round_trip() {
         dup: true,
         qos: QoS::ExactlyOnce,
         retain: true,
-        topic: "a/b".into(),
+        topic: Some("a/b".try_into().unwrap()),
         pkid: 7,
         payload: Arc::from(&b"hello"[..]),
         properties: Properties {
@@ -127,7 +127,7 @@ fn subscribe_round_trips_with_v5_options() {
     let s = Packet::Subscribe(Subscribe {
         pkid: 1,
         filters: vec![SubscribeFilter {
-            filter: "a/+/#".into(),
+            filter: "a/+/#".try_into().unwrap(),
             options: SubOptions {
                 qos: QoS::AtLeastOnce,
                 no_local: true,
@@ -281,7 +281,7 @@ fn cve_2021_41039_a_flood_of_user_properties_is_refused() {
         dup: false,
         qos: QoS::AtMostOnce,
         retain: false,
-        topic: "a".into(),
+        topic: Some("a".try_into().unwrap()),
         pkid: 0,
         payload: Arc::from(&b""[..]),
         properties: Properties {

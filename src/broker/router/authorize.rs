@@ -12,6 +12,7 @@ use crate::audit::{AuditRecord, LoginDenial, Peer, Withheld, WithheldDeliveries}
 use crate::broker::security::Security;
 use crate::broker::session::Session;
 use crate::enforce::metrics::Metrics;
+use crate::policy::topic::TopicFilter;
 use crate::policy::{Access, ClientRef, Decision, Reason};
 
 /// How many (client, topic) pairs of withheld deliveries are remembered for the audit log.
@@ -224,10 +225,10 @@ impl Authorizer {
         s: &Session,
         wall: SystemTime,
         out: &mut Vec<Action>,
-    ) -> Vec<String> {
+    ) -> Vec<TopicFilter> {
         let mut denied = Vec::new();
         for f in s.subscriptions.keys() {
-            if !self.authorize(s, f, Access::Subscribe, wall, out) {
+            if !self.authorize(s, f.as_str(), Access::Subscribe, wall, out) {
                 denied.push(f.clone());
             }
         }

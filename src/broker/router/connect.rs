@@ -253,7 +253,7 @@ impl Router {
                 Some(InFlight::Publish(d)) => {
                     if !self.authz.authorize(
                         s,
-                        &d.msg.topic,
+                        d.msg.topic.as_str(),
                         Access::Read,
                         self.wall,
                         &mut self.out,

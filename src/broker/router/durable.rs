@@ -149,7 +149,7 @@ impl Router {
 
 /// A session's own state, for the store.
 fn image(s: &Session, clock: &Clock) -> SessionImage {
-    let mut subscriptions: Vec<(String, SubEntry)> = s
+    let mut subscriptions: Vec<(TopicFilter, SubEntry)> = s
         .subscriptions
         .iter()
         .map(|(f, e)| (f.clone(), *e))

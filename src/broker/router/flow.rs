@@ -272,7 +272,8 @@ pub(super) fn pump(
         let Some(d) = s.dequeue() else {
             break;
         };
-        if d.msg.expired(now) || !authz.authorize(s, &d.msg.topic, Access::Read, wall, out) {
+        if d.msg.expired(now) || !authz.authorize(s, d.msg.topic.as_str(), Access::Read, wall, out)
+        {
             durable::done(s, d.seq, out);
             continue;
         }

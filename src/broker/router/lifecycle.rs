@@ -84,7 +84,7 @@ impl Router {
         };
         if !self
             .authz
-            .authorize(s, &w.topic, Access::Write, self.wall, &mut self.out)
+            .authorize(s, w.topic.as_str(), Access::Write, self.wall, &mut self.out)
         {
             return;
         }

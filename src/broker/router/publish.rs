@@ -18,21 +18,23 @@ impl Router {
                     "topic alias outside 1..=Topic Alias Maximum (MQTT-3.3.2-9)",
                 );
             }
-            if p.topic.is_empty() {
-                match s.t().aliases.get(&alias) {
-                    Some(t) => p.topic.clone_from(t),
+            match &p.topic {
+                None => match s.t().aliases.get(&alias) {
+                    Some(t) => p.topic = Some(t.clone()),
                     None => return self.kick(conn, reason::PROTOCOL_ERROR, "unknown topic alias"),
+                },
+                Some(t) => {
+                    s.t_mut().aliases.insert(alias, t.clone());
                 }
-            } else {
-                s.t_mut().aliases.insert(alias, p.topic.clone());
             }
-        } else if p.topic.is_empty() {
+        }
+        let Some(topic) = p.topic else {
             return self.kick(
                 conn,
                 reason::PROTOCOL_ERROR,
                 "empty topic name without a topic alias",
             );
-        }
+        };
         if p.retain && !self.limits.retain_available {
             return self.kick(conn, 0x9A, "retain is not supported");
         }
@@ -57,7 +59,7 @@ impl Router {
         }
         if !self
             .authz
-            .authorize(s, &p.topic, Access::Write, self.wall, &mut self.out)
+            .authorize(s, topic.as_str(), Access::Write, self.wall, &mut self.out)
         {
             let ack = Ack {
                 pkid: p.pkid,
@@ -83,7 +85,7 @@ impl Router {
             client_id: client_id.to_owned(),
         };
         let (qos, pkid) = (p.qos, p.pkid);
-        let msg = self.message(p.topic, p.payload, qos, p.retain, p.properties, origin);
+        let msg = self.message(topic, p.payload, qos, p.retain, p.properties, origin);
         let matched = self.publish(msg);
         let code = if matched == 0 {
             reason::NO_MATCHING_SUBSCRIBERS
@@ -110,7 +112,7 @@ impl Router {
 
     pub(super) fn message(
         &self,
-        topic: String,
+        topic: TopicName,
         payload: Arc<[u8]>,
         qos: QoS,
         retain: bool,
@@ -208,7 +210,7 @@ impl Router {
         };
         if !self
             .authz
-            .authorize_delivery(s, &msg.topic, self.wall, &mut self.out)
+            .authorize_delivery(s, msg.topic.as_str(), self.wall, &mut self.out)
         {
             return;
         }

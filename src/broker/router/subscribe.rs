@@ -14,11 +14,14 @@ impl Router {
         for f in sub.filters {
             // `$share/GROUP/FILTER` (the codec refused the malformed ones and, from MQTT 5 clients,
             // No Local with them: MQTT-3.8.3-4). The policy strips `$share/GROUP/`.
-            let is_shared = shared::split(&f.filter).is_some();
-            if !self
-                .authz
-                .authorize(s, &f.filter, Access::Subscribe, self.wall, &mut self.out)
-            {
+            let is_shared = f.filter.is_shared();
+            if !self.authz.authorize(
+                s,
+                f.filter.as_str(),
+                Access::Subscribe,
+                self.wall,
+                &mut self.out,
+            ) {
                 codes.push(reason::NOT_AUTHORIZED);
                 continue;
             }
@@ -58,16 +61,18 @@ impl Router {
             }),
         );
         for (filter, qos, id) in send_retained {
-            for msg in self.retained.matching(&filter, self.now) {
+            for msg in self.retained.matching(filter.view(), self.now) {
                 if self.limits.check_retain_source {
                     let origin = ClientRef {
                         username: msg.origin.username.as_deref(),
                         client_id: &msg.origin.client_id,
                     };
-                    if !self
-                        .authz
-                        .authorize_origin(origin, &msg.topic, self.wall, &mut self.out)
-                    {
+                    if !self.authz.authorize_origin(
+                        origin,
+                        msg.topic.as_str(),
+                        self.wall,
+                        &mut self.out,
+                    ) {
                         continue;
                     }
                 }
@@ -85,7 +90,7 @@ impl Router {
         for f in &u.filters {
             if !self
                 .authz
-                .authorize(s, f, Access::Unsubscribe, self.wall, &mut self.out)
+                .authorize(s, f.as_str(), Access::Unsubscribe, self.wall, &mut self.out)
             {
                 codes.push(reason::NOT_AUTHORIZED);
                 continue;
@@ -116,14 +121,14 @@ impl Router {
 pub(super) fn index(
     subs: &mut SubTree,
     shared: &mut SharedSubs,
-    filter: &str,
+    filter: &TopicFilter,
     client: &str,
     entry: SubEntry,
 ) -> bool {
-    if shared::split(filter).is_some() {
+    if filter.is_shared() {
         shared.insert(filter, client, entry)
     } else {
-        subs.insert(filter, client, entry)
+        subs.insert(filter.view(), client, entry)
     }
 }
 
@@ -132,12 +137,12 @@ pub(super) fn index(
 pub(super) fn unindex(
     subs: &mut SubTree,
     shared: &mut SharedSubs,
-    filter: &str,
+    filter: &TopicFilter,
     client: &str,
 ) -> bool {
-    if shared::split(filter).is_some() {
+    if filter.is_shared() {
         shared.remove(filter, client)
     } else {
-        subs.remove(filter, client)
+        subs.remove(filter.view(), client)
     }
 }

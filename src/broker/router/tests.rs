@@ -100,7 +100,7 @@ impl T {
             Packet::Subscribe(Subscribe {
                 pkid: 1,
                 filters: vec![SubscribeFilter {
-                    filter: filter.into(),
+                    filter: filter.try_into().unwrap(),
                     options: SubOptions::qos(qos),
                 }],
                 properties: Properties::default(),
@@ -118,7 +118,7 @@ fn publish(topic: &str, qos: QoS, pkid: u16) -> Publish {
         dup: false,
         qos,
         retain: false,
-        topic: topic.into(),
+        topic: Some(topic.try_into().unwrap()),
         pkid,
         payload: Arc::from(&b"x"[..]),
         properties: Properties::default(),
@@ -233,7 +233,7 @@ fn mqtt_3_1_3_9_a_delayed_will_is_sent_only_if_the_client_does_not_come_back() {
     t.connect(1, "watcher", Version::V5, true);
     t.subscribe(1, "will", QoS::AtMostOnce);
     let will = Will {
-        topic: "will".into(),
+        topic: "will".try_into().unwrap(),
         payload: Arc::from(&b"gone"[..]),
         qos: QoS::AtMostOnce,
         retain: false,
@@ -273,7 +273,7 @@ fn mqtt_3_14_4_3_a_normal_disconnect_discards_the_will() {
     t.connect(1, "watcher", Version::V311, true);
     t.subscribe(1, "will", QoS::AtMostOnce);
     let will = Will {
-        topic: "will".into(),
+        topic: "will".try_into().unwrap(),
         payload: Arc::from(&b"gone"[..]),
         qos: QoS::AtMostOnce,
         retain: false,
@@ -328,9 +328,9 @@ fn mqtt_3_3_2_10_topic_aliases_stand_for_their_topic() {
     let mut p = publish("long/topic", QoS::AtMostOnce, 0);
     p.properties.topic_alias = Some(3);
     t.packet(2, Packet::Publish(p.clone()));
-    p.topic = String::new();
+    p.topic = None;
     let got = publishes(&t.packet(2, Packet::Publish(p)), 1);
-    assert_eq!(got[0].topic, "long/topic");
+    assert_eq!(got[0].topic.as_deref(), Some("long/topic"));
     assert_eq!(got[0].properties.topic_alias, None);
 }
 

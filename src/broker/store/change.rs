@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use crate::broker::codec::{Version, Will};
 use crate::broker::session::{Delivery, Expiry, Message};
 use crate::broker::subs::SubEntry;
+use crate::policy::topic::{TopicFilter, TopicName};
 
 /// One change of durable state.
 #[derive(Debug)]
@@ -48,7 +49,7 @@ pub enum Change {
     /// The retained message of a topic: set, or cleared (`None`).
     Retained {
         /// The topic.
-        topic: String,
+        topic: TopicName,
         /// The message, or `None` to clear it.
         msg: Option<Arc<Message>>,
     },
@@ -68,7 +69,7 @@ pub struct SessionImage {
     /// When it was disconnected (`None`: connected).
     pub disconnected_at: Option<SystemTime>,
     /// Its subscriptions.
-    pub subscriptions: Vec<(String, SubEntry)>,
+    pub subscriptions: Vec<(TopicFilter, SubEntry)>,
     /// Its Will: of the current connection, or a delayed Will waiting for `will_due`.
     pub will: Option<Box<Will>>,
     /// When the delayed Will is due.

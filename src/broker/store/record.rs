@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::broker::codec::{Properties, PropertyContext, QoS, SubOptions, Version, Will};
 use crate::broker::session::{Delivery, Expiry, Message, Origin};
 use crate::broker::subs::SubEntry;
+use crate::policy::topic::{TopicFilter, TopicName};
 
 use super::change::{DeliveryState, SessionImage};
 
@@ -176,6 +177,27 @@ impl<'a> R<'a> {
         String::from_utf8(b.to_vec())
             .map_err(|_| bad(format!("{}: a string is not UTF-8", self.what)))
     }
+    /// A topic name, checked by the grammar as the codec checks it: a record that was written
+    /// from a valid one and no longer is has been damaged.
+    fn topic_name(&mut self) -> Result<TopicName, BadRecord> {
+        let s = self.str()?;
+        TopicName::new(&s).map_err(|e| {
+            bad(format!(
+                "{}: the topic name {s:?} is not valid: {e}",
+                self.what
+            ))
+        })
+    }
+    /// A topic filter, checked by the grammar as the codec checks it.
+    fn topic_filter(&mut self) -> Result<TopicFilter, BadRecord> {
+        let s = self.str()?;
+        TopicFilter::new(&s).map_err(|e| {
+            bad(format!(
+                "{}: the topic filter {s:?} is not valid: {e}",
+                self.what
+            ))
+        })
+    }
     fn flag(&mut self) -> Result<bool, BadRecord> {
         match self.u8()? {
             0 => Ok(false),
@@ -239,7 +261,7 @@ pub fn encode_message(m: &Message, clock: &Clock) -> Vec<u8> {
 /// Reads back [`encode_message`]; returns the message and its wall-clock expiry.
 pub fn decode_message(b: &[u8], clock: &Clock) -> Result<(Message, Option<SystemTime>), BadRecord> {
     let mut r = R::new(b, "message")?;
-    let topic = r.str()?;
+    let topic = r.topic_name()?;
     let payload: Arc<[u8]> = r.bytes()?.into();
     let qos = r.qos()?;
     let retain = r.flag()?;
@@ -339,7 +361,7 @@ pub fn decode_session(b: &[u8]) -> Result<SessionImage, BadRecord> {
     let n = r.u32()?;
     let mut subscriptions = Vec::new();
     for _ in 0..n {
-        let filter = r.str()?;
+        let filter = r.topic_filter()?;
         let qos = r.qos()?;
         let flags = r.u8()?;
         let retain_handling = r.u8()?;
@@ -353,7 +375,7 @@ pub fn decode_session(b: &[u8]) -> Result<SessionImage, BadRecord> {
         subscriptions.push((filter, SubEntry { options, id }));
     }
     let will = if r.flag()? {
-        let topic = r.str()?;
+        let topic = r.topic_name()?;
         let payload: Arc<[u8]> = r.bytes()?.into();
         let qos = r.qos()?;
         let retain = r.flag()?;

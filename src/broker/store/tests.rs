@@ -67,7 +67,7 @@ fn what_was_committed_is_back_after_a_reopen_and_a_message_is_stored_once() {
             held: true,
         });
         batch.push(Change::Retained {
-            topic: "a/b".to_owned(),
+            topic: "a/b".try_into().unwrap(),
             msg: Some(Arc::clone(&msg)),
         });
         assert_eq!(store.commit(batch).unwrap(), 7);
@@ -119,7 +119,7 @@ fn an_expired_retained_message_is_not_restored() {
         m.expires_at = Some(std::time::Instant::now() + Duration::from_millis(50));
         store
             .commit(vec![Change::Retained {
-                topic: "t".to_owned(),
+                topic: "t".try_into().unwrap(),
                 msg: Some(Arc::new(m)),
             }])
             .unwrap();

@@ -10,7 +10,7 @@ fn clock() -> Clock {
 
 fn message(c: &Clock) -> Message {
     Message {
-        topic: "colombia/cundinamarca/cajica/user1".to_owned(),
+        topic: "colombia/cundinamarca/cajica/user1".try_into().unwrap(),
         payload: (0..=255u8).collect::<Vec<_>>().into(),
         qos: QoS::ExactlyOnce,
         retain: true,
@@ -66,7 +66,7 @@ fn a_session_reads_back_as_written() {
         disconnected_at: Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_123)),
         subscriptions: vec![
             (
-                "a/+/c".to_owned(),
+                "a/+/c".try_into().unwrap(),
                 SubEntry {
                     options: SubOptions {
                         qos: QoS::AtLeastOnce,
@@ -78,7 +78,7 @@ fn a_session_reads_back_as_written() {
                 },
             ),
             (
-                "$share/g/x/#".to_owned(),
+                "$share/g/x/#".try_into().unwrap(),
                 SubEntry {
                     options: SubOptions::qos(QoS::ExactlyOnce),
                     id: None,
@@ -86,7 +86,7 @@ fn a_session_reads_back_as_written() {
             ),
         ],
         will: Some(Box::new(Will {
-            topic: "status/sensor-1".to_owned(),
+            topic: "status/sensor-1".try_into().unwrap(),
             payload: b"gone".to_vec().into(),
             qos: QoS::AtLeastOnce,
             retain: true,
