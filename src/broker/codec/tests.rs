@@ -423,3 +423,117 @@ fn truncated_and_random_input_never_panics() {
         }
     }
 }
+
+/// A client's QoS 0 PUBLISH of `topic` (any bytes), as it is on the wire in `version`.
+fn raw_publish(topic: &[u8], version: Version) -> Vec<u8> {
+    let mut body = Vec::new();
+    put_binary(&mut body, topic);
+    if version.is_v5() {
+        body.push(0); // no properties
+    }
+    body.extend_from_slice(b"x");
+    let mut out = Vec::new();
+    frame(&mut out, 0x30, &body);
+    out
+}
+
+fn raw_unsubscribe(filter: &[u8], version: Version) -> Vec<u8> {
+    let mut body = vec![0, 1];
+    if version.is_v5() {
+        body.push(0); // no properties
+    }
+    put_binary(&mut body, filter);
+    let mut out = Vec::new();
+    frame(&mut out, 0xA2, &body);
+    out
+}
+
+/// The PUBLISH a client sends with `topic` in `version`, decoded.
+fn publish_of(topic: &[u8], version: Version) -> Publish {
+    match decode_one(&raw_publish(topic, version), Some(version)) {
+        Ok(Packet::Publish(p)) => p,
+        other => panic!("a PUBLISH: {other:?}"),
+    }
+}
+
+#[test]
+fn topics_are_decoded_into_the_grammars_types() {
+    let p = publish_of(b"a/b", Version::V311);
+    assert_eq!(p.topic, Some(TopicName::new("a/b").unwrap()));
+    // MQTT 5: an empty topic stands for a topic alias, resolved by the router.
+    assert_eq!(publish_of(b"", Version::V5).topic, None);
+    assert!(matches!(
+        decode_one(&raw_publish(b"", Version::V311), Some(Version::V311)),
+        Err(DecodeError::TopicInvalid(_))
+    ));
+    let unsubscribe = raw_unsubscribe(b"$share/g/a/+", Version::V311);
+    let u = match decode_one(&unsubscribe, Some(Version::V311)) {
+        Ok(Packet::Unsubscribe(u)) => u,
+        other => panic!("an UNSUBSCRIBE: {other:?}"),
+    };
+    let (group, inner) = u.filters[0].share().expect("a shared filter");
+    assert_eq!((group, inner.as_str()), ("g", "a/+"));
+}
+
+#[test]
+fn mqtt_1_5_3_a_topic_not_utf8_or_with_nul_never_becomes_a_type() {
+    for bad in [&b"a/\xff"[..], b"a\0b", b"\xc3"] {
+        assert!(
+            matches!(
+                decode_one(&raw_publish(bad, Version::V311), Some(Version::V311)),
+                Err(DecodeError::Malformed(_))
+            ),
+            "{bad:?}"
+        );
+        assert!(
+            matches!(
+                decode_one(&raw_unsubscribe(bad, Version::V311), Some(Version::V311)),
+                Err(DecodeError::Malformed(_))
+            ),
+            "{bad:?}"
+        );
+    }
+    // U+0000 is refused before the grammar, as by every other string: `+\0` is malformed, not
+    // a topic with a wildcard.
+    assert!(matches!(
+        decode_one(&raw_publish(b"+\0", Version::V5), Some(Version::V5)),
+        Err(DecodeError::Malformed("a string contains U+0000"))
+    ));
+}
+
+#[test]
+fn two_hundred_and_one_levels_decode_and_two_hundred_and_two_do_not() {
+    let levels = |n: usize| vec!["l"; n].join("/");
+    let p = publish_of(levels(201).as_bytes(), Version::V5);
+    assert_eq!(p.topic.as_deref(), Some(&*levels(201)));
+    let too_deep = raw_publish(levels(202).as_bytes(), Version::V5);
+    assert!(matches!(
+        decode_one(&too_deep, Some(Version::V5)),
+        Err(DecodeError::TopicInvalid(_))
+    ));
+    let unsubscribe = raw_unsubscribe(levels(201).as_bytes(), Version::V5);
+    assert!(decode_one(&unsubscribe, Some(Version::V5)).is_ok());
+    let too_deep = raw_unsubscribe(levels(202).as_bytes(), Version::V5);
+    assert!(matches!(
+        decode_one(&too_deep, Some(Version::V5)),
+        Err(DecodeError::Malformed(_))
+    ));
+}
+
+#[test]
+fn an_unchecked_subscribe_is_the_bytes_of_a_checked_one() {
+    let options = SubOptions::qos(QoS::AtLeastOnce);
+    for v in [Version::V311, Version::V5] {
+        let checked = Packet::Subscribe(Subscribe {
+            pkid: 9,
+            filters: vec![SubscribeFilter {
+                filter: TopicFilter::new("a/+").unwrap(),
+                options,
+            }],
+            properties: Properties::default(),
+        });
+        let mut unchecked = Vec::new();
+        encode_subscribe_unchecked(9, "a/+", options, v, &mut unchecked);
+        assert_eq!(bytes(&checked, v), unchecked);
+    }
+}

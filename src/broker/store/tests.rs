@@ -230,3 +230,64 @@ fn a_missing_directory_and_a_second_opener_are_refused_with_what_to_do() {
     let e = refusal(&path);
     assert!(e.contains("in use"), "{e}");
 }
+
+/// Rewrites, in the store at `path`, the row `key` of `table` with `from` replaced by `to` in its
+/// value (as a damaged or hand-edited file would have it).
+fn rewrite(
+    path: &std::path::Path,
+    table: TableDefinition<&str, &[u8]>,
+    key: &str,
+    from: &[u8],
+    to: &[u8],
+) {
+    use redb::ReadableTable;
+    let db = Database::open(path).unwrap();
+    let tx = db.begin_write().unwrap();
+    {
+        let mut t = tx.open_table(table).unwrap();
+        let mut value = t.get(key).unwrap().expect("the row").value().to_vec();
+        let at = value
+            .windows(from.len())
+            .position(|w| w == from)
+            .expect("the bytes to replace");
+        value.splice(at..at + from.len(), to.iter().copied());
+        t.insert(key, &value[..]).unwrap();
+    }
+    tx.commit().unwrap();
+}
+
+#[test]
+fn a_stored_topic_the_grammar_refuses_is_an_error_naming_the_store_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    // A retained message whose topic became a filter.
+    let path = dir.path().join("retained.db");
+    {
+        let (mut store, _) = Store::open(&path).unwrap();
+        let m = Arc::new(Message::for_tests("a/b", b"kept"));
+        let change = Change::Retained {
+            topic: m.topic.clone(),
+            msg: Some(m),
+        };
+        store.commit(vec![change]).unwrap();
+    }
+    rewrite(&path, RETAINED, "a/b", b"a/b", b"a/#");
+    let e = refusal(&path);
+    assert!(e.contains(&path.display().to_string()), "{e}");
+    assert!(e.contains("\"a/#\" is not valid"), "{e}");
+    // A session's subscription whose filter has a wildcard inside a level.
+    let path = dir.path().join("session.db");
+    {
+        let (mut store, _) = Store::open(&path).unwrap();
+        let mut s = image("c1");
+        let entry = crate::broker::subs::SubEntry {
+            options: crate::broker::codec::SubOptions::qos(QoS::AtLeastOnce),
+            id: None,
+        };
+        s.subscriptions.push(("x/+/y".try_into().unwrap(), entry));
+        store.commit(vec![Change::Session(Box::new(s))]).unwrap();
+    }
+    rewrite(&path, SESSIONS, "c1", b"x/+/y", b"x/y+/");
+    let e = refusal(&path);
+    assert!(e.contains(&path.display().to_string()), "{e}");
+    assert!(e.contains("\"x/y+/\" is not valid"), "{e}");
+}
