@@ -5,7 +5,8 @@
 //! strict and bounded, because every byte comes from an untrusted peer:
 //! * the remaining length is checked against the maximum packet size before anything is buffered
 //!   (CVE-2017-7651);
-//! * topics and filters have at most 200 `/` (CVE-2019-11779), by the policy's own grammar;
+//! * topics and filters have at most 200 `/` (CVE-2019-11779), by the policy's own grammar, and are
+//!   decoded into its types ([`TopicName`], [`TopicFilter`]), which the rest of the broker takes;
 //! * at most [`MAX_USER_PROPERTIES`] user properties per packet (CVE-2021-41039), every other
 //!   property at most once, and only where the standard allows it;
 //! * strings are UTF-8 without U+0000; reserved flag bits are checked.

@@ -1,5 +1,5 @@
-//! Validated topic names and filters: values of [`TopicName`] and [`TopicFilter`] exist only after the
-//! grammar of [`super`] accepted them, so whoever takes one does not check it again.
+//! Validated topic names and filters: a [`TopicName`] or a [`TopicFilter`] exists only after the
+//! grammar of [`super`] accepted it, so whoever takes one does not check it again.
 //!
 //! Both own their text as an `Arc<str>`: made once (one allocation, as the `String` they replace),
 //! then cloned by reference count wherever a message or a subscription goes (a topic alias, a
@@ -46,8 +46,8 @@ impl TopicName {
 
 /// A topic filter a client can subscribe with: [`super::validate_filter`]'s grammar (wildcards as
 /// whole levels, `#` last, at most [`super::MAX_SLASHES`] `/`), no U+0000, and, when it starts with
-/// `$share/`, a well-formed `$share/GROUP/FILTER` (GROUP not empty and without wildcards, FILTER not
-/// empty); `$share` alone is refused.
+/// `$share/`, a well-formed `$share/GROUP/FILTER` (GROUP not empty and without wildcards, FILTER
+/// not empty); `$share` alone is refused.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicFilter(Arc<str>);
 
@@ -85,8 +85,8 @@ impl TopicFilter {
     /// `$share/GROUP/FILTER` as `(GROUP, FILTER)`; `None` for a filter that is not shared.
     pub fn share(&self) -> Option<(&str, TopicFilterRef<'_>)> {
         let (group, inner) = self.0.strip_prefix(SHARE_PREFIX)?.split_once('/')?;
-        // The grammar accepted the whole filter, so its inner part is a filter too: the same levels,
-        // fewer of them, and not empty.
+        // The grammar accepted the whole filter, so its inner part is a filter too: the same
+        // levels, fewer of them, and not empty.
         Some((group, TopicFilterRef(inner)))
     }
 
@@ -96,8 +96,8 @@ impl TopicFilter {
     }
 }
 
-/// A borrowed, validated topic filter: a whole [`TopicFilter`] ([`TopicFilter::view`]) or the FILTER
-/// of a shared one ([`TopicFilter::share`]). Made only from those, so it is always valid.
+/// A borrowed, validated topic filter: a whole [`TopicFilter`] ([`TopicFilter::view`]) or the
+/// FILTER of a shared one ([`TopicFilter::share`]). Made only from those, so it is always valid.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicFilterRef<'a>(&'a str);
 
