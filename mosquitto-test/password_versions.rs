@@ -197,3 +197,59 @@ fn log_of(started: &Result<MosquittoBroker, Exited>) -> String {
         Err(exited) => exited.log.clone(),
     }
 }
+
+crate::per_version!(a_reload_with_a_file_2_1_refuses_keeps_the_plugins_old_file);
+/// SIGHUP with a file that 2.1 refuses: 2.0 drops the bad line; 2.1.2 logs the error and terminates;
+/// the plugin keeps the whole previous file on 2.1 (our rule for every bad reload: the broker goes on
+/// serving) and reads as 2.0 does on 2.0.
+fn a_reload_with_a_file_2_1_refuses_keeps_the_plugins_old_file(version: Version) {
+    let good = String::from_utf8(hashed_password_file(&[
+        ("user1", "123456"),
+        ("user2", "secret2"),
+    ]))
+    .expect("UTF-8");
+    let mut lines = good.lines();
+    let (user1, user2) = (lines.next().expect("user1"), lines.next().expect("user2"));
+    let bad = format!("{user1}\nbob:plain\n{user2}\n");
+    let mut own = start(version, false, good.as_bytes()).expect("the release starts");
+    let mut ours = start(version, true, good.as_bytes()).expect("the plugin starts");
+    for broker in [&mut own, &mut ours] {
+        broker.write_file("users.txt", bad.as_bytes());
+        broker.reload();
+    }
+    let logins = |broker: &MosquittoBroker| {
+        (
+            login(broker.port(), "user1", "123456"),
+            login(broker.port(), "user2", "secret2"),
+        )
+    };
+    if version.is_2_1() {
+        // 2.1.2 ends: "password-file: Error: ... mosquitto version 2.1.2 terminating".
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while own.is_running() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(!own.is_running(), "{version} keeps running?\n{}", own.log());
+        assert!(own.log().contains("terminating"), "{}", own.log());
+    } else {
+        assert_eq!(
+            logins(&own),
+            (true, true),
+            "{version}'s own password_file\n{}",
+            own.log()
+        );
+    }
+    assert_eq!(
+        logins(&ours),
+        (true, true),
+        "{version} with the plugin\n{}",
+        ours.log()
+    );
+    if version.is_2_1() {
+        assert!(
+            ours.log().contains("users.txt:2:"),
+            "the plugin logs the refused line:\n{}",
+            ours.log()
+        );
+    }
+}

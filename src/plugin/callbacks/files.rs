@@ -68,11 +68,15 @@ pub fn load_passwords(
 ) -> Result<PasswordFile, LoadError> {
     let file = crate::load::load_passwords_as(path, semantics).map_err(|e| LoadError {
         outcome: Outcome::Unavailable,
-        message: format!(
-            "cannot read the password file {path:?} (plugin_opt_password_file): {}{}",
-            e.reason(),
-            trailing_space_hint(path)
-        ),
+        message: match e {
+            crate::load::PasswordLoadError::Unreadable { reason, .. } => format!(
+                "cannot read the password file {path:?} (plugin_opt_password_file): {reason}{}",
+                trailing_space_hint(path)
+            ),
+            refused @ crate::load::PasswordLoadError::Refused { .. } => {
+                format!("password file (plugin_opt_password_file) {refused}")
+            }
+        },
     })?;
     for line in file.warning_lines() {
         host.log(LogLevel::Warning, &format!("mqtt-policy: {line}"));
