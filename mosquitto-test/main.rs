@@ -11,6 +11,7 @@
 mod delayed_auth;
 mod differential;
 mod every_version;
+mod faults;
 mod lint_claims;
 mod metrics;
 mod passwd_interop;
