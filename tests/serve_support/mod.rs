@@ -196,3 +196,25 @@ pub fn http_get(addr: SocketAddr, path: &str, headers: &[&str]) -> (u16, String,
         .expect("a status code");
     (status, head.to_owned(), body.to_owned())
 }
+
+/// `text` percent-encoded for a query string (everything but unreserved characters).
+pub fn encode(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Serve {
+    /// `GET path` answered 200 with JSON.
+    pub fn json(&self, path: &str) -> serde_json::Value {
+        let (status, head, body) = self.get(path, &[]);
+        assert_eq!(status, 200, "{path}: {head}\n{body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+    }
+}
