@@ -197,7 +197,7 @@ fn sighup_reloads_and_a_bad_file_keeps_the_old_policy() {
     s.hup();
     let log = s.wait_log("SIGHUP: reloaded; ", 1);
     assert!(
-        log.contains("SIGHUP: reloaded; acl_file: ") && log.contains("(1 rules)"),
+        log.contains("SIGHUP: reloaded; acl_file: ") && log.contains("(1 rule)"),
         "{log}"
     );
 }

@@ -135,16 +135,21 @@ impl Loaded {
     /// One line saying what is in force.
     pub fn describe(&self) -> String {
         let passwords = match (&self.password_file, &self.passwords) {
-            (Some(path), Some(p)) => format!("{path} ({} users)", p.len()),
+            (Some(path), Some(p)) => format!("{path} ({})", count(p.len(), "user")),
             _ => "none".to_owned(),
         };
         format!(
-            "acl_file: {} ({} rules); password_file: {passwords}; deciding as {}'s acl_file",
+            "acl_file: {} ({}); password_file: {passwords}; deciding as {}'s acl_file",
             self.acl_file,
-            self.acl.rules().len(),
+            count(self.acl.rules().len(), "rule"),
             self.semantics
         )
     }
+}
+
+/// `1 rule`, `2 rules`.
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 /// The policy in force and how to load it again (see the module documentation).

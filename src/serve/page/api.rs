@@ -136,7 +136,8 @@ pub fn client_view(loaded: &Loaded, client: ClientRef<'_>) -> ClientView {
         denied: Vec::new(),
         notes: Vec::new(),
     };
-    let applied: Vec<RuleId> = own.iter().chain(&patterns).map(|(id, _)| *id).collect();
+    let applied: std::collections::HashSet<u32> =
+        own.iter().chain(&patterns).map(|(id, _)| id.0).collect();
     for (id, effective) in own.into_iter().chain(patterns) {
         let rule = policy.rule(id);
         if rule.permission == Permission::Deny {
@@ -158,7 +159,7 @@ pub fn client_view(loaded: &Loaded, client: ClientRef<'_>) -> ClientView {
     }
     for (index, rule) in policy.rules().iter().enumerate() {
         let id = RuleId(u32::try_from(index).unwrap_or(u32::MAX));
-        if !rule.is_pattern() || applied.contains(&id) {
+        if !rule.is_pattern() || applied.contains(&id.0) {
             continue;
         }
         let why = if rule.uses_username() && client.username.is_none() {
