@@ -108,7 +108,7 @@ impl Loaded {
             let passwords = s.spawn(|| {
                 password_file
                     .as_deref()
-                    .map(crate::load::load_passwords)
+                    .map(|path| crate::load::load_passwords_as(path, semantics))
                     .transpose()
             });
             let fingerprint = s.spawn(|| fingerprint(Some(&acl_file), password_file.as_deref()));
