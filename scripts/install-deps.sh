@@ -11,7 +11,8 @@
 #     mosquitto_passwd, and what the package test runs;
 #   - for the tests that build the vendored Mosquitto 2.0.22 / 2.1.2: cmake, OpenSSL's and cJSON's headers;
 #   - for the WebSocket tests: node and npm, and MQTT.js in tests/js/node_modules (`npm ci` from the
-#     committed package-lock.json, when tests/js/node_modules/mqtt is missing).
+#     committed package-lock.json, when tests/js/node_modules/mqtt is missing);
+#   - for the page's browser test: /usr/bin/chromium and /usr/bin/chromedriver.
 # Rust crates come via cargo. The packages are named in one table below, each beside what it provides.
 #
 # Usage: bash scripts/install-deps.sh [--no-broker] [--check]
@@ -102,6 +103,10 @@ if [ "$tests" = 1 ]; then
     # The WebSocket tests' JavaScript client (MQTT.js, tests/js/).
     have_cmd node || want nodejs "node (MQTT.js, the WebSocket tests' client)"
     have_cmd npm || want npm "npm (installs MQTT.js into tests/js)"
+    # The page's browser test (tests/serve_browser.rs) runs these two paths: Debian's chromium and its
+    # WebDriver server.
+    [ -x /usr/bin/chromium ] || want chromium "/usr/bin/chromium (the page's browser test)"
+    [ -x /usr/bin/chromedriver ] || want chromium-driver "/usr/bin/chromedriver (drives chromium in the page's browser test)"
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
