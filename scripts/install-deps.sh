@@ -11,7 +11,8 @@
 #     mosquitto_passwd, and what the package test runs;
 #   - for the tests that build the vendored Mosquitto 2.0.22 / 2.1.2: cmake, OpenSSL's and cJSON's headers;
 #   - for the WebSocket tests: node and npm, and MQTT.js in tests/js/node_modules (`npm ci` from the
-#     committed package-lock.json, when tests/js/node_modules/mqtt is missing).
+#     committed package-lock.json, when tests/js/node_modules/mqtt is missing);
+#   - for the page's browser test: /usr/bin/chromium and /usr/bin/chromedriver.
 # Rust crates come via cargo. The packages are named in one table below, each beside what it provides.
 #
 # Usage: bash scripts/install-deps.sh [--no-broker] [--check]
@@ -102,6 +103,10 @@ if [ "$tests" = 1 ]; then
     # The WebSocket tests' JavaScript client (MQTT.js, tests/js/).
     have_cmd node || want nodejs "node (MQTT.js, the WebSocket tests' client)"
     have_cmd npm || want npm "npm (installs MQTT.js into tests/js)"
+    # The page's browser test (tests/serve_browser.rs) runs these two paths: Debian's chromium and its
+    # WebDriver server.
+    [ -x /usr/bin/chromium ] || want chromium "/usr/bin/chromium (the page's browser test)"
+    [ -x /usr/bin/chromedriver ] || want chromium-driver "/usr/bin/chromedriver (drives chromium in the page's browser test)"
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
@@ -149,5 +154,18 @@ fi
 
 if ! have_cmd cargo; then
     echo "mqtt-policy: cargo not found. Install a Rust toolchain (1.90 or newer), e.g. with rustup, then rerun." >&2
+    exit 1
+fi
+# The compiler cargo will run (rust-version in Cargo.toml): an older one fails deep in a dependency's build
+# with an unrelated-looking error, so say it here.
+min_rust=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' "$root/Cargo.toml")
+rustc_version=$(rustc --version 2>/dev/null | awk '{print $2}')
+if [ -z "$rustc_version" ]; then
+    echo "mqtt-policy: rustc not found beside cargo. Install a Rust toolchain ($min_rust or newer), then rerun." >&2
+    exit 1
+fi
+if [ "$(printf '%s\n%s\n' "$min_rust" "${rustc_version%%-*}" | sort -V | head -n1)" != "$min_rust" ]; then
+    echo "mqtt-policy: rustc $rustc_version is older than $min_rust (Cargo.toml's rust-version)." \
+        "Update the toolchain (rustup update stable), then rerun." >&2
     exit 1
 fi

@@ -8,6 +8,7 @@
 //! * [`enforce`]: the enforcement layer the plugin and the broker share (logins).
 //! * [`load`]: reading the files the core parses.
 //! * [`broker`]: the standalone MQTT broker (`mqtt-policy broker`).
+//! * [`serve`]: the HTTP service over the policy (`mqtt-policy serve`).
 //! * [`cli`]: the `mqtt-policy` command line.
 //! * `plugin`: the Mosquitto plugin (the only place with `unsafe`).
 
@@ -19,3 +20,4 @@ pub mod exposition;
 pub mod load;
 pub mod plugin;
 pub mod policy;
+pub mod serve;

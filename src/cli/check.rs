@@ -4,56 +4,11 @@ use clap::{ArgGroup, Args};
 use serde::Serialize;
 
 use super::{EXIT_DENIED, EXIT_ERROR, EXIT_OK};
+pub use crate::enforce::answer::{render, LoginStatus};
 use crate::load;
 use crate::policy::acl::Explanation;
 use crate::policy::conf::MosquittoConf;
-use crate::policy::passwd::PasswordFile;
 use crate::policy::{Access, ClientRef, Semantics, Verdict};
-
-/// Whether the user could log in at all, from the password file (when one is given).
-#[derive(Debug, Serialize)]
-pub struct LoginStatus {
-    /// The password file.
-    pub file: String,
-    /// `true` when the user has a usable hash (the password itself is not checked).
-    pub can_log_in: bool,
-    /// The line that counts for the user, if the file names them.
-    pub line: Option<u32>,
-    /// The same, as a sentence.
-    pub message: String,
-}
-
-impl LoginStatus {
-    pub(crate) fn new(file: &PasswordFile, username: Option<&str>) -> LoginStatus {
-        let path = file.path().to_owned();
-        let (can_log_in, line, message) = match username {
-            None => (
-                true,
-                None,
-                "an anonymous client is not looked up in the password file (allow_anonymous decides)".to_owned(),
-            ),
-            Some(user) => match (file.contains(user), file.line_of(user)) {
-                (true, line) => (
-                    true,
-                    line,
-                    format!("{user:?} has a usable password entry at {path}:{}", line.unwrap_or(0)),
-                ),
-                (false, Some(line)) => (
-                    false,
-                    Some(line),
-                    format!("{user:?} cannot log in: the entry at {path}:{line} is not a valid hash"),
-                ),
-                (false, None) => (false, None, format!("{user:?} cannot log in: not in {path}")),
-            },
-        };
-        LoginStatus {
-            file: path,
-            can_log_in,
-            line,
-            message,
-        }
-    }
-}
 
 /// What `check --json` prints: the decision, and the login status when a password file was given.
 #[derive(Debug, Serialize)]
@@ -110,7 +65,7 @@ pub struct CheckArgs {
 }
 
 /// `--mosquitto`: `2.0` or `2.1`.
-fn parse_semantics(text: &str) -> Result<Semantics, String> {
+pub(crate) fn parse_semantics(text: &str) -> Result<Semantics, String> {
     Semantics::from_version(text)
         .ok_or_else(|| format!("expected 2.0 or 2.1 (the Mosquitto release line), got {text:?}"))
 }
@@ -159,20 +114,6 @@ pub(crate) fn resolve_sources(
     Ok(sources)
 }
 
-/// `check`'s text for a decision: the explanation, the login status when known, and the semantics.
-pub(crate) fn render(
-    explanation: &Explanation,
-    login: Option<&LoginStatus>,
-    semantics: Semantics,
-) -> String {
-    let mut text = explanation.to_string();
-    if let Some(login) = login {
-        text.push_str(&format!("  login: {}\n", login.message));
-    }
-    text.push_str(&format!("  semantics: {semantics}'s acl_file\n"));
-    text
-}
-
 /// Runs `check`; returns the exit code (0 allow, 1 deny, 2 error).
 pub fn run(args: &CheckArgs) -> u8 {
     let sources = match resolve_sources(
@@ -198,7 +139,7 @@ pub fn run(args: &CheckArgs) -> u8 {
     let user = args.user.as_deref().filter(|u| !u.is_empty());
     let login = match password_path
         .as_deref()
-        .map(|path| load::load_passwords_of(path, user.unwrap_or_default()))
+        .map(|path| load::load_passwords_of_as(path, user.unwrap_or_default(), semantics))
     {
         None => None,
         Some(Ok(file)) => {

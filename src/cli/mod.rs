@@ -10,6 +10,7 @@ pub mod generate;
 pub mod lint;
 pub mod passwd;
 pub mod policy_test;
+pub mod serve;
 
 /// Exit code for an allowed decision or a successful command.
 pub const EXIT_OK: u8 = 0;
@@ -40,6 +41,9 @@ enum Command {
     Passwd(passwd::PasswdArgs),
     /// Run the standalone MQTT broker with a mosquitto.conf.
     Broker(broker::BrokerArgs),
+    /// Serve the policy over HTTP: a read-only page (who may read and write what, and why; recent
+    /// denials; counters).
+    Serve(serve::ServeArgs),
 }
 
 /// Runs the program with the process's arguments.
@@ -62,6 +66,7 @@ pub fn main() -> ExitCode {
         Command::Passwd(args) => passwd::run(&args),
         Command::Test(args) => policy_test::run(&args),
         Command::Broker(args) => broker::run(&args),
+        Command::Serve(args) => serve::run(&args),
     };
     ExitCode::from(code)
 }

@@ -53,6 +53,9 @@ pub struct PolicyFiles {
     pub audit_log: Option<String>,
     /// `plugin_opt_mosquitto_version` (`2.0` or `2.1`), as written.
     pub mosquitto_version: Option<String>,
+    /// `plugin_opt_metrics_listen`: where the broker or plugin serves its counters (`mqtt-policy
+    /// serve`'s page shows them).
+    pub metrics_listen: Option<String>,
 }
 
 impl MosquittoConf {
@@ -131,6 +134,7 @@ impl MosquittoConf {
                         }
                         "audit_log" => files.audit_log = value,
                         "mosquitto_version" => files.mosquitto_version = value,
+                        "metrics_listen" => files.metrics_listen = value,
                         _ => {}
                     }
                 }

@@ -1,0 +1,78 @@
+//! `mqtt-policy serve`: the HTTP service over the policy (src/serve/).
+
+use clap::{ArgGroup, Args};
+
+use super::{EXIT_ERROR, EXIT_OK};
+use crate::enforce::live::PolicySource;
+use crate::policy::Semantics;
+use crate::serve::{serve, Options};
+
+/// Flags of `mqtt-policy serve`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("source").required(true).args(["acl_file", "config"])))]
+pub struct ServeArgs {
+    /// Take acl_file and password_file (and plugin_opt_audit_log, plugin_opt_metrics_listen) from this
+    /// mosquitto.conf; SIGHUP reads it again.
+    #[arg(short = 'c', long = "config", value_name = "mosquitto.conf")]
+    pub config: Option<String>,
+    /// The acl file (Mosquitto's acl_file format), instead of a config.
+    #[arg(long, value_name = "ACL", conflicts_with = "config")]
+    pub acl_file: Option<String>,
+    /// The password file (Mosquitto's password_file format), with --acl-file.
+    #[arg(long, value_name = "PW", requires = "acl_file")]
+    pub password_file: Option<String>,
+    /// The address to listen on. Only loopback addresses may be served without --credential-file.
+    #[arg(long, value_name = "ADDRESS:PORT", default_value = "127.0.0.1:9884")]
+    pub listen: String,
+    /// A file holding the token every request must carry (as `Authorization: Bearer TOKEN`, or as the
+    /// password of HTTP Basic authentication); required to listen on a non-loopback address.
+    #[arg(long, value_name = "FILE")]
+    pub credential_file: Option<String>,
+    /// The audit log whose denials the page lists (default: the config's plugin_opt_audit_log).
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<String>,
+    /// Decide as the acl_file of this Mosquitto release line: 2.0 or 2.1. Default: the config's
+    /// plugin_opt_mosquitto_version with -c, else 2.0.
+    #[arg(long, value_name = "2.0|2.1", value_parser = super::check::parse_semantics)]
+    pub mosquitto: Option<Semantics>,
+}
+
+/// Runs the service until SIGINT or SIGTERM; exit code 2 when it cannot start.
+pub fn run(args: &ServeArgs) -> u8 {
+    let source = match (&args.config, &args.acl_file) {
+        (Some(path), _) => PolicySource::Config {
+            path: path.clone(),
+            semantics: args.mosquitto,
+        },
+        (None, Some(acl)) => PolicySource::Files {
+            acl_file: acl.clone(),
+            password_file: args.password_file.clone(),
+            semantics: args.mosquitto.unwrap_or_default(),
+        },
+        (None, None) => unreachable!("clap requires --config or --acl-file"),
+    };
+    let options = Options {
+        source,
+        listen: args.listen.clone(),
+        credential_file: args.credential_file.clone(),
+        audit_log: args.audit_log.clone(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("mqtt-policy-serve")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mqtt-policy serve: cannot start the runtime: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    match runtime.block_on(serve(options)) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("mqtt-policy serve: {e}");
+            EXIT_ERROR
+        }
+    }
+}

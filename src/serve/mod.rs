@@ -1,0 +1,177 @@
+//! `mqtt-policy serve`: an HTTP/1.1 service (axum on tokio) over the policy in force.
+//!
+//! A thin front door: the files are loaded and reloaded by [`crate::enforce::live`] (all or nothing; a
+//! SIGHUP with a bad file keeps the old policy and says why), counted in [`crate::enforce::metrics`],
+//! and every answer is the engine's. Each group of endpoints is a module with a `routes()` function
+//! merged by [`router`]; nothing else knows its paths:
+//!
+//! * [`health`]: `GET /healthz`;
+//! * [`page`]: the read-only page at `/` and its JSON under `/page/api/`;
+//! * the authorization contracts of clustered brokers (`/emqx/...`, `/vernemq`, `/rabbitmq/...`,
+//!   `/go-auth/...`) go beside them, one module each, merged the same way.
+//!
+//! [`listen`] binds the address (refusing a non-loopback one without a credential) and [`auth`] checks
+//! the credential on every request but `/healthz`.
+
+use std::sync::Arc;
+
+use axum::Router;
+
+use crate::enforce::live::{Live, PolicySource};
+use crate::enforce::metrics::Metrics;
+
+pub mod auth;
+pub mod health;
+pub mod listen;
+pub mod page;
+
+/// What `serve` was asked to do.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Where the policy files come from.
+    pub source: PolicySource,
+    /// The address to listen on, as given (`ADDRESS:PORT`; port 0 picks a free port).
+    pub listen: String,
+    /// The file holding the credential clients must present (required for a non-loopback address).
+    pub credential_file: Option<String>,
+    /// The audit log to show denials from, overriding the config's `plugin_opt_audit_log`.
+    pub audit_log: Option<String>,
+}
+
+/// What every handler can reach: cheap to clone (one `Arc`).
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<Shared>);
+
+/// The state behind [`AppState`].
+#[derive(Debug)]
+pub struct Shared {
+    /// The policy in force (swapped whole on SIGHUP).
+    pub live: Live,
+    /// `--audit-log`, when given (else the config's, from [`Live::current`]).
+    pub audit_log: Option<String>,
+}
+
+impl AppState {
+    /// State over a policy already loaded.
+    pub fn new(live: Live, audit_log: Option<String>) -> AppState {
+        AppState(Arc::new(Shared { live, audit_log }))
+    }
+
+    /// The policy in force and how to reload it.
+    pub fn live(&self) -> &Live {
+        &self.0.live
+    }
+
+    /// The counters of this service.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        self.0.live.metrics()
+    }
+
+    /// The audit log whose denials the page shows: `--audit-log`, else the config's.
+    pub fn audit_log(&self) -> Option<String> {
+        self.0
+            .audit_log
+            .clone()
+            .or_else(|| self.0.live.current().audit_log.clone())
+    }
+}
+
+/// Every endpoint of the service, behind the credential check when there is a credential.
+pub fn router(state: AppState, credential: Option<auth::Credential>) -> Router {
+    let protected = Router::new().merge(page::routes());
+    let protected = match credential {
+        Some(c) => protected.layer(axum::middleware::from_fn_with_state(
+            Arc::new(c),
+            auth::require,
+        )),
+        None => protected,
+    };
+    Router::new()
+        .merge(health::routes())
+        .merge(protected)
+        .with_state(state)
+}
+
+/// Logs one line to stderr, prefixed with the program.
+pub fn log(message: &str) {
+    eprintln!("mqtt-policy serve: {message}");
+}
+
+/// Loads the policy, binds the address and serves until SIGINT or SIGTERM; SIGHUP reloads the
+/// policy. Errors at start name the file or the address.
+pub async fn serve(options: Options) -> Result<(), String> {
+    let credential = match &options.credential_file {
+        Some(path) => Some(auth::Credential::load(path)?),
+        None => None,
+    };
+    let metrics = Metrics::new();
+    let live = {
+        let source = options.source.clone();
+        tokio::task::spawn_blocking(move || Live::start(source, metrics))
+            .await
+            .map_err(|e| format!("loading the policy failed: {e}"))??
+    };
+    let loaded = live.current();
+    for w in &loaded.warnings {
+        log(&format!("warning: {w}"));
+    }
+    log(&loaded.describe());
+    drop(loaded);
+    let listener = listen::bind(&options.listen, credential.is_some())?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+    let state = AppState::new(live, options.audit_log.clone());
+    tokio::spawn(reload_on_sighup(state.clone())?);
+    let app = router(state, credential);
+    // Tests and scripts wait for this line (with port 0 it is the only way to learn the port).
+    log(&format!("listening on http://{addr}/"));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stopped()?)
+        .await
+        .map_err(|e| format!("serving on {addr} failed: {e}"))
+}
+
+/// A task that reloads the policy on each SIGHUP (off the runtime's threads: a big file takes a
+/// while), keeping the old policy when the new files do not load.
+fn reload_on_sighup(
+    state: AppState,
+) -> Result<impl std::future::Future<Output = ()> + Send + 'static, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+    Ok(async move {
+        while hup.recv().await.is_some() {
+            let s = state.clone();
+            match tokio::task::spawn_blocking(move || s.live().reload()).await {
+                Ok(Ok(loaded)) => {
+                    for w in &loaded.warnings {
+                        log(&format!("warning: {w}"));
+                    }
+                    log(&format!("SIGHUP: reloaded; {}", loaded.describe()));
+                }
+                Ok(Err(e)) => log(&format!(
+                    "SIGHUP: reload failed, the previous policy stays in force: {e}"
+                )),
+                Err(e) => log(&format!(
+                    "SIGHUP: reload failed, the previous policy stays in force: {e}"
+                )),
+            }
+        }
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+fn stopped() -> Result<impl std::future::Future<Output = ()> + Send + 'static, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        log("stopping");
+    })
+}
