@@ -124,7 +124,7 @@ def passwd_files():
     return files
 
 
-PASSWORDS = b"123456\nsecret\nsecret2\nadmin1234\nwrong\n"
+PASSWORDS = b"123456\nsecret\n"
 
 # ---------------------------------------------------------------- conf
 
