@@ -65,6 +65,7 @@ done
 run() {
     local t=$1 log=$out/logs/$1.log
     mkdir -p "$out/corpus/$t" "$out/artifacts/$t" "$out/logs"
+    rm -f "$log.summary"
     local args=(-artifact_prefix="$out/artifacts/$t/" -timeout=25 -rss_limit_mb=2048 -print_final_stats=1)
     local rc=0
     # Every file of both corpora is run once (libFuzzer's -runs=0 executes each input of the corpora
@@ -85,8 +86,8 @@ run() {
     "$bin/$t" "${args[@]}" -max_total_time="$seconds" "$out/corpus/$t" "fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
     local done_line execs per_s cov ft corp
     done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 || true)
-    execs=$(grep -oE 'stat::number_of_executed_units: [0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
-    per_s=$(grep -oE 'stat::average_exec_per_sec: [0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
+    execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
+    per_s=$(grep -oE 'stat::average_exec_per_sec: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo '?')
     cov=$(sed -nE 's/.* cov: ([0-9]+).*/\1/p' <<<"$done_line")
     ft=$(sed -nE 's/.* ft: ([0-9]+).*/\1/p' <<<"$done_line")
     corp=$(sed -nE 's/.* corp: ([0-9]+\/[0-9A-Za-z]+).*/\1/p' <<<"$done_line")
