@@ -18,6 +18,7 @@ export MOSQUITTO_21_INCLUDE_DIR
 export CARGO_TERM_COLOR=never
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path "$PWD/fuzz/Cargo.toml" -- --check
 echo "== cargo clippy"
 cargo clippy --release --all-targets -- -D warnings
 echo "== cargo build --release (plugin .so and the mqtt-policy program)"
