@@ -81,8 +81,7 @@ fn start(semantics: Semantics) -> Plugin {
     let passwd = dir.join("passwd");
     let sha = hash_password(b"pw1", HashKind::Sha512, None);
     let pbkdf2 = hash_password(b"pw", HashKind::Sha512Pbkdf2, Some(1));
-    std::fs::write(&passwd, format!("u1:{sha}\nadmin:{pbkdf2}\nu2:plain\n"))
-        .expect("the password file");
+    std::fs::write(&passwd, format!("u1:{sha}\nadmin:{pbkdf2}\n")).expect("the password file");
     let (acl, passwd) = (acl.to_str().unwrap(), passwd.to_str().unwrap());
     Plugin::start_as(
         [Some(("acl_file", acl)), Some(("password_file", passwd))],
