@@ -12,7 +12,9 @@
 #   - for the tests that build the vendored Mosquitto 2.0.22 / 2.1.2: cmake, OpenSSL's and cJSON's headers;
 #   - for the WebSocket tests: node and npm, and MQTT.js in tests/js/node_modules (`npm ci` from the
 #     committed package-lock.json, when tests/js/node_modules/mqtt is missing);
-#   - for the page's browser test: /usr/bin/chromium and /usr/bin/chromedriver.
+#   - for the page's browser test: /usr/bin/chromium and /usr/bin/chromedriver;
+#   - for the fuzz targets: a C++ compiler (libFuzzer); cargo-fuzz itself, a crate, is installed at its
+#     pinned version by scripts/fuzz.sh.
 # Rust crates come via cargo. The packages are named in one table below, each beside what it provides.
 #
 # Usage: bash scripts/install-deps.sh [--no-broker] [--check]
@@ -107,6 +109,8 @@ if [ "$tests" = 1 ]; then
     # WebDriver server.
     [ -x /usr/bin/chromium ] || want chromium "/usr/bin/chromium (the page's browser test)"
     [ -x /usr/bin/chromedriver ] || want chromium-driver "/usr/bin/chromedriver (drives chromium in the page's browser test)"
+    # The fuzz targets (scripts/fuzz.sh): libfuzzer-sys builds libFuzzer's C++ sources with c++.
+    have_cmd c++ || want g++ "a C++ compiler (c++, for libFuzzer in scripts/fuzz.sh)"
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

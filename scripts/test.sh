@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: format and lint checks, the engine's unit and property tests, and the tests
 # against the real Debian mosquitto 2.0.11 and the vendored 2.0.22 and 2.1.2 (with and without our plugin),
-# then the Debian package, installed and purged (scripts/test-package.sh, root). Installs what is missing first.
+# then the fuzz targets (corpora replayed, 30 s each: scripts/fuzz.sh) and the Debian package, installed and
+# purged (scripts/test-package.sh, root). Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,11 +18,16 @@ export MOSQUITTO_21_INCLUDE_DIR
 export CARGO_TERM_COLOR=never
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path "$PWD/fuzz/Cargo.toml" -- --check
 echo "== cargo clippy"
 cargo clippy --release --all-targets -- -D warnings
 echo "== cargo build --release (plugin .so and the mqtt-policy program)"
 cargo build --release
 echo "== cargo test --release"
 cargo test --release
+# Coverage-guided fuzzing (README.md, "Fuzzing"): every file of every corpus replayed, then each target
+# fuzzed for 30 s, two at a time; any crash fails the suite.
+echo "== scripts/fuzz.sh all 30 (replay the corpora, fuzz each target 30 s)"
+bash scripts/fuzz.sh all 30
 echo "== the Debian package: build, install, use, purge (scripts/test-package.sh, root)"
 bash scripts/test-package.sh

@@ -42,6 +42,12 @@ impl Argon2idHash {
         }
     }
 
+    /// Memory (KiB) times passes: what a verification costs (for the fuzz targets).
+    #[cfg(fuzzing)]
+    pub fn work(&self) -> u64 {
+        u64::from(self.params.m_cost()) * u64::from(self.params.t_cost())
+    }
+
     /// The salt's length in bytes.
     #[cfg(test)]
     pub fn salt_len(&self) -> usize {

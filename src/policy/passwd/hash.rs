@@ -238,6 +238,17 @@ impl StoredHash {
         }
     }
 
+    /// Roughly how long [`StoredHash::verify`] takes, in SHA-512 compressions or argon2 KiB-passes
+    /// (for the fuzz targets, which only verify against cheap entries).
+    #[cfg(fuzzing)]
+    pub fn work(&self) -> u64 {
+        match self {
+            StoredHash::Sha512 { .. } => 1,
+            StoredHash::Pbkdf2 { iterations, .. } => u64::from(*iterations),
+            StoredHash::Argon2id(h) => h.work(),
+        }
+    }
+
     /// Whether Mosquitto 2.0's own `password_file` would accept this entry (12-byte salt, `$6$`/`$7$`).
     pub fn mosquitto_20_reads_it(&self) -> bool {
         match self {

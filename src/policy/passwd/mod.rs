@@ -770,8 +770,14 @@ fn burn_like_a_default_hash(password: &[u8]) {
     std::hint::black_box(bool::from(matched));
 }
 
-#[cfg(test)]
-mod reference;
+// The model the compact one replaced, kept to compare against: by the tests, and by the fuzz targets
+// (`fuzz/`, built with `--cfg fuzzing`), which also get a way to decode and check one hash field.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod reference;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
