@@ -43,7 +43,7 @@ pub struct Loaded {
     /// The compiled acl file.
     pub acl: Policy,
     /// The password file, when one is configured.
-    pub passwords: Option<PasswordFile>,
+    pub passwords: Option<Arc<PasswordFile>>,
     /// The acl file's path.
     pub acl_file: String,
     /// The password file's path, when one is configured.
@@ -113,7 +113,7 @@ impl Loaded {
             Some(path) => {
                 let p = crate::load::load_passwords(path).map_err(|e| e.to_string())?;
                 warnings.extend(p.warning_lines());
-                Some(p)
+                Some(Arc::new(p))
             }
             None => None,
         };
