@@ -61,7 +61,9 @@ pub struct Authorizer {
 
 impl std::fmt::Debug for Authorizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authorizer").field("pool", &self.pool).finish()
+        f.debug_struct("Authorizer")
+            .field("pool", &self.pool)
+            .finish()
     }
 }
 
@@ -146,9 +148,7 @@ impl Authorizer {
         if decision.is_allowed() {
             return;
         }
-        let explanation = loaded
-            .acl
-            .explain_decision(client, topic, access, decision);
+        let explanation = loaded.acl.explain_decision(client, topic, access, decision);
         self.write(
             AuditRecord::acl(SystemTime::now(), address, explanation)
                 .with_semantics(loaded.semantics),

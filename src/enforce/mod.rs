@@ -7,8 +7,8 @@
 //! contracts ([`authorize`]).
 
 pub mod answer;
-pub mod authorize;
 pub mod audit_sink;
+pub mod authorize;
 pub mod file_modes;
 pub mod live;
 pub mod logins;

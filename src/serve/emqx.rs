@@ -129,7 +129,10 @@ struct Authz {
 
 async fn authz(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, Reject> {
     let req: Authz = input::json(&body)?;
-    let client = ClientRef::from_names(input::non_empty(req.username.as_deref()), Some(&req.clientid));
+    let client = ClientRef::from_names(
+        input::non_empty(req.username.as_deref()),
+        Some(&req.clientid),
+    );
     let loaded = state.live().current();
     let address = req.peerhost.as_deref();
     let authorizer = state.authorizer();

@@ -145,8 +145,10 @@ async fn acl(
     let client = ClientRef::from_names(input::non_empty(Some(&req.username)), Some(&req.clientid));
     let loaded = state.live().current();
     let authorizer = state.authorizer();
-    let allowed = accesses
-        .iter()
-        .all(|&a| authorizer.decide(&loaded, client, &req.topic, a, None).is_allowed());
+    let allowed = accesses.iter().all(|&a| {
+        authorizer
+            .decide(&loaded, client, &req.topic, a, None)
+            .is_allowed()
+    });
     Ok(answer(query.as_deref(), allowed))
 }

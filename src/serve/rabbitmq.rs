@@ -103,7 +103,11 @@ struct Vhost {
     vhost: String,
 }
 
-async fn vhost(method: Method, RawQuery(query): RawQuery, body: Bytes) -> Result<&'static str, Reject> {
+async fn vhost(
+    method: Method,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<&'static str, Reject> {
     let _: Vhost = params(&method, query, &body)?;
     Ok("allow")
 }

@@ -401,9 +401,7 @@ impl Policy {
         let near_misses = match decision.reason {
             Reason::NoRuleMatched
             | Reason::SubscriptionNeverDelivers
-            | Reason::SubscriptionNotWhollyReadable => {
-                self.near_misses(client, topic_name, access)
-            }
+            | Reason::SubscriptionNotWhollyReadable => self.near_misses(client, topic_name, access),
             _ => Vec::new(),
         };
         Explanation {

@@ -15,5 +15,5 @@ pub use explain::{
 };
 pub use parse::{parse_acl, parse_acl_as, AclError, AclErrorKind, AclFile, AclWarning};
 pub use policy::{broker_rules, Policy};
-pub use strict::{EffectiveRule, EffectiveRules};
 pub use rule::{substitute, substitute_into, Permission, Rule, RuleList};
+pub use strict::{EffectiveRule, EffectiveRules};

@@ -68,11 +68,7 @@ impl Policy {
         if !topic::has_wildcard(filter) {
             // One topic: the subscription delivers exactly what reading it would.
             let read = self.decide(client, filter, Access::Read);
-            return if read.is_allowed() {
-                lenient
-            } else {
-                read
-            };
+            return if read.is_allowed() { lenient } else { read };
         }
         let (own, patterns) = self.applicable_rules(client);
         let intersects_deny = |list: &[(crate::policy::RuleId, String)]| {
@@ -83,7 +79,8 @@ impl Policy {
         let covering_grant = |list: &[(crate::policy::RuleId, String)]| {
             list.iter()
                 .find(|(id, f)| {
-                    self.rule(*id).permission.grants(Access::Read) && topic::filter_covers(f, filter)
+                    self.rule(*id).permission.grants(Access::Read)
+                        && topic::filter_covers(f, filter)
                 })
                 .map(|(id, _)| *id)
         };
