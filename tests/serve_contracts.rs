@@ -409,3 +409,41 @@ fn decisions_are_counted_and_a_sighup_changes_them() {
     assert_eq!(publish(&mut c), "deny");
     assert!(s.stop());
 }
+
+#[test]
+fn connections_are_bounded_and_stalled_clients_are_closed() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let s = start(&["--max-connections", "2", "--idle-timeout", "1"]);
+    let started = Instant::now();
+    // Two clients that connect and stall: one sends nothing, one half a request.
+    let mut silent = std::net::TcpStream::connect(s.addr).unwrap();
+    let mut half = std::net::TcpStream::connect(s.addr).unwrap();
+    half.write_all(b"POST /emqx/authz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    // A third waits for a place: it is answered once a stalled one is closed.
+    let mut c = Client::connect(s.addr);
+    let a = c.post_json(
+        "/emqx/authz",
+        &json!({"username": "user1", "clientid": "c1", "topic": "a/b/c/user1", "action": "publish"}),
+        &[],
+    );
+    assert_eq!(a.json()["result"], "allow");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "answered after {:?}, before any stalled connection was closed",
+        started.elapsed()
+    );
+    for stalled in [&mut silent, &mut half] {
+        stalled
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0u8; 256];
+        // Closed by the service: EOF (or a reset), not the 10 s read timeout.
+        match stalled.read(&mut buf) {
+            Ok(_) => {}
+            Err(e) => assert_ne!(e.kind(), std::io::ErrorKind::WouldBlock, "{e}"),
+        }
+    }
+    assert!(started.elapsed() < Duration::from_secs(9));
+}

@@ -204,6 +204,11 @@ fn every_contract_decides_the_generated_cases_as_the_engine() {
         disagreements.is_empty(),
         "{} disagreements; the first:\n{}",
         disagreements.len(),
-        disagreements.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
+        disagreements
+            .iter()
+            .take(5)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }

@@ -45,6 +45,13 @@ pub struct ServeArgs {
     /// nothing is cached, so a SIGHUP changes every next decision.
     #[arg(long, value_name = "SECONDS")]
     pub cache_max_age: Option<u32>,
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long, value_name = "N", default_value_t = crate::serve::bounded::MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Close a connection on which nothing is read or written for this many seconds (slow clients,
+    /// idle keep-alive connections).
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::serve::bounded::IDLE_TIMEOUT.as_secs())]
+    pub idle_timeout: u64,
 }
 
 fn parse_subscribe(word: &str) -> Result<SubscribeMode, String> {
@@ -72,6 +79,8 @@ pub fn run(args: &ServeArgs) -> u8 {
         audit_log: args.audit_log.clone(),
         subscribe: args.subscribe,
         cache_max_age: args.cache_max_age,
+        max_connections: args.max_connections.max(1),
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout.max(1)),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

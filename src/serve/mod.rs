@@ -13,8 +13,9 @@
 //!   (`/rabbitmq/{user,vhost,resource,topic}`) and [`go_auth`] (`/go-auth/{user,superuser,acl}`), their
 //!   bodies read by [`input`] (size-limited, `400` naming what is wrong).
 //!
-//! [`listen`] binds the address (refusing a non-loopback one without a credential) and [`auth`] checks
-//! the credential on every request but `/healthz`.
+//! [`listen`] binds the address (refusing a non-loopback one without a credential), [`bounded`] bounds
+//! the connections (how many at once, how long idle) and [`auth`] checks the credential on every
+//! request but `/healthz`.
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ use crate::enforce::live::{Live, PolicySource};
 use crate::enforce::metrics::Metrics;
 
 pub mod auth;
+pub mod bounded;
 pub mod emqx;
 pub mod go_auth;
 pub mod health;
@@ -49,6 +51,10 @@ pub struct Options {
     pub subscribe: SubscribeMode,
     /// `--cache-max-age`: seconds a broker may cache a positive answer (VerneMQ's `Cache-Control`).
     pub cache_max_age: Option<u32>,
+    /// Connections served at once ([`bounded`]).
+    pub max_connections: usize,
+    /// A connection without traffic this long is closed ([`bounded`]).
+    pub idle_timeout: std::time::Duration,
 }
 
 /// What every handler can reach: cheap to clone (one `Arc`).
@@ -178,6 +184,7 @@ pub async fn serve(options: Options) -> Result<(), String> {
     let app = router(state, credential);
     // Tests and scripts wait for this line (with port 0 it is the only way to learn the port).
     log(&format!("listening on http://{addr}/"));
+    let listener = bounded::Bounded::new(listener, options.max_connections, options.idle_timeout);
     axum::serve(listener, app)
         .with_graceful_shutdown(stopped()?)
         .await
