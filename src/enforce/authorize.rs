@@ -54,7 +54,10 @@ impl AuditLog for Stderr {
 /// The shared decision state of the service (see the module documentation).
 pub struct Authorizer {
     metrics: Arc<Metrics>,
-    audit: Mutex<AuditSink>,
+    /// The audit log's path (`None`: stderr), opened at the first record: a service that refused
+    /// nothing leaves no file behind (the page says "no audit log yet").
+    audit_path: Option<String>,
+    audit: Mutex<Option<AuditSink>>,
     logins: Mutex<LoginCache>,
     pool: VerifyPool,
 }
@@ -68,19 +71,30 @@ impl std::fmt::Debug for Authorizer {
 }
 
 impl Authorizer {
-    /// Opens the audit log (`None`: stderr) and starts the password workers. The error names the file.
+    /// Checks that the audit log (`None`: stderr) can be written where it is, and starts the password
+    /// workers. The error names the file.
     pub fn start(metrics: Arc<Metrics>, audit_log: Option<&str>) -> Result<Authorizer, String> {
-        let audit = AuditSink::open(audit_log).map_err(|e| {
-            format!(
-                "cannot open the audit log {}: {e}",
-                audit_log.unwrap_or_default()
-            )
-        })?;
+        if let Some(path) = audit_log {
+            let p = std::path::Path::new(path);
+            let writable = if p.exists() {
+                std::fs::OpenOptions::new().append(true).open(p).map(drop)
+            } else {
+                match p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    Some(dir) if !dir.is_dir() => Err(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("no directory {}", dir.display()),
+                    )),
+                    _ => Ok(()),
+                }
+            };
+            writable.map_err(|e| format!("cannot write the audit log {path}: {e}"))?;
+        }
         let pool = VerifyPool::per_core("mqtt-policy-serve-verify")
             .map_err(|e| format!("cannot start the password workers: {e}"))?;
         Ok(Authorizer {
             metrics,
-            audit: Mutex::new(audit),
+            audit_path: audit_log.map(str::to_owned),
+            audit: Mutex::new(None),
             logins: Mutex::new(LoginCache::new()),
             pool,
         })
@@ -88,15 +102,34 @@ impl Authorizer {
 
     /// Reopens the audit log (after a SIGHUP, for log rotation).
     pub fn reopen_audit(&self) {
-        self.lock_audit().reopen(&Stderr);
+        if let Some(sink) = self.lock_audit().as_mut() {
+            sink.reopen(&Stderr);
+        }
     }
 
-    fn lock_audit(&self) -> std::sync::MutexGuard<'_, AuditSink> {
+    fn lock_audit(&self) -> std::sync::MutexGuard<'_, Option<AuditSink>> {
         self.audit.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn write(&self, record: AuditRecord) {
-        self.lock_audit().write(&Stderr, &record);
+        let mut sink = self.lock_audit();
+        if sink.is_none() {
+            match AuditSink::open(self.audit_path.as_deref()) {
+                Ok(opened) => *sink = Some(opened),
+                Err(e) => {
+                    // Not lost: to stderr, with why (the next record tries the file again).
+                    Stderr.error(&format!(
+                        "cannot open the audit log {}: {e}",
+                        self.audit_path.as_deref().unwrap_or_default()
+                    ));
+                    Stderr.record(&record.to_json());
+                    return;
+                }
+            }
+        }
+        if let Some(sink) = sink.as_mut() {
+            sink.write(&Stderr, &record);
+        }
     }
 
     /// Decides `access` (read or write) to `topic`, as the plugin does: counted, and audited when
