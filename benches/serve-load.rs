@@ -15,7 +15,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 fn request(addr: &str, n: usize) -> Vec<u8> {
-    let topic = if n % 2 == 0 {
+    let topic = if n.is_multiple_of(2) {
         "a/b/c/user1"
     } else {
         "a/b/c/admin"

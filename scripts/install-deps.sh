@@ -12,7 +12,8 @@
 #   - for the tests that build the vendored Mosquitto 2.0.22 / 2.1.2: cmake, OpenSSL's and cJSON's headers;
 #   - for the WebSocket tests: node and npm, and MQTT.js in tests/js/node_modules (`npm ci` from the
 #     committed package-lock.json, when tests/js/node_modules/mqtt is missing);
-#   - for the page's browser test: /usr/bin/chromium and /usr/bin/chromedriver.
+#   - for the page's browser test: /usr/bin/chromium and /usr/bin/chromedriver;
+#   - for the live RabbitMQ cluster test: /usr/lib/rabbitmq/bin/rabbitmq-server and ss.
 # Rust crates come via cargo. The packages are named in one table below, each beside what it provides.
 #
 # Usage: bash scripts/install-deps.sh [--no-broker] [--check]
@@ -107,6 +108,11 @@ if [ "$tests" = 1 ]; then
     # WebDriver server.
     [ -x /usr/bin/chromium ] || want chromium "/usr/bin/chromium (the page's browser test)"
     [ -x /usr/bin/chromedriver ] || want chromium-driver "/usr/bin/chromedriver (drives chromium in the page's browser test)"
+    # The live RabbitMQ cluster test (tests/serve_rabbitmq_cluster.rs, scripts/rabbitmq-cluster.sh) runs
+    # this path (with its rabbitmq_mqtt and rabbitmq_auth_backend_http plugins, both in the package) and
+    # finds its epmd's pid with ss.
+    [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || want rabbitmq-server "/usr/lib/rabbitmq/bin/rabbitmq-server (the live RabbitMQ cluster test)"
+    have_cmd ss || want iproute2 "ss (the RabbitMQ cluster test stops the epmd it started)"
 fi
 
 if [ ${#need[@]} -gt 0 ]; then
