@@ -6,6 +6,7 @@
 //!   built-in checks, as the reference describes it.
 //! * [`differential`]: generated acl files and cases; the engine must decide exactly as mosquitto does.
 //! * [`every_version`]: the plugin on every release (tutorial over TLS, reduced differential).
+//! * [`password_versions`]: password files each release reads its own way (2.1 refuses what 2.0 drops).
 
 mod delayed_auth;
 mod differential;
@@ -13,6 +14,7 @@ mod every_version;
 mod lint_claims;
 mod metrics;
 mod passwd_interop;
+mod password_versions;
 mod plugin;
 mod support;
 mod tutorial_builtin;

@@ -162,3 +162,16 @@ if ! have_cmd cargo; then
     echo "mqtt-policy: cargo not found. Install a Rust toolchain (1.90 or newer), e.g. with rustup, then rerun." >&2
     exit 1
 fi
+# The compiler cargo will run (rust-version in Cargo.toml): an older one fails deep in a dependency's build
+# with an unrelated-looking error, so say it here.
+min_rust=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' "$root/Cargo.toml")
+rustc_version=$(rustc --version 2>/dev/null | awk '{print $2}')
+if [ -z "$rustc_version" ]; then
+    echo "mqtt-policy: rustc not found beside cargo. Install a Rust toolchain ($min_rust or newer), then rerun." >&2
+    exit 1
+fi
+if [ "$(printf '%s\n%s\n' "$min_rust" "${rustc_version%%-*}" | sort -V | head -n1)" != "$min_rust" ]; then
+    echo "mqtt-policy: rustc $rustc_version is older than $min_rust (Cargo.toml's rust-version)." \
+        "Update the toolchain (rustup update stable), then rerun." >&2
+    exit 1
+fi

@@ -48,37 +48,108 @@ pub fn load_conf(path: &str) -> Result<MosquittoConf, ConfError> {
     MosquittoConf::parse(path, &bytes)
 }
 
-/// Why a password file could not be read.
+/// Why a password file could not be loaded.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("Unable to open password file \"{path}\": {reason}")]
-pub struct PasswordLoadError {
-    /// The file name as given.
-    pub path: String,
-    /// What the operating system said.
-    pub reason: String,
+pub enum PasswordLoadError {
+    /// The file could not be opened or read.
+    #[error("Unable to open password file \"{path}\": {reason}")]
+    Unreadable {
+        /// The file name as given.
+        path: String,
+        /// What the operating system said.
+        reason: String,
+    },
+    /// Mosquitto 2.1's reading of the file refuses it as a whole ([`PasswordFile::refusal`]).
+    #[error("{path}:{line}: {message}; Mosquitto 2.1 refuses the whole file, and so do we with its semantics")]
+    Refused {
+        /// The file name as given.
+        path: String,
+        /// The first line 2.1 refuses.
+        line: u32,
+        /// What is wrong there and what was expected.
+        message: String,
+    },
 }
 
-/// Reads and parses the password file at `path`. A missing or unreadable file is an error naming it; the
-/// contents never are (unusable lines become [`PasswordFile::warnings`], as Mosquitto drops them).
+impl PasswordLoadError {
+    /// What is wrong, without the file name (for callers that name the file themselves).
+    pub fn reason(&self) -> String {
+        match self {
+            PasswordLoadError::Unreadable { reason, .. } => reason.clone(),
+            PasswordLoadError::Refused { line, message, .. } => format!(
+                "line {line}: {message}; Mosquitto 2.1 refuses the whole file, and so do we with its semantics"
+            ),
+        }
+    }
+}
+
+/// Reads and parses the password file at `path` as Mosquitto 2.0 does. A missing or unreadable file is an
+/// error naming it; the contents never are (unusable lines become [`PasswordFile::warnings`], as
+/// Mosquitto drops them).
 ///
 /// The file is read in pieces, so that only the parsed entries are ever in memory, never the file whole.
 pub fn load_passwords(path: &str) -> Result<PasswordFile, PasswordLoadError> {
-    read_passwords(path, PasswordFile::builder(path))
+    load_passwords_as(path, Semantics::Mosquitto20)
+}
+
+/// [`load_passwords`] as Mosquitto `semantics` reads the file: with 2.1's, a file that 2.1's password-file
+/// plugin refuses as a whole is an error naming the first line it refuses.
+pub fn load_passwords_as(
+    path: &str,
+    semantics: Semantics,
+) -> Result<PasswordFile, PasswordLoadError> {
+    read_passwords(path, PasswordFile::builder_as(path, semantics))
+}
+
+/// Reads the password file as Mosquitto `semantics` does without turning 2.1's refusal of the whole file
+/// into an error: the [`PasswordFile::refusal`] is left for the caller to report (`lint` does).
+pub fn read_passwords_as(
+    path: &str,
+    semantics: Semantics,
+) -> Result<PasswordFile, PasswordLoadError> {
+    read_password_pieces(path, PasswordFile::builder_as(path, semantics))
 }
 
 /// [`load_passwords`], keeping only the lines of `username`: what answering for one user needs, in
 /// little memory however large the file is.
 pub fn load_passwords_of(path: &str, username: &str) -> Result<PasswordFile, PasswordLoadError> {
-    read_passwords(path, PasswordFile::builder(path).only_user(username))
+    load_passwords_of_as(path, username, Semantics::Mosquitto20)
+}
+
+/// [`load_passwords_of`] as Mosquitto `semantics` reads the file (see [`load_passwords_as`]).
+pub fn load_passwords_of_as(
+    path: &str,
+    username: &str,
+    semantics: Semantics,
+) -> Result<PasswordFile, PasswordLoadError> {
+    read_passwords(
+        path,
+        PasswordFile::builder_as(path, semantics).only_user(username),
+    )
 }
 
 fn read_passwords(
+    path: &str,
+    builder: PasswordFileBuilder,
+) -> Result<PasswordFile, PasswordLoadError> {
+    let file = read_password_pieces(path, builder)?;
+    match file.refusal() {
+        Some(refusal) => Err(PasswordLoadError::Refused {
+            path: path.to_owned(),
+            line: refusal.line,
+            message: refusal.message.clone(),
+        }),
+        None => Ok(file),
+    }
+}
+
+fn read_password_pieces(
     path: &str,
     mut builder: PasswordFileBuilder,
 ) -> Result<PasswordFile, PasswordLoadError> {
     use std::io::Read;
     const PIECE: usize = 1 << 20;
-    let error = |e: std::io::Error| PasswordLoadError {
+    let error = |e: std::io::Error| PasswordLoadError::Unreadable {
         path: path.to_owned(),
         reason: e.to_string(),
     };

@@ -229,3 +229,36 @@ fn a_config_chooses_the_semantics_with_plugin_opt_mosquitto_version() {
     ]);
     assert_eq!(code, 1, "{out}");
 }
+
+#[test]
+fn with_mosquitto_2_1_a_password_file_2_1_refuses_is_an_error_naming_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let acl = write(dir.path(), "acl.txt", TUTORIAL_ACL);
+    let pw = write(
+        dir.path(),
+        "users.txt",
+        "user1:$7$101$gyUWg1PAKh6oLPFM$ZRACxOfYG9SEkG993VKMGjAsJZZ0iSKfipVHC/OX+rjp7/JOEqzJ06xx6z9xkqxSyqZz0UltLO+dx2VHescOCw==\nbob:plain\n",
+    );
+    let args = |version: &'static str| {
+        check(&[
+            "--acl-file",
+            &acl,
+            "--password-file",
+            &pw,
+            "--user",
+            "user1",
+            "--write",
+            "a/b/c/user1",
+            "--mosquitto",
+            version,
+        ])
+    };
+    // 2.0 drops the plaintext line and answers.
+    let (code, out, err) = args("2.0");
+    assert_eq!(code, 0, "{out}{err}");
+    // 2.1 refuses the whole file: exit 2, the file and line named.
+    let (code, out, err) = args("2.1");
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains(&format!("{pw}:2:")), "{err}");
+    assert!(err.contains("not hashed"), "{err}");
+}

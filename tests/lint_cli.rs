@@ -334,3 +334,23 @@ fn json_carries_code_severity_message_hint_and_counts() {
     assert_eq!(v["counts"]["warning"], 1);
     assert_eq!(v["semantics"], "mosquitto-2.0");
 }
+
+#[test]
+fn with_mosquitto_2_1_the_line_that_makes_2_1_refuse_the_password_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = write(
+        dir.path(),
+        "users.txt",
+        format!("user1:{HASH_20}\nuser2:{HASH_20}\nuser1:{HASH_20}\n").as_bytes(),
+        0o600,
+    );
+    let (code, findings) = json_findings(&["--password-file", &pw, "--mosquitto", "2.1"]);
+    assert_eq!(code, 1);
+    assert!(
+        findings.contains(&(3, "password-file-refused-by-mosquitto-2.1".to_owned())),
+        "{findings:?}"
+    );
+    // With 2.0's reading the same file only has a duplicate (the later line counts).
+    let (_, findings) = json_findings(&["--password-file", &pw, "--deny", "info"]);
+    assert_eq!(findings, [(3, "password-duplicate".to_owned())]);
+}

@@ -99,6 +99,31 @@ fn a_file_that_cannot_be_loaded_stops_the_start_naming_it() {
     );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains(&format!("{d}/nope.txt")), "{err}");
+    // A password file Mosquitto 2.1 refuses as a whole (a plaintext entry), with 2.1's semantics;
+    // 2.0 drops the line and starts.
+    std::fs::write(dir.path().join("users.txt"), "user1:plaintext\n").unwrap();
+    let files = [
+        "--acl-file",
+        "{dir}/acl.txt",
+        "--password-file",
+        "{dir}/users.txt",
+    ];
+    let (code, err) = serve_fails(
+        dir.path(),
+        &[
+            &files[..],
+            &["--listen", "127.0.0.1:0", "--mosquitto", "2.1"],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("{d}/users.txt:1")), "{err}");
+    let s = Serve::start_in(
+        dir.path(),
+        &[&files[..], &["--listen", "127.0.0.1:0"]].concat(),
+    );
+    assert_eq!(s.get("/healthz", &[]).0, 200);
+    drop(s);
     // A missing config.
     let (code, err) = serve_fails(
         dir.path(),

@@ -150,7 +150,10 @@ async fn the_page_answers_a_question_and_lists_a_real_denial_in_chromium() {
     let c = match session {
         Ok(c) => c,
         Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
-            println!(
+            // Straight to stderr, past the test harness's capture, so that the skip is seen.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
                 "SKIPPED: chromium cannot start a session on this machine (not a CI run): {e}"
             );
             return;

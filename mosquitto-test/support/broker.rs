@@ -141,6 +141,41 @@ impl MosquittoBroker {
         }
     }
 
+    /// Starts mosquitto `version` like [`MosquittoBroker::start_on`] and returns it running, or how it
+    /// ended if it refused to start (exited before listening).
+    pub fn try_start_on(
+        version: Version,
+        config_body: &str,
+        files: &[(&str, &[u8])],
+    ) -> Result<MosquittoBroker, Exited> {
+        for _ in 0..PORT_ATTEMPTS {
+            let port = free_port();
+            let prepared = prepare(port, config_body, files);
+            let mut child = spawn(version, &prepared);
+            match wait_listening(&mut child, port) {
+                Ok(()) => {
+                    return Ok(MosquittoBroker {
+                        child,
+                        port,
+                        dir: prepared.dir,
+                        version,
+                    })
+                }
+                Err(status) => {
+                    let log = read_lossy(&prepared.log);
+                    if log.contains("Address already in use") {
+                        continue;
+                    }
+                    return Err(Exited {
+                        code: status.code(),
+                        log,
+                    });
+                }
+            }
+        }
+        panic!("mosquitto could not find a free port in {PORT_ATTEMPTS} attempts");
+    }
+
     /// The release running.
     pub fn version(&self) -> Version {
         self.version

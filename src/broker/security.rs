@@ -81,7 +81,10 @@ impl Security {
             None => None,
         };
         let passwords = match &config.password_file {
-            Some(path) => Some(crate::load::load_passwords(path).map_err(|e| e.to_string())?),
+            Some(path) => Some(
+                crate::load::load_passwords_as(path, config.semantics)
+                    .map_err(|e| e.to_string())?,
+            ),
             None => None,
         };
         let mut security = Security::new(acl, passwords, config.allow_anonymous);

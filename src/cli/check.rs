@@ -139,7 +139,7 @@ pub fn run(args: &CheckArgs) -> u8 {
     let user = args.user.as_deref().filter(|u| !u.is_empty());
     let login = match password_path
         .as_deref()
-        .map(|path| load::load_passwords_of(path, user.unwrap_or_default()))
+        .map(|path| load::load_passwords_of_as(path, user.unwrap_or_default(), semantics))
     {
         None => None,
         Some(Ok(file)) => {

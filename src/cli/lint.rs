@@ -115,7 +115,9 @@ fn findings(args: &LintArgs) -> Result<(Vec<Finding>, Semantics), String> {
         ));
     }
     let passwords = match &sources.password_file {
-        Some(path) => Some(load::load_passwords(path).map_err(|e| e.to_string())?),
+        Some(path) => {
+            Some(load::read_passwords_as(path, sources.semantics).map_err(|e| e.to_string())?)
+        }
         None => None,
     };
     let mut found = match &sources.acl_file {

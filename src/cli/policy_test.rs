@@ -143,7 +143,7 @@ fn run_file(args: &TestArgs, path: &str) -> Result<(usize, usize), String> {
     };
     let policy = load::load_policy_as(&acl_path, sources.semantics).map_err(|e| e.to_string())?;
     let passwords = match &sources.password_file {
-        Some(p) => Some(load::load_passwords(p).map_err(|e| e.to_string())?),
+        Some(p) => Some(load::load_passwords_as(p, sources.semantics).map_err(|e| e.to_string())?),
         None => None,
     };
     println!(

@@ -102,24 +102,36 @@ impl Loaded {
                 )
             }
         };
-        let file = crate::load::load_acl_as(&acl_file, semantics).map_err(|e| e.to_string())?;
-        let mut warnings: Vec<String> = file
-            .warnings
-            .iter()
-            .map(|w| format!("{acl_file}:{}: warning: {}", w.line, w.message))
-            .collect();
-        let acl = Policy::compile(file);
-        let passwords = match &password_file {
-            Some(path) => {
-                let p = crate::load::load_passwords(path).map_err(|e| e.to_string())?;
-                warnings.extend(p.warning_lines());
-                Some(Arc::new(p))
-            }
-            None => None,
-        };
+        // The three reads are independent: on two cores, a large password file loads while the acl
+        // compiles, and the fingerprint hashes both meanwhile.
+        let (acl, passwords, fingerprint) = std::thread::scope(|s| {
+            let passwords = s.spawn(|| {
+                password_file
+                    .as_deref()
+                    .map(|path| crate::load::load_passwords_as(path, semantics))
+                    .transpose()
+            });
+            let fingerprint = s.spawn(|| fingerprint(Some(&acl_file), password_file.as_deref()));
+            let acl = crate::load::load_acl_as(&acl_file, semantics);
+            let acl = acl.map(|file| {
+                let warnings: Vec<String> = file
+                    .warnings
+                    .iter()
+                    .map(|w| format!("{acl_file}:{}: warning: {}", w.line, w.message))
+                    .collect();
+                (Policy::compile(file), warnings)
+            });
+            (acl, joined(passwords.join()), joined(fingerprint.join()))
+        });
+        let (acl, mut warnings) = acl.map_err(|e| e.to_string())?;
+        let passwords = passwords.map_err(|e| e.to_string())?;
+        if let Some(p) = &passwords {
+            warnings.extend(p.warning_lines());
+        }
+        let passwords = passwords.map(Arc::new);
         Ok(Loaded {
             hits: Arc::new(RuleHits::new(Some(&acl))),
-            fingerprint: fingerprint(Some(&acl_file), password_file.as_deref()),
+            fingerprint,
             acl,
             passwords,
             acl_file,
@@ -145,6 +157,11 @@ impl Loaded {
             self.semantics
         )
     }
+}
+
+/// A scoped thread's result; its panic, if it panicked, goes on in the caller.
+fn joined<T>(result: std::thread::Result<T>) -> T {
+    result.unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
 /// `1 rule`, `2 rules`.

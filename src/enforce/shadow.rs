@@ -105,10 +105,10 @@ impl Shadow {
             None => None,
         };
         let passwords = match password_file {
-            Some(path) => Some(Arc::new(crate::load::load_passwords(path).map_err(|e| {
+            Some(path) => Some(Arc::new(crate::load::load_passwords_as(path, semantics).map_err(|e| {
                 format!(
                     "cannot read the shadow password file {path:?} (plugin_opt_shadow_password_file): {}",
-                    e.reason
+                    e.reason()
                 )
             })?)),
             None => None,

@@ -118,6 +118,42 @@ pub(crate) fn mosquitto_lines_from(
     buffer: usize,
     first_line: u32,
 ) -> (Vec<CLine<'_>>, Option<Cut>) {
+    read_lines(bytes, semantics, buffer, first_line, None)
+}
+
+/// The lines Mosquitto 2.1's password-file plugin is handed for the rest of a file (as
+/// [`mosquitto_lines_from`]), the lines it skips, and where its reader stops short.
+///
+/// Its loop differs from the acl reader's: it runs `while(!feof(file))` and skips a line the reader
+/// rejects for an embedded NUL, where the acl reader stops at it. So a line with a NUL byte is skipped
+/// and reading goes on, unless it is the last line without a `\n`, which is read up to the NUL. (What
+/// "a line" is here is one call of the reader: a NUL line longer than the buffer is rejected one
+/// buffer's worth at a time, and the rest of it is read as the next line, as Mosquitto does.)
+pub(crate) fn password_lines_21(
+    bytes: &[u8],
+    buffer: usize,
+    first_line: u32,
+) -> (Vec<CLine<'_>>, Vec<u32>, Option<Cut>) {
+    let mut skipped = Vec::new();
+    let (lines, cut) = read_lines(
+        bytes,
+        Semantics::Mosquitto21,
+        buffer,
+        first_line,
+        Some(&mut skipped),
+    );
+    (lines, skipped, cut)
+}
+
+/// The model of the reader. With `skip_nul_lines`, a call that the 2.1 reader rejects for an embedded
+/// NUL is recorded there (its first line number) and reading goes on; without, reading stops there.
+fn read_lines<'a>(
+    bytes: &'a [u8],
+    semantics: Semantics,
+    buffer: usize,
+    first_line: u32,
+    mut skip_nul_lines: Option<&mut Vec<u32>>,
+) -> (Vec<CLine<'a>>, Option<Cut>) {
     let mut lines = Vec::new();
     let mut buffer = buffer;
     let mut pos = 0;
@@ -187,6 +223,11 @@ pub(crate) fn mosquitto_lines_from(
             }
             // 2.1: a C string shorter than what fgets filled means an embedded NUL: stop reading.
             if semantics == Semantics::Mosquitto21 && c_end - start + 1 < buffer {
+                if let Some(skipped) = skip_nul_lines.as_deref_mut() {
+                    // The password plugin's loop goes on with what follows this call's bytes.
+                    skipped.push(start_line);
+                    break;
+                }
                 let nul = nul_at.expect("a short C string has a NUL");
                 return (lines, Some(nul_cut(bytes, nul, false)));
             }
@@ -346,6 +387,52 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn the_2_1_password_reader_skips_a_nul_line_and_reads_on() {
+        let texts = |bytes: &'static [u8]| {
+            let (lines, skipped, cut) = password_lines_21(bytes, INITIAL_BUFFER, 1);
+            let lines: Vec<(u32, Vec<u8>)> =
+                lines.iter().map(|l| (l.number, l.text.to_vec())).collect();
+            (lines, skipped, cut)
+        };
+        let (lines, skipped, cut) = texts(b"a:1\nb:2\0x\nc:3\n");
+        assert_eq!(lines, [(1, b"a:1\n".to_vec()), (3, b"c:3\n".to_vec())]);
+        assert_eq!(skipped, [2]);
+        assert_eq!(cut, None);
+        // The NUL line last without a newline: read up to the NUL.
+        let (lines, skipped, cut) = texts(b"a:1\nb:2\0x");
+        assert_eq!(lines, [(1, b"a:1\n".to_vec()), (2, b"b:2".to_vec())]);
+        assert!(skipped.is_empty());
+        assert!(matches!(
+            cut,
+            Some(Cut::Nul {
+                line: 2,
+                line_read: true,
+                ..
+            })
+        ));
+        // A NUL first: an empty line (no `:`, so no entry), then on.
+        let (lines, skipped, _) = texts(b"\0a:1\nc:3\n");
+        assert_eq!(lines, [(1, b"".to_vec()), (2, b"c:3\n".to_vec())]);
+        assert!(skipped.is_empty());
+    }
+
+    #[test]
+    fn the_2_1_password_reader_reads_the_rest_of_a_long_nul_line_as_a_line() {
+        // 255 bytes with a NUL are rejected; the rest of the physical line is the next call's line.
+        let mut bytes = b"x\0".to_vec();
+        bytes.extend(std::iter::repeat_n(b'y', 300));
+        bytes.extend_from_slice(b":z\nc:3\n");
+        let (lines, skipped, cut) = password_lines_21(&bytes, INITIAL_BUFFER, 1);
+        assert_eq!(skipped, [1]);
+        assert_eq!(cut, None);
+        let texts: Vec<&[u8]> = lines.iter().map(|l| l.text).collect();
+        assert_eq!(texts.len(), 2);
+        assert_eq!(texts[0], &bytes[255..bytes.len() - 4]);
+        assert_eq!(lines[0].number, 1);
+        assert_eq!((lines[1].number, texts[1]), (2, &b"c:3\n"[..]));
     }
 
     #[test]

@@ -58,14 +58,19 @@ pub fn load_acl(path: &str, host: &dyn Host, semantics: Semantics) -> Result<Pol
 
 /// Reads the password file named by `plugin_opt_password_file`, logging what Mosquitto would drop.
 ///
-/// Only a missing or unreadable file is an error: like Mosquitto, unusable lines are dropped with a
-/// warning (those users cannot log in), and the file still loads.
-pub fn load_passwords(path: &str, host: &dyn Host) -> Result<PasswordFile, LoadError> {
-    let file = crate::load::load_passwords(path).map_err(|e| LoadError {
+/// A missing or unreadable file is an error, and so is, with Mosquitto 2.1's `semantics`, a file that
+/// 2.1's own password-file plugin refuses as a whole. Otherwise, like Mosquitto 2.0, unusable lines are
+/// dropped with a warning (those users cannot log in), and the file still loads.
+pub fn load_passwords(
+    path: &str,
+    host: &dyn Host,
+    semantics: Semantics,
+) -> Result<PasswordFile, LoadError> {
+    let file = crate::load::load_passwords_as(path, semantics).map_err(|e| LoadError {
         outcome: Outcome::Unavailable,
         message: format!(
             "cannot read the password file {path:?} (plugin_opt_password_file): {}{}",
-            e.reason,
+            e.reason(),
             trailing_space_hint(path)
         ),
     })?;
@@ -94,7 +99,7 @@ pub(super) fn load_files(
     semantics: Semantics,
 ) -> Result<Files, LoadError> {
     let passwords = match options.password_file.as_deref() {
-        Some(path) => Some(Arc::new(load_passwords(path, host)?)),
+        Some(path) => Some(Arc::new(load_passwords(path, host, semantics)?)),
         None => None,
     };
     let acl = match options.acl_file.as_deref() {

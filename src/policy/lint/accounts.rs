@@ -83,6 +83,18 @@ pub(super) fn find(acl: &AclFile, passwords: &PasswordFile, out: &mut Vec<Findin
 
 /// Adds the findings about the password file's own lines.
 pub(super) fn password_entries(passwords: &PasswordFile, out: &mut Vec<Finding>) {
+    if let Some(refusal) = passwords.refusal() {
+        out.push(Finding::new(
+            Code::PasswordFileRefusedBy21,
+            passwords.path(),
+            refusal.line,
+            format!(
+                "{}: Mosquitto 2.1 refuses the whole file at this line (its broker does not start, a reload fails)",
+                refusal.message
+            ),
+            "fix or remove the line; with Mosquitto 2.1, every line must be USERNAME:HASH with a hash it decodes, each user once",
+        ));
+    }
     for warning in passwords.warnings() {
         let (code, extra, hint) = match warning.kind {
             PasswordWarningKind::Plaintext => (

@@ -98,6 +98,8 @@ pub enum Code {
     PasswordDuplicate,
     /// A password line ignored without naming a user.
     PasswordLineIgnored,
+    /// A line for which Mosquitto 2.1 refuses the whole password file (reported with 2.1's reading).
+    PasswordFileRefusedBy21,
     /// A line of the acl file that Mosquitto reads in a surprising way (NUL bytes).
     AclLineQuirk,
     /// An acl or password file with permissions for others (Mosquitto 2.0.22 and 2.1 warn about it).
@@ -110,7 +112,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, in the order the documentation lists them.
-    pub const ALL: [Code; 18] = [
+    pub const ALL: [Code; 19] = [
         Code::ShadowedByDeny,
         Code::ShadowedByAllow,
         Code::DenyOverriddenByOwnAllow,
@@ -125,6 +127,7 @@ impl Code {
         Code::PasswordDroppedBy20,
         Code::PasswordDuplicate,
         Code::PasswordLineIgnored,
+        Code::PasswordFileRefusedBy21,
         Code::AclLineQuirk,
         Code::PolicyFileWorldAccessible,
         Code::KeyWorldReadable,
@@ -148,6 +151,7 @@ impl Code {
             Code::PasswordDroppedBy20 => "password-dropped-by-mosquitto-2.0",
             Code::PasswordDuplicate => "password-duplicate",
             Code::PasswordLineIgnored => "password-line-ignored",
+            Code::PasswordFileRefusedBy21 => "password-file-refused-by-mosquitto-2.1",
             Code::AclLineQuirk => "acl-line-quirk",
             Code::PolicyFileWorldAccessible => "policy-file-world-accessible",
             Code::KeyWorldReadable => "key-world-readable",
@@ -174,6 +178,7 @@ impl Code {
             | Code::PolicyFileWorldAccessible => Severity::Warning,
             Code::PasswordPlaintext
             | Code::PasswordUnusable
+            | Code::PasswordFileRefusedBy21
             | Code::KeyWorldReadable
             | Code::FileWorldWritable => Severity::Error,
         }

@@ -38,6 +38,7 @@ mod create;
 pub mod edit;
 mod file;
 mod hash;
+mod strict21;
 
 use std::fmt;
 use std::hash::BuildHasher;
@@ -55,6 +56,8 @@ pub use create::{
 use file::LineKind;
 pub use file::MAX_FIELD_LEN;
 use hash::StoredHash;
+
+use crate::policy::Semantics;
 
 /// A parsed password file: the usable entry of every user, and what Mosquitto would log while reading it.
 ///
@@ -75,6 +78,20 @@ pub struct PasswordFile {
     index: HashTable<u32>,
     usable: usize,
     warnings: Vec<PasswordWarning>,
+    /// Whose reading of the file this is.
+    semantics: Semantics,
+    /// Why Mosquitto 2.1 would refuse the whole file (only with [`Semantics::Mosquitto21`]).
+    refusal: Option<PasswordRefusal>,
+}
+
+/// The first line for which Mosquitto 2.1's password-file plugin refuses the whole file (see
+/// [`PasswordFile::refusal`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasswordRefusal {
+    /// 1-based line number.
+    pub line: u32,
+    /// What is wrong and what was expected (without the file name).
+    pub message: String,
 }
 
 impl fmt::Debug for PasswordFile {
@@ -85,6 +102,8 @@ impl fmt::Debug for PasswordFile {
             .field("usernames", &self.slots.len())
             .field("usable", &self.usable)
             .field("warnings", &self.warnings)
+            .field("semantics", &self.semantics)
+            .field("refusal", &self.refusal)
             .finish()
     }
 }
@@ -216,7 +235,14 @@ impl PasswordFile {
     /// Parses the bytes of a password file, reporting lines as `path:line`. Never fails: unusable lines are
     /// dropped with a warning, as Mosquitto drops them; a file with no usable line gives an empty set.
     pub fn parse(path: &str, bytes: &[u8]) -> PasswordFile {
-        let mut builder = PasswordFile::builder(path);
+        PasswordFile::parse_as(path, bytes, Semantics::Mosquitto20)
+    }
+
+    /// [`PasswordFile::parse`] as the password file reader of Mosquitto `semantics` reads it. With
+    /// [`Semantics::Mosquitto21`], a file that 2.1 refuses as a whole has a [`PasswordFile::refusal`]
+    /// (the entries are still parsed, so that `check` and `lint` can say more).
+    pub fn parse_as(path: &str, bytes: &[u8], semantics: Semantics) -> PasswordFile {
+        let mut builder = PasswordFile::builder_as(path, semantics);
         builder.reserve(bytes.len());
         builder.feed(bytes);
         builder.finish()
@@ -225,6 +251,11 @@ impl PasswordFile {
     /// A parser that is handed the file in pieces ([`PasswordFileBuilder::feed`]), so that a large file
     /// need not be in memory whole.
     pub fn builder(path: &str) -> PasswordFileBuilder {
+        PasswordFile::builder_as(path, Semantics::Mosquitto20)
+    }
+
+    /// [`PasswordFile::builder`] for the reader of Mosquitto `semantics` (see [`PasswordFile::parse_as`]).
+    pub fn builder_as(path: &str, semantics: Semantics) -> PasswordFileBuilder {
         PasswordFileBuilder {
             file: PasswordFile {
                 path: path.to_owned(),
@@ -233,7 +264,10 @@ impl PasswordFile {
                 index: HashTable::new(),
                 usable: 0,
                 warnings: Vec::new(),
+                semantics,
+                refusal: None,
             },
+            names_21: None,
             only: None,
             carry: Vec::new(),
             next_line: 1,
@@ -323,12 +357,21 @@ impl PasswordFile {
     }
 
     fn add_usable(&mut self, number: u32, username: &[u8], stored: StoredHash, text: &[u8]) {
-        if !stored.mosquitto_20_reads_it() {
-            let (form, kind) = match stored {
-                StoredHash::Argon2id(_) => {
-                    ("an argon2id hash", PasswordWarningKind::Argon2idNotIn20)
-                }
-                _ => ("a 64-byte salt", PasswordWarningKind::LongSaltNotIn20),
+        let argon2id = matches!(stored, StoredHash::Argon2id(_));
+        if self.semantics == Semantics::Mosquitto21 && argon2id {
+            self.warn(
+                number,
+                PasswordWarningKind::Argon2idNotIn20,
+                format!(
+                    "user {}: an argon2id hash is accepted here, but Mosquitto 2.1.2's own password_file reads it only when built with WITH_ARGON2, which its default build leaves off (that build refuses this file)",
+                    show(username)
+                ),
+            );
+        } else if self.semantics == Semantics::Mosquitto20 && !stored.mosquitto_20_reads_it() {
+            let (form, kind) = if argon2id {
+                ("an argon2id hash", PasswordWarningKind::Argon2idNotIn20)
+            } else {
+                ("a 64-byte salt", PasswordWarningKind::LongSaltNotIn20)
             };
             self.warn(
                 number,
@@ -405,6 +448,18 @@ impl PasswordFile {
     /// The name the file was parsed under.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// Whose reading of the file this is.
+    pub fn semantics(&self) -> Semantics {
+        self.semantics
+    }
+
+    /// Why Mosquitto 2.1's password-file plugin refuses this whole file (the broker does not start, and a
+    /// reload fails), if it does: the first such line. Always `None` with [`Semantics::Mosquitto20`],
+    /// whose reader drops such lines with a warning instead.
+    pub fn refusal(&self) -> Option<&PasswordRefusal> {
+        self.refusal.as_ref()
     }
 
     /// What Mosquitto would drop or what looks wrong, in line order.
@@ -507,6 +562,11 @@ pub struct PasswordFileBuilder {
     file: PasswordFile,
     /// Keep only this user's lines ([`only_user`](Self::only_user)).
     only: Option<Box<[u8]>>,
+    /// With only one user kept and 2.1's reading: a 64-bit hash of every other username seen, so that
+    /// a user named twice is found without keeping the names (a collision, about 1 in 10^7 for a
+    /// million users, would be reported as a duplicate).
+    names_21:
+        Option<hashbrown::HashSet<u64, std::hash::BuildHasherDefault<std::hash::DefaultHasher>>>,
     /// Bytes fed after the last complete line (from the NUL line on, once `nul_seen`).
     carry: Vec<u8>,
     /// The number of the next line to read.
@@ -539,6 +599,9 @@ impl PasswordFileBuilder {
     /// stops short): what `mqtt-policy check` needs to answer for one user, in little memory.
     pub fn only_user(mut self, username: &str) -> PasswordFileBuilder {
         self.only = Some(username.as_bytes().into());
+        if self.file.semantics == Semantics::Mosquitto21 {
+            self.names_21 = Some(Default::default());
+        }
         self
     }
 
@@ -588,8 +651,9 @@ impl PasswordFileBuilder {
 
     /// Reads lines that each end in `\n` and hold no NUL byte: Mosquitto's reader returns each whole.
     fn read_clean_lines(&mut self, bytes: &[u8]) {
-        // With one user asked for, only the lines that contain the name at all are looked at.
-        let only = self.only.clone();
+        // With one user asked for, only the lines that contain the name at all are looked at (with 2.1's
+        // reading every line is, for what would make 2.1 refuse the file).
+        let only = self.only.clone().filter(|_| self.names_21.is_none());
         let finder = only.as_deref().map(memchr::memmem::Finder::new);
         let mut next_candidate = match &finder {
             Some(f) => f.find(bytes).unwrap_or(usize::MAX),
@@ -618,6 +682,9 @@ impl PasswordFileBuilder {
 
     fn read_line(&mut self, number: u32, text: &[u8]) {
         let kind = file::classify(text);
+        if self.file.semantics == Semantics::Mosquitto21 && self.file.refusal.is_none() {
+            self.check_21(number, &kind);
+        }
         if let Some(only) = self.only.as_deref() {
             let username = match kind {
                 LineKind::MissingHash { username }
@@ -632,18 +699,57 @@ impl PasswordFileBuilder {
         self.file.add_line(number, kind);
     }
 
+    /// Records why 2.1 refuses the file, if this line makes it.
+    fn check_21(&mut self, number: u32, kind: &LineKind<'_>) {
+        let (file, only, names) = (&self.file, self.only.as_deref(), &mut self.names_21);
+        let earlier = |name: &[u8]| match (only, names) {
+            (Some(only), Some(names)) if name != only => {
+                let hash = names.hasher().hash_one(name);
+                if names.insert(hash) {
+                    strict21::Earlier::No
+                } else {
+                    strict21::Earlier::Unknown
+                }
+            }
+            _ => file.slot(name).map_or(strict21::Earlier::No, |slot| {
+                strict21::Earlier::Line(slot.line)
+            }),
+        };
+        if let Some(message) = strict21::refusal(kind, earlier) {
+            self.file.refusal = Some(PasswordRefusal {
+                line: number,
+                message,
+            });
+        }
+    }
+
     /// Reads what is left (a last line without `\n`, or everything from a NUL byte on) and returns the
     /// parsed file.
     pub fn finish(mut self) -> PasswordFile {
         let carry = std::mem::take(&mut self.carry);
-        let (lines, cut) = crate::policy::c_lines::mosquitto_lines_from(
-            &carry,
-            crate::policy::Semantics::Mosquitto20,
-            self.buffer,
-            self.next_line,
-        );
+        let (lines, skipped, cut) = match self.file.semantics {
+            Semantics::Mosquitto20 => {
+                let (lines, cut) = crate::policy::c_lines::mosquitto_lines_from(
+                    &carry,
+                    Semantics::Mosquitto20,
+                    self.buffer,
+                    self.next_line,
+                );
+                (lines, Vec::new(), cut)
+            }
+            Semantics::Mosquitto21 => {
+                crate::policy::c_lines::password_lines_21(&carry, self.buffer, self.next_line)
+            }
+        };
         for line in &lines {
             self.read_line(line.number, line.text);
+        }
+        for line in skipped {
+            self.file.warn(
+                line,
+                PasswordWarningKind::Ignored,
+                format!("line {line} contains a NUL byte: Mosquitto 2.1 skips that line and reads on, and so do we"),
+            );
         }
         let mut file = self.file;
         if let Some(cut) = cut {
@@ -668,3 +774,5 @@ fn burn_like_a_default_hash(password: &[u8]) {
 mod reference;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests21;
