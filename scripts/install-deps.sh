@@ -15,6 +15,7 @@
 #   - for the page's browser test: /usr/bin/chromium and /usr/bin/chromedriver;
 #   - for the fuzz targets: a C++ compiler (libFuzzer); cargo-fuzz itself, a crate, is installed at its
 #     pinned version by scripts/fuzz.sh.
+#   - for the live RabbitMQ cluster test: /usr/lib/rabbitmq/bin/rabbitmq-server and ss.
 # Rust crates come via cargo. The packages are named in one table below, each beside what it provides.
 #
 # Usage: bash scripts/install-deps.sh [--no-broker] [--check]
@@ -111,6 +112,11 @@ if [ "$tests" = 1 ]; then
     [ -x /usr/bin/chromedriver ] || want chromium-driver "/usr/bin/chromedriver (drives chromium in the page's browser test)"
     # The fuzz targets (scripts/fuzz.sh): libfuzzer-sys builds libFuzzer's C++ sources with c++.
     have_cmd c++ || want g++ "a C++ compiler (c++, for libFuzzer in scripts/fuzz.sh)"
+    # The live RabbitMQ cluster test (tests/serve_rabbitmq_cluster.rs, scripts/rabbitmq-cluster.sh) runs
+    # this path (with its rabbitmq_mqtt and rabbitmq_auth_backend_http plugins, both in the package) and
+    # finds its epmd's pid with ss.
+    [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || want rabbitmq-server "/usr/lib/rabbitmq/bin/rabbitmq-server (the live RabbitMQ cluster test)"
+    have_cmd ss || want iproute2 "ss (the RabbitMQ cluster test stops the epmd it started)"
 fi
 
 if [ ${#need[@]} -gt 0 ]; then

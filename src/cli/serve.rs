@@ -3,6 +3,7 @@
 use clap::{ArgGroup, Args};
 
 use super::{EXIT_ERROR, EXIT_OK};
+use crate::enforce::authorize::SubscribeMode;
 use crate::enforce::live::PolicySource;
 use crate::policy::Semantics;
 use crate::serve::{serve, Options};
@@ -35,6 +36,26 @@ pub struct ServeArgs {
     /// plugin_opt_mosquitto_version with -c, else 2.0.
     #[arg(long, value_name = "2.0|2.1", value_parser = super::check::parse_semantics)]
     pub mosquitto: Option<Semantics>,
+    /// How the cluster contracts (EMQX, VerneMQ, RabbitMQ), whose brokers authorize a SUBSCRIBE once
+    /// instead of checking every delivered message, answer a filter only partly readable: strict
+    /// refuses it, lenient grants it (the broker then delivers every matching message).
+    #[arg(long, value_name = "strict|lenient", default_value = "strict", value_parser = parse_subscribe)]
+    pub subscribe: SubscribeMode,
+    /// Let VerneMQ cache positive answers for this many seconds (`Cache-Control: max-age`); by default
+    /// nothing is cached, so a SIGHUP changes every next decision.
+    #[arg(long, value_name = "SECONDS")]
+    pub cache_max_age: Option<u32>,
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long, value_name = "N", default_value_t = crate::serve::bounded::MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Close a connection on which nothing is read or written for this many seconds (slow clients,
+    /// idle keep-alive connections).
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::serve::bounded::IDLE_TIMEOUT.as_secs())]
+    pub idle_timeout: u64,
+}
+
+fn parse_subscribe(word: &str) -> Result<SubscribeMode, String> {
+    SubscribeMode::parse(word).ok_or_else(|| format!("{word:?}: expected strict or lenient"))
 }
 
 /// Runs the service until SIGINT or SIGTERM; exit code 2 when it cannot start.
@@ -56,6 +77,10 @@ pub fn run(args: &ServeArgs) -> u8 {
         listen: args.listen.clone(),
         credential_file: args.credential_file.clone(),
         audit_log: args.audit_log.clone(),
+        subscribe: args.subscribe,
+        cache_max_age: args.cache_max_age,
+        max_connections: args.max_connections.max(1),
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout.max(1)),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -43,7 +43,7 @@ pub struct Loaded {
     /// The compiled acl file.
     pub acl: Policy,
     /// The password file, when one is configured.
-    pub passwords: Option<PasswordFile>,
+    pub passwords: Option<Arc<PasswordFile>>,
     /// The acl file's path.
     pub acl_file: String,
     /// The password file's path, when one is configured.
@@ -128,6 +128,7 @@ impl Loaded {
         if let Some(p) = &passwords {
             warnings.extend(p.warning_lines());
         }
+        let passwords = passwords.map(Arc::new);
         Ok(Loaded {
             hits: Arc::new(RuleHits::new(Some(&acl))),
             fingerprint,

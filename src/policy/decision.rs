@@ -114,6 +114,10 @@ pub enum Reason {
     SubscriptionNeverDelivers,
     /// A subscription is refused: this deny rule covers every topic the filter matches.
     SubscriptionDeniedBy(RuleId),
+    /// A subscription is refused by the strict check of a broker that authorizes a SUBSCRIBE once
+    /// instead of every delivery (`mqtt-policy serve --subscribe strict`): some topic the filter
+    /// matches is denied to this client, or granted by no rule that can be shown to cover it.
+    SubscriptionNotWhollyReadable,
 }
 
 /// A verdict and its reason.

@@ -7,23 +7,34 @@
 //!
 //! * [`health`]: `GET /healthz`;
 //! * [`page`]: the read-only page at `/` and its JSON under `/page/api/`;
-//! * the authorization contracts of clustered brokers (`/emqx/...`, `/vernemq`, `/rabbitmq/...`,
-//!   `/go-auth/...`) go beside them, one module each, merged the same way.
+//! * the authorization contracts of clustered brokers, one module each, deciding through
+//!   [`crate::enforce::authorize`] (the same decisions, audit records and counters as the plugin's):
+//!   [`emqx`] (`/emqx/authn`, `/emqx/authz`), [`vernemq`] (`/vernemq`), [`rabbitmq`]
+//!   (`/rabbitmq/{user,vhost,resource,topic}`) and [`go_auth`] (`/go-auth/{user,superuser,acl}`), their
+//!   bodies read by [`input`] (size-limited, `400` naming what is wrong).
 //!
-//! [`listen`] binds the address (refusing a non-loopback one without a credential) and [`auth`] checks
-//! the credential on every request but `/healthz`.
+//! [`listen`] binds the address (refusing a non-loopback one without a credential), [`bounded`] bounds
+//! the connections (how many at once, how long idle) and [`auth`] checks the credential on every
+//! request but `/healthz`.
 
 use std::sync::Arc;
 
 use axum::Router;
 
+use crate::enforce::authorize::{Authorizer, SubscribeMode};
 use crate::enforce::live::{Live, PolicySource};
 use crate::enforce::metrics::Metrics;
 
 pub mod auth;
+pub mod bounded;
+pub mod emqx;
+pub mod go_auth;
 pub mod health;
+pub mod input;
 pub mod listen;
 pub mod page;
+pub mod rabbitmq;
+pub mod vernemq;
 
 /// What `serve` was asked to do.
 #[derive(Clone, Debug)]
@@ -36,6 +47,14 @@ pub struct Options {
     pub credential_file: Option<String>,
     /// The audit log to show denials from, overriding the config's `plugin_opt_audit_log`.
     pub audit_log: Option<String>,
+    /// `--subscribe`: how a SUBSCRIBE is answered to brokers that authorize it once.
+    pub subscribe: SubscribeMode,
+    /// `--cache-max-age`: seconds a broker may cache a positive answer (VerneMQ's `Cache-Control`).
+    pub cache_max_age: Option<u32>,
+    /// Connections served at once ([`bounded`]).
+    pub max_connections: usize,
+    /// A connection without traffic this long is closed ([`bounded`]).
+    pub idle_timeout: std::time::Duration,
 }
 
 /// What every handler can reach: cheap to clone (one `Arc`).
@@ -49,12 +68,45 @@ pub struct Shared {
     pub live: Live,
     /// `--audit-log`, when given (else the config's, from [`Live::current`]).
     pub audit_log: Option<String>,
+    /// Decides, counts and audits the contracts' answers.
+    pub authorizer: Authorizer,
+    /// `--subscribe`.
+    pub subscribe: SubscribeMode,
+    /// `--cache-max-age`.
+    pub cache_max_age: Option<u32>,
 }
 
 impl AppState {
-    /// State over a policy already loaded.
-    pub fn new(live: Live, audit_log: Option<String>) -> AppState {
-        AppState(Arc::new(Shared { live, audit_log }))
+    /// State over a policy already loaded, answering the contracts as `options` says. The error
+    /// names the audit log that cannot be opened.
+    pub fn new(live: Live, options: &Options) -> Result<AppState, String> {
+        let audit = options
+            .audit_log
+            .clone()
+            .or_else(|| live.current().audit_log.clone());
+        let authorizer = Authorizer::start(Arc::clone(live.metrics()), audit.as_deref())?;
+        Ok(AppState(Arc::new(Shared {
+            live,
+            audit_log: options.audit_log.clone(),
+            authorizer,
+            subscribe: options.subscribe,
+            cache_max_age: options.cache_max_age,
+        })))
+    }
+
+    /// The decisions of the contracts.
+    pub fn authorizer(&self) -> &Authorizer {
+        &self.0.authorizer
+    }
+
+    /// `--subscribe`.
+    pub fn subscribe_mode(&self) -> SubscribeMode {
+        self.0.subscribe
+    }
+
+    /// `--cache-max-age`.
+    pub fn cache_max_age(&self) -> Option<u32> {
+        self.0.cache_max_age
     }
 
     /// The policy in force and how to reload it.
@@ -78,7 +130,13 @@ impl AppState {
 
 /// Every endpoint of the service, behind the credential check when there is a credential.
 pub fn router(state: AppState, credential: Option<auth::Credential>) -> Router {
-    let protected = Router::new().merge(page::routes());
+    let protected = Router::new()
+        .merge(page::routes())
+        .merge(emqx::routes())
+        .merge(vernemq::routes())
+        .merge(rabbitmq::routes())
+        .merge(go_auth::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(input::BODY_LIMIT));
     let protected = match credential {
         Some(c) => protected.layer(axum::middleware::from_fn_with_state(
             Arc::new(c),
@@ -121,11 +179,12 @@ pub async fn serve(options: Options) -> Result<(), String> {
     let addr = listener
         .local_addr()
         .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
-    let state = AppState::new(live, options.audit_log.clone());
+    let state = AppState::new(live, &options)?;
     tokio::spawn(reload_on_sighup(state.clone())?);
     let app = router(state, credential);
     // Tests and scripts wait for this line (with port 0 it is the only way to learn the port).
     log(&format!("listening on http://{addr}/"));
+    let listener = bounded::Bounded::new(listener, options.max_connections, options.idle_timeout);
     axum::serve(listener, app)
         .with_graceful_shutdown(stopped()?)
         .await
@@ -148,6 +207,7 @@ fn reload_on_sighup(
                         log(&format!("warning: {w}"));
                     }
                     log(&format!("SIGHUP: reloaded; {}", loaded.describe()));
+                    state.authorizer().reopen_audit();
                 }
                 Ok(Err(e)) => log(&format!(
                     "SIGHUP: reload failed, the previous policy stays in force: {e}"

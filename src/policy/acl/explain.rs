@@ -99,6 +99,9 @@ pub enum ReasonDetail {
         /// The rule.
         rule: RuleRef,
     },
+    /// Subscription refused by the strict check (`serve --subscribe strict`): not every topic the
+    /// filter matches is readable.
+    SubscriptionNotWhollyReadable,
 }
 
 impl ReasonDetail {
@@ -125,6 +128,7 @@ impl ReasonDetail {
             Reason::SubscriptionDeniedBy(id) => ReasonDetail::SubscriptionDeniedBy {
                 rule: RuleRef::new(policy, id),
             },
+            Reason::SubscriptionNotWhollyReadable => ReasonDetail::SubscriptionNotWhollyReadable,
         }
     }
 
@@ -183,6 +187,12 @@ impl fmt::Display for ReasonDetail {
                 "rule {} `{}` denies every topic the filter matches",
                 rule.location(),
                 rule.text
+            ),
+            ReasonDetail::SubscriptionNotWhollyReadable => write!(
+                f,
+                "strict subscription check: this broker authorizes the subscription once, and not every \
+                 topic the filter matches is readable by this client (some are denied, or no rule is \
+                 shown to cover them)"
             ),
         }
     }
@@ -389,9 +399,9 @@ impl Policy {
         decision: Decision,
     ) -> Explanation {
         let near_misses = match decision.reason {
-            Reason::NoRuleMatched | Reason::SubscriptionNeverDelivers => {
-                self.near_misses(client, topic_name, access)
-            }
+            Reason::NoRuleMatched
+            | Reason::SubscriptionNeverDelivers
+            | Reason::SubscriptionNotWhollyReadable => self.near_misses(client, topic_name, access),
             _ => Vec::new(),
         };
         Explanation {

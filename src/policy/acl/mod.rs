@@ -6,6 +6,7 @@ mod parse;
 mod policy;
 pub mod reference;
 mod rule;
+mod strict;
 mod subscribe_index;
 mod trie;
 
@@ -15,3 +16,4 @@ pub use explain::{
 pub use parse::{parse_acl, parse_acl_as, AclError, AclErrorKind, AclFile, AclWarning};
 pub use policy::{broker_rules, Policy};
 pub use rule::{substitute, substitute_into, Permission, Rule, RuleList};
+pub use strict::{EffectiveRule, EffectiveRules};

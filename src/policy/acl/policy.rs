@@ -402,7 +402,7 @@ fn first_levels_disjoint(pattern: &str, filter: &str) -> bool {
 }
 
 /// CVE-2017-7650: with patterns present, a username or client id containing `+` or `#` is denied.
-fn dangerous_identity(client: ClientRef<'_>) -> Option<Reason> {
+pub(super) fn dangerous_identity(client: ClientRef<'_>) -> Option<Reason> {
     let dangerous = topic::has_wildcard;
     if client.username.is_some_and(dangerous) {
         return Some(Reason::DangerousUsername);

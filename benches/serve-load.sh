@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Authorization answers of `mqtt-policy serve` per second, and their latency, on keep-alive connections
+# (benches/serve-load.rs): the tutorial's acl and password files, POST /emqx/authz publish checks of
+# user1 (half allowed, half denied and audited), 1 and 64 connections, each first as fast as answered
+# and then paced at half that rate.
+#   bash benches/serve-load.sh            # SERVE_LOAD_SECONDS=5 SERVE_LOAD_CONNECTIONS="1 64"
+# A benchmark, not a test: nothing is asserted. The machine is shared; run it more than once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+cargo bench --bench serve-load --no-run --quiet 2>/dev/null || true
+dir=$(mktemp -d)
+serve_pid=
+cleanup() { [ -n "$serve_pid" ] && kill "$serve_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"; }
+trap cleanup EXIT
+cp examples/tutorial/acl.txt "$dir/acl.txt"
+./target/release/mqtt-policy serve --acl-file "$dir/acl.txt" --audit-log "$dir/audit.log" \
+    --listen 127.0.0.1:0 2>"$dir/serve.log" &
+serve_pid=$!
+for _ in $(seq 100); do
+    addr=$(sed -n 's|^mqtt-policy serve: listening on http://\(.*\)/$|\1|p' "$dir/serve.log")
+    [ -n "$addr" ] && break
+    sleep 0.1
+done
+[ -n "$addr" ] || { cat "$dir/serve.log"; exit 1; }
+echo "serve on $addr; $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+SERVE_ADDR=$addr cargo bench --bench serve-load --quiet
+echo "audit records written: $(wc -l < "$dir/audit.log")"
