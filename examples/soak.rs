@@ -52,7 +52,11 @@ fn args() -> Args {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     for pair in argv.chunks(2) {
         let value = pair.get(1).map(String::as_str).unwrap_or("");
-        let number = || value.parse::<u64>().unwrap_or_else(|_| panic!("{}: a number", pair[0]));
+        let number = || {
+            value
+                .parse::<u64>()
+                .unwrap_or_else(|_| panic!("{}: a number", pair[0]))
+        };
         match pair[0].as_str() {
             "--port" => a.port = u16::try_from(number()).expect("a port"),
             "--clients" => a.clients = number(),
@@ -164,8 +168,16 @@ async fn client(i: u64, a: Arc<Args>, totals: Arc<Totals>, stop: Instant, end: I
     let keep = persistent(i);
     while Instant::now() < end {
         let (client, mut events) = AsyncClient::new(options(&id, a.port, !keep), 64);
-        let sub_qos = if keep { QoS::ExactlyOnce } else { QoS::AtMostOnce };
-        if client.subscribe(format!("soak/{i}/in/+"), sub_qos).await.is_err() {
+        let sub_qos = if keep {
+            QoS::ExactlyOnce
+        } else {
+            QoS::AtMostOnce
+        };
+        if client
+            .subscribe(format!("soak/{i}/in/+"), sub_qos)
+            .await
+            .is_err()
+        {
             totals.errors.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -230,7 +242,7 @@ async fn client(i: u64, a: Arc<Args>, totals: Arc<Totals>, stop: Instant, end: I
                     seq += 1;
                     next_op = Instant::now()
                         + Duration::from_millis(a.interval_ms / 2 + rng.next(a.interval_ms));
-                    if seq % 7 == 0 {
+                    if seq.is_multiple_of(7) {
                         let topic = format!("soak/{neighbour}/in/user2");
                         if client.try_publish(topic, QoS::AtLeastOnce, false, "denied").is_ok() {
                             queued.push_back((0, 1, false));
@@ -326,7 +338,13 @@ async fn main() {
     let end = stop + Duration::from_secs(a.drain_secs);
     let mut tasks = Vec::new();
     for i in 0..a.clients {
-        tasks.push(tokio::spawn(client(i, a.clone(), totals.clone(), stop, end)));
+        tasks.push(tokio::spawn(client(
+            i,
+            a.clone(),
+            totals.clone(),
+            stop,
+            end,
+        )));
     }
     tokio::spawn(probe(a.port, round_trips.clone(), totals.clone(), end));
     let mut report = tokio::time::interval(Duration::from_secs(10));
