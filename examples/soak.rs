@@ -8,7 +8,7 @@
 //! ```
 //!
 //! Client `i` logs in as the tutorial's `user1` with client id `soak-i`; odd clients keep a persistent
-//! session (Clean Session 0, subscription QoS 2), even ones a clean session (QoS 0). Each subscribes to
+//! session (Clean Session 0, subscription QoS 1), even ones a clean session (QoS 0). Each subscribes to
 //! `soak/i/in/+` and, every `--interval-ms` (with jitter), publishes to its neighbour's topic
 //! `soak/(i+1)/in/user1` at QoS 0, 1 or 2 in turn, allowed by the tutorial's `pattern readwrite
 //! +/+/+/%u`; every 7th operation is a denied one instead (a publish to `soak/(i+1)/in/user2`, which must
@@ -158,7 +158,9 @@ fn options(id: &str, port: u16, clean: bool) -> MqttOptions {
     o
 }
 
-/// One client's life until `stop`, then connected through the drain until `end`.
+/// One client's life until `stop`, then connected through the drain until `end`. One rumqttc event loop
+/// serves every session of the client, so that what a persistent session has in flight (unacknowledged
+/// publishes, PUBRELs) is sent again on the next connection with its packet id, as MQTT requires.
 async fn client(i: u64, a: Arc<Args>, totals: Arc<Totals>, stop: Instant, end: Instant) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (i + 1).wrapping_mul(0x2545_f491_4f6c_dd1d));
     tokio::time::sleep(Duration::from_millis(rng.next(a.ramp_secs * 1000 + 1))).await;
@@ -166,16 +168,21 @@ async fn client(i: u64, a: Arc<Args>, totals: Arc<Totals>, stop: Instant, end: I
     let mut seq: u64 = 0;
     let id = format!("soak-{i}");
     let keep = persistent(i);
+    let (client, mut events) = AsyncClient::new(options(&id, a.port, !keep), 64);
+    // Deliveries at QoS 1 at most: rumqttc forgets the packet ids of incoming QoS 2 messages when it
+    // reconnects, and then refuses the broker's PUBREL for them as unsolicited.
+    let sub_qos = if keep {
+        QoS::AtLeastOnce
+    } else {
+        QoS::AtMostOnce
+    };
+    // Publishes handed to rumqttc and not yet out, in order: (message id, QoS, counted); and QoS 1/2 ones
+    // out and not yet acknowledged, by packet id (with the message id when it is counted).
+    let mut queued: std::collections::VecDeque<(u64, u8, bool)> = Default::default();
+    let mut in_flight: std::collections::HashMap<u16, Option<u64>> = Default::default();
     while Instant::now() < end {
-        let (client, mut events) = AsyncClient::new(options(&id, a.port, !keep), 64);
-        let sub_qos = if keep {
-            QoS::ExactlyOnce
-        } else {
-            QoS::AtMostOnce
-        };
         if client
-            .subscribe(format!("soak/{i}/in/+"), sub_qos)
-            .await
+            .try_subscribe(format!("soak/{i}/in/+"), sub_qos)
             .is_err()
         {
             totals.errors.fetch_add(1, Ordering::Relaxed);
@@ -186,15 +193,10 @@ async fn client(i: u64, a: Arc<Args>, totals: Arc<Totals>, stop: Instant, end: I
         } else {
             (Instant::now() + Duration::from_secs(5 + rng.next(26))).min(stop)
         };
-        // Publishes handed to rumqttc, in order: (message id, QoS, persistent receiver); a packet id is
-        // known when it goes out.
-        let mut queued: std::collections::VecDeque<(u64, u8, bool)> = Default::default();
-        let mut in_flight: std::collections::HashMap<u16, u64> = Default::default();
         let mut connected = false;
         let mut next_op = Instant::now() + Duration::from_millis(rng.next(a.interval_ms) + 1);
         loop {
-            let now = Instant::now();
-            if now >= session_end {
+            if Instant::now() >= session_end {
                 break;
             }
             let wake = next_op.min(session_end);
@@ -209,29 +211,35 @@ async fn client(i: u64, a: Arc<Args>, totals: Arc<Totals>, stop: Instant, end: I
                         totals.has_session[i as usize].store(true, Ordering::Relaxed);
                     }
                     Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                        if let Some((mid, qos, counted)) = queued.pop_front() {
-                            if qos > 0 && counted {
-                                in_flight.insert(pkid, mid);
+                        if pkid != 0 && in_flight.contains_key(&pkid) {
+                            // Sent again on a new connection.
+                        } else if let Some((mid, qos, counted)) = queued.pop_front() {
+                            if qos > 0 {
+                                in_flight.insert(pkid, counted.then_some(mid));
                             }
                         }
                     }
                     Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                        if let Some(mid) = in_flight.remove(&ack.pkid) {
+                        if let Some(Some(mid)) = in_flight.remove(&ack.pkid) {
                             totals.acked_for_persistent(mid);
                         }
                     }
                     Ok(Event::Incoming(Packet::PubRec(rec))) => {
                         // Acknowledged (PUBREC): the broker has taken it.
-                        if let Some(mid) = in_flight.remove(&rec.pkid) {
+                        if let Some(Some(mid)) = in_flight.remove(&rec.pkid) {
                             totals.acked_for_persistent(mid);
                         }
                     }
                     Ok(_) => {}
                     Err(e) => {
+                        // rumqttc keeps the session's state and connects again at the next poll.
+                        if connected {
+                            connected = false;
+                            totals.connected.fetch_sub(1, Ordering::Relaxed);
+                        }
                         totals.errors.fetch_add(1, Ordering::Relaxed);
                         eprintln!("soak-{i}: {e}");
                         tokio::time::sleep(Duration::from_secs(1)).await;
-                        break;
                     }
                 },
                 _ = tokio::time::sleep_until(wake.into()) => {
@@ -267,18 +275,26 @@ async fn client(i: u64, a: Arc<Args>, totals: Arc<Totals>, stop: Instant, end: I
         if connected {
             totals.connected.fetch_sub(1, Ordering::Relaxed);
             let _ = client.try_disconnect();
-            // Let the DISCONNECT go out (bounded).
+            // Let the DISCONNECT go out (bounded), counting what still arrives.
             let _ = tokio::time::timeout(Duration::from_millis(500), async {
                 while let Ok(event) = events.poll().await {
                     match event {
                         Event::Outgoing(Outgoing::Disconnect) => break,
                         // Acknowledged to the broker as it arrived: it counts as received.
                         Event::Incoming(Packet::Publish(p)) => totals.delivered(keep, &p),
+                        Event::Incoming(Packet::PubAck(rumqttc::PubAck { pkid, .. }))
+                        | Event::Incoming(Packet::PubRec(rumqttc::PubRec { pkid, .. })) => {
+                            if let Some(Some(mid)) = in_flight.remove(&pkid) {
+                                totals.acked_for_persistent(mid);
+                            }
+                        }
                         _ => {}
                     }
                 }
             })
             .await;
+            // Drop the connection, keep the session's state: the next poll connects again.
+            events.clean();
         }
         if Instant::now() >= end {
             break;
