@@ -37,7 +37,9 @@ EOF
 }
 ctl() { # ctl N ARGS: rabbitmqctl on node N
     local n=$1; shift
-    timeout 90 runuser -u rabbitmq -- bash -c '. "$0"; exec "$1" -n "$RABBITMQ_NODENAME" "${@:2}"' \
+    # From its own directory: Erlang looks for code in the working directory first, and one the
+    # rabbitmq user may not enter (a checkout under a private directory) stops the node with eacces.
+    timeout 90 runuser -u rabbitmq -- bash -c 'cd "$(dirname "$0")" && . "$0"; exec "$1" -n "$RABBITMQ_NODENAME" "${@:2}"' \
         "$dir/r$n/env.sh" "$RABBIT/rabbitmqctl" "$@"
 }
 
@@ -109,7 +111,7 @@ EOF
     chown -R rabbitmq:rabbitmq "$d"
     # A node halts when its stdin closes: it gets a fifo opened read-write, which never does.
     mkfifo "$d/stdin"
-    runuser -u rabbitmq -- bash -c '. "$0"; exec "$1"' "$d/env.sh" "$RABBIT/rabbitmq-server" \
+    runuser -u rabbitmq -- bash -c 'cd "$(dirname "$0")" && . "$0"; exec "$1"' "$d/env.sh" "$RABBIT/rabbitmq-server" \
         <>"$d/stdin" >"$d/out.log" 2>&1 &
     echo $! > "$d/server.pid"
 done
