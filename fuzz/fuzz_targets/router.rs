@@ -223,7 +223,8 @@ impl Harness {
             _ => (None, Some(b"pw")),
         };
         let will = (b & 0x20 != 0).then(|| Will {
-            topic: format!("clients/c{slot}/will"),
+            topic: mqtt_policy::policy::topic::TopicName::new(&format!("clients/c{slot}/will"))
+                .expect("a valid topic name"),
             payload: Arc::from(&b"gone"[..]),
             qos: QoS::AtLeastOnce,
             retain: b & 0x40 != 0,
