@@ -4,8 +4,7 @@
 //! reload. Each checks that mosquitto keeps serving, that no denial goes unrecorded, and that the old
 //! policy decides until a good file comes.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -13,6 +12,7 @@ use serde_json::Value;
 use crate::plugin::{acl_broker_on, audit_records};
 use crate::support::broker::MosquittoBroker;
 use crate::support::clients::{v5, Endpoint, Login};
+use crate::support::small_disk::SmallDisk;
 use crate::support::versions::Version;
 
 /// The tutorial's acl file.
@@ -94,30 +94,6 @@ async fn audit_records_go_on_after_logrotate_copytruncate_and_after_create_with_
         "still deciding"
     );
     client.disconnect().await;
-}
-
-/// A tmpfs mounted for one test, unmounted when dropped.
-struct SmallDisk {
-    path: PathBuf,
-}
-
-impl SmallDisk {
-    /// `None` where this process may not mount (not root, or no permission in this container).
-    fn mount(path: PathBuf, size: &str) -> Option<SmallDisk> {
-        std::fs::create_dir_all(&path).ok()?;
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&path)
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then_some(SmallDisk { path })
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.path).status();
-    }
 }
 
 /// Fills the file system under `dir` with a file `name` until it is full (bounded by `limit` bytes).

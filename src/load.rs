@@ -60,7 +60,7 @@ pub enum PasswordLoadError {
         reason: String,
     },
     /// Mosquitto 2.1's reading of the file refuses it as a whole ([`PasswordFile::refusal`]).
-    #[error("{path}:{line}: {message}; Mosquitto 2.1 refuses the whole file, and so do we with its semantics")]
+    #[error("{path}:{line}: {message}{REFUSED_WHOLE}")]
     Refused {
         /// The file name as given.
         path: String,
@@ -71,14 +71,19 @@ pub enum PasswordLoadError {
     },
 }
 
+/// What follows the reason of a [`PasswordLoadError::Refused`], in its message and in its
+/// [`PasswordLoadError::reason`].
+const REFUSED_WHOLE: &str =
+    "; Mosquitto 2.1 refuses the whole file, and so do we with its semantics";
+
 impl PasswordLoadError {
     /// What is wrong, without the file name (for callers that name the file themselves).
     pub fn reason(&self) -> String {
         match self {
             PasswordLoadError::Unreadable { reason, .. } => reason.clone(),
-            PasswordLoadError::Refused { line, message, .. } => format!(
-                "line {line}: {message}; Mosquitto 2.1 refuses the whole file, and so do we with its semantics"
-            ),
+            PasswordLoadError::Refused { line, message, .. } => {
+                format!("line {line}: {message}{REFUSED_WHOLE}")
+            }
         }
     }
 }

@@ -10,6 +10,8 @@
 //! exactly once — and nothing reached it that was never published.
 
 mod broker_support;
+#[path = "../mosquitto-test/support/small_disk.rs"]
+mod small_disk;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
@@ -22,6 +24,7 @@ use broker_support::{free_port, tutorial_files, wait_listening, RawClient};
 use mqtt_policy::broker::codec::{
     Ack, Packet, Properties, Publish, QoS, SubOptions, Subscribe, SubscribeFilter, Version,
 };
+use small_disk::SmallDisk;
 
 const ADMIN: (&str, &str) = ("admin", "admin1234");
 const USER1: (&str, &str) = ("user1", "123456");
@@ -630,30 +633,6 @@ fn a_store_it_cannot_use_stops_it_at_start_naming_the_file_and_what_to_do() {
         err.contains(&store.display().to_string()) && err.contains("move it away"),
         "{err}"
     );
-}
-
-/// A tmpfs mounted for one test, unmounted when dropped.
-struct SmallDisk {
-    path: PathBuf,
-}
-
-impl SmallDisk {
-    /// `None` where this process may not mount (not root, or no permission in this container).
-    fn mount(path: PathBuf, size: &str) -> Option<SmallDisk> {
-        std::fs::create_dir_all(&path).ok()?;
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(&path)
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then_some(SmallDisk { path })
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.path).status();
-    }
 }
 
 #[test]

@@ -208,7 +208,7 @@ fn a_non_loopback_address_needs_a_credential_and_then_every_request_does() {
 
 #[test]
 fn sighup_reloads_and_a_bad_file_keeps_the_old_policy() {
-    let s = Serve::start(tutorial_files, &[]);
+    let mut s = Serve::start(tutorial_files, &[]);
     std::fs::write(s.path("acl.txt"), "user admin\ntopic sometimes #\n").unwrap();
     s.hup();
     let log = s.wait_log("reload failed, the previous policy stays in force", 1);

@@ -379,7 +379,7 @@ fn bad_input_gets_clear_errors_and_the_service_answers_on() {
 
 #[test]
 fn decisions_are_counted_and_a_sighup_changes_them() {
-    let s = start(&[]);
+    let mut s = start(&[]);
     let mut c = Client::connect(s.addr);
     let publish = |c: &mut Client| {
         c.post_json(

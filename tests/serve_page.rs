@@ -170,7 +170,7 @@ fn recent_denials_come_from_the_audit_log_newest_first_with_todays_verdict() {
 
 #[test]
 fn counters_and_status_are_shown_and_nothing_but_get_is_served() {
-    let s = Serve::start(tutorial_files, &[]);
+    let mut s = Serve::start(tutorial_files, &[]);
     let status = s.json("/page/api/status");
     assert_eq!(status["rules"], 2);
     assert_eq!(status["semantics"], "mosquitto-2.0");
@@ -231,11 +231,11 @@ fn counters_and_status_are_shown_and_nothing_but_get_is_served() {
 
 #[test]
 fn after_sighup_the_answers_follow_the_new_policy_and_a_bad_file_changes_nothing() {
-    let s = Serve::start(tutorial_files, &[]);
-    let ask = || {
+    let mut s = Serve::start(tutorial_files, &[]);
+    let ask = |s: &Serve| {
         s.json("/page/api/check?user=user1&access=write&topic=a%2Fb%2Fc%2Fuser1")["verdict"].clone()
     };
-    assert_eq!(ask(), "allow");
+    assert_eq!(ask(&s), "allow");
     std::fs::write(
         s.path("acl.txt"),
         "pattern read +/+/+/%u\ntopic nonsense-access x\n",
@@ -243,9 +243,9 @@ fn after_sighup_the_answers_follow_the_new_policy_and_a_bad_file_changes_nothing
     .unwrap();
     s.hup();
     s.wait_log("SIGHUP: reload failed", 1);
-    assert_eq!(ask(), "allow", "the bad file changed nothing");
+    assert_eq!(ask(&s), "allow", "the bad file changed nothing");
     std::fs::write(s.path("acl.txt"), "pattern read +/+/+/%u\n").unwrap();
     s.hup();
     s.wait_log("SIGHUP: reloaded", 1);
-    assert_eq!(ask(), "deny", "the new policy answers");
+    assert_eq!(ask(&s), "deny", "the new policy answers");
 }

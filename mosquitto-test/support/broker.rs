@@ -58,6 +58,8 @@ pub struct MosquittoBroker {
 pub struct Exited {
     /// The exit code (`None` if it died from a signal).
     pub code: Option<i32>,
+    /// The configuration file it was given.
+    pub config: String,
     /// Everything it logged.
     pub log: String,
 }
@@ -85,32 +87,12 @@ impl MosquittoBroker {
         config_body: &str,
         files: &[(&str, &[u8])],
     ) -> MosquittoBroker {
-        for _ in 0..PORT_ATTEMPTS {
-            let port = free_port();
-            let prepared = prepare(port, config_body, files);
-            let mut child = spawn(version, &prepared);
-            match wait_listening(&mut child, port) {
-                Ok(()) => {
-                    return MosquittoBroker {
-                        child,
-                        port,
-                        dir: prepared.dir,
-                        version,
-                    }
-                }
-                Err(status) => {
-                    let log = read_lossy(&prepared.log);
-                    if log.contains("Address already in use") {
-                        continue;
-                    }
-                    panic!(
-                        "{version} exited during start-up ({status}).\nconfig:\n{}\nlog:\n{log}",
-                        read_lossy(&prepared.conf)
-                    );
-                }
-            }
-        }
-        panic!("mosquitto could not find a free port in {PORT_ATTEMPTS} attempts");
+        MosquittoBroker::try_start_on(version, config_body, files).unwrap_or_else(|exited| {
+            panic!(
+                "{version} exited during start-up (code {:?}).\nconfig:\n{}\nlog:\n{}",
+                exited.code, exited.config, exited.log
+            )
+        })
     }
 
     /// Starts mosquitto like [`MosquittoBroker::start`] but expects it to refuse to start: returns its exit
@@ -131,6 +113,7 @@ impl MosquittoBroker {
         match wait_listening(&mut child, port) {
             Err(status) => Exited {
                 code: status.code(),
+                config: read_lossy(&prepared.conf),
                 log: read_lossy(&prepared.log),
             },
             Ok(()) => panic!(
@@ -168,6 +151,7 @@ impl MosquittoBroker {
                     }
                     return Err(Exited {
                         code: status.code(),
+                        config: read_lossy(&prepared.conf),
                         log,
                     });
                 }

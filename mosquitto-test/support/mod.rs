@@ -7,6 +7,7 @@
 //! * [`tools`]: `mosquitto_pub`, `mosquitto_sub`, `mosquitto_passwd`.
 //! * [`process`]: child processes that are always killed and reaped.
 //! * [`rng`]: a seeded generator for reproducible generated cases.
+//! * [`small_disk`]: a small tmpfs to fill a file system on purpose.
 //! * [`versions`]: the releases tests run on (Debian's 2.0.11, the vendored 2.0.22 and 2.1.2), and
 //!   [`per_version!`](crate::per_version) for one test body per release.
 //!
@@ -21,6 +22,7 @@ pub mod certs;
 pub mod clients;
 pub mod process;
 pub mod rng;
+pub mod small_disk;
 pub mod tools;
 pub mod versions;
 pub mod wire;

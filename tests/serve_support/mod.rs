@@ -7,29 +7,26 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod client;
+#[path = "../../mosquitto-test/support/process.rs"]
+mod process;
+
+use process::ChildGuard;
 
 /// The tutorial's ACL.
 pub const TUTORIAL_ACL: &str = "pattern readwrite +/+/+/%u\nuser admin\ntopic readwrite #\n";
 
-/// A running `mqtt-policy serve`.
+/// A running `mqtt-policy serve`, killed and reaped when dropped.
 pub struct Serve {
-    child: Child,
+    child: ChildGuard,
     /// The temp dir with its files (the caller's, when started with [`Serve::start_in`]).
     pub dir: PathBuf,
     _own: Option<tempfile::TempDir>,
     /// The address it listens on.
     pub addr: SocketAddr,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Writes the tutorial's acl file and a mosquitto.conf naming it (and `audit.log`) into `dir`.
@@ -84,17 +81,18 @@ impl Serve {
     pub fn start_in(dir: &Path, args: &[&str]) -> Serve {
         // Its log goes to a file: a pipe nobody reads would block it.
         let log = std::fs::File::create(dir.join("serve.log")).expect("create the log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mqtt-policy"))
-            .arg("serve")
-            .args(
-                args.iter()
-                    .map(|a| a.replace("{dir}", &dir.display().to_string())),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start mqtt-policy serve");
+        let mut child = ChildGuard::spawn(
+            Command::new(env!("CARGO_BIN_EXE_mqtt-policy"))
+                .arg("serve")
+                .args(
+                    args.iter()
+                        .map(|a| a.replace("{dir}", &dir.display().to_string())),
+                )
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log),
+            "mqtt-policy serve",
+        );
         let deadline = Instant::now() + Duration::from_secs(20);
         let read_log = || std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
         let addr = loop {
@@ -105,12 +103,10 @@ impl Serve {
             {
                 break addr.trim_end_matches('/').parse().expect("an address");
             }
-            if let Ok(Some(status)) = child.try_wait() {
+            if let Some(status) = child.try_wait() {
                 panic!("mqtt-policy serve exited with {status}: {log}");
             }
             if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
                 panic!("mqtt-policy serve did not listen within 20 s: {log}");
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -146,28 +142,16 @@ impl Serve {
     }
 
     /// Sends SIGHUP.
-    pub fn hup(&self) {
-        let status = Command::new("kill")
-            .arg("-HUP")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill -HUP");
-        assert!(status.success());
+    pub fn hup(&mut self) {
+        self.child.signal(libc::SIGHUP);
     }
 
     /// Sends SIGTERM and waits (bounded, 10 s) for the exit; returns whether it exited with 0.
     pub fn stop(mut self) -> bool {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.success();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
+        self.child.signal(libc::SIGTERM);
+        self.child
+            .wait_for(Duration::from_secs(10))
+            .is_some_and(|status| status.success())
     }
 
     /// `GET path` with optional extra header lines; returns (status, headers, body).
