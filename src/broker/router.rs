@@ -27,6 +27,7 @@ use super::shared::SharedSubs;
 use super::store::Change;
 use super::subs::{SubEntry, SubTree};
 use crate::enforce::logins::Password;
+use crate::enforce::shadow::Shadow;
 use crate::policy::passwd::{AuthResult, PasswordFile};
 use logins::{Logins, Prepared};
 
@@ -73,6 +74,9 @@ pub enum Event {
         ticket: u64,
         /// The verdict of the password file.
         result: AuthResult,
+        /// The verdict of the shadow password file, when [`Action::Verify`] named a shadow policy
+        /// with one (checked on the worker too).
+        shadow: Option<AuthResult>,
     },
     /// Time passed: Will delays, session expiry.
     Tick,
@@ -144,6 +148,8 @@ pub enum Action {
         username: String,
         /// The password (zeroed when dropped).
         password: Password,
+        /// The shadow policy to check the login against on the worker too ([`Shadow::verify_login`]).
+        shadow: Option<Arc<Shadow>>,
     },
 }
 
@@ -156,6 +162,31 @@ impl Action {
             Action::Deliver { conn, publish } => Some((conn, Outgoing::Shared(publish))),
             _ => None,
         }
+    }
+
+    /// For an [`Action::Verify`]: the checks a worker runs, done now on this thread, as the
+    /// [`Event::Verified`] it sends back (for tests and the fuzz target); `None` for the other actions.
+    pub fn verified_now(&self) -> Option<Event> {
+        let Action::Verify {
+            conn,
+            ticket,
+            passwords,
+            username,
+            password,
+            shadow,
+        } = self
+        else {
+            return None;
+        };
+        let password = Some(password.expose());
+        Some(Event::Verified {
+            conn: *conn,
+            ticket: *ticket,
+            result: passwords.verify(username, password),
+            shadow: shadow
+                .as_ref()
+                .and_then(|s| s.verify_login(username, password)),
+        })
     }
 }
 
@@ -350,7 +381,8 @@ impl Router {
                 conn,
                 ticket,
                 result,
-            } => self.on_verified(conn, ticket, result),
+                shadow,
+            } => self.on_verified(conn, ticket, result, shadow),
             Event::Tick => self.on_tick(),
         }
     }

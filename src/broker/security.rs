@@ -32,7 +32,7 @@ pub struct Security {
     /// Hit counters of the acl file's rules (counted with metrics on).
     hits: Arc<RuleHits>,
     /// The candidate policy (`plugin_opt_shadow_*`), when configured and loaded.
-    shadow: Option<Shadow>,
+    shadow: Option<Arc<Shadow>>,
     /// Why the configured shadow policy did not load.
     shadow_error: Option<String>,
     /// No `pattern` mentions `%c`: see [`Security::reads_ignore_client_id`].
@@ -95,10 +95,16 @@ impl Security {
             config.shadow_password_file.as_deref(),
             config.semantics,
         ) {
-            Ok(shadow) => security.shadow = shadow,
+            Ok(shadow) => security.shadow = shadow.map(Arc::new),
             Err(e) => security.shadow_error = Some(e),
         }
         Ok(security)
+    }
+
+    /// This policy with `shadow` as its candidate policy.
+    pub fn with_shadow(mut self, shadow: Shadow) -> Self {
+        self.shadow = Some(Arc::new(shadow));
+        self
     }
 
     /// A policy from already loaded parts.
@@ -146,7 +152,7 @@ impl Security {
     }
 
     /// The shadow policy, if one is loaded.
-    pub fn shadow(&self) -> Option<&Shadow> {
+    pub fn shadow(&self) -> Option<&Arc<Shadow>> {
         self.shadow.as_ref()
     }
 

@@ -236,7 +236,7 @@ impl Authorizer {
             Arc::clone(&passwords),
             username.to_owned(),
             Password::new(password.to_vec()),
-            move |result| {
+            move |result, _, _| {
                 let _ = tx.send(result);
             },
         );

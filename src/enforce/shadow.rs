@@ -6,15 +6,23 @@
 //!
 //! A shadow file that does not load (at start or on reload) is logged by the front door and the shadow is
 //! absent until a reload loads it: the live policy is never affected.
+//!
+//! A login is checked against the shadow password file where the live check runs: on a worker thread
+//! when the front door hands the live check over ([`super::logins::VerifyPool`]), else on the deciding
+//! thread. Either way through the shadow's own caches ([`Shadow::verify_login`]): one for the passwords
+//! it accepted and, since the shadow decides nothing, one for those it refused, so that a login seen
+//! before (agreeing or not) costs a keyed MAC instead of a hash. [`Shadow::answers_at_once`] tells a
+//! front door whether the shadow would need a hash, so that it can hand the check over even when the
+//! live cache knows the login.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use super::logins::denial;
+use super::logins::{denial, LoginCache};
 use super::metrics::Metrics;
 use crate::audit::{AuditRecord, LoginDenial, Peer};
 use crate::policy::acl::{Explanation, Policy};
-use crate::policy::passwd::PasswordFile;
+use crate::policy::passwd::{AuthResult, PasswordFile};
 use crate::policy::{Access, ClientRef, Decision, Reason, Semantics};
 
 /// At most this many `shadow` audit records a minute; further disagreements are only counted.
@@ -83,7 +91,34 @@ impl Compared {
 pub struct Shadow {
     acl: Option<Policy>,
     passwords: Option<Arc<PasswordFile>>,
+    /// Logins the shadow password file accepted, and those it refused (wrong password).
+    logins: Mutex<ShadowLogins>,
     limiter: Mutex<RateLimiter>,
+}
+
+/// The shadow's two login caches (see the module documentation).
+#[derive(Debug, Default)]
+struct ShadowLogins {
+    accepted: LoginCache,
+    refused: LoginCache,
+}
+
+impl ShadowLogins {
+    /// The verdict remembered for this login, if any.
+    fn recall(
+        &mut self,
+        passwords: &PasswordFile,
+        name: &str,
+        password: &[u8],
+    ) -> Option<AuthResult> {
+        if self.accepted.remembers(passwords, name, password) {
+            Some(AuthResult::Accepted)
+        } else if self.refused.remembers(passwords, name, password) {
+            Some(AuthResult::WrongPassword)
+        } else {
+            None
+        }
+    }
 }
 
 impl Shadow {
@@ -121,6 +156,7 @@ impl Shadow {
         Shadow {
             acl,
             passwords,
+            logins: Mutex::default(),
             limiter: Mutex::new(RateLimiter::new(
                 RECORDS_PER_MINUTE,
                 Duration::from_secs(60),
@@ -199,20 +235,60 @@ impl Shadow {
         ))))
     }
 
-    /// Takes a login the live policy decided as `live` (`None`: accepted) with the candidate's password
-    /// file too: one more password check (only when a shadow password file is loaded). Returns the record
-    /// of a disagreement, as [`Shadow::compare_acl`].
+    /// Whether [`Shadow::verify_login`] would answer for this login without a password hash: there is
+    /// no shadow password file, no password, no usable entry for the user, or the login was seen
+    /// before. A front door that hands slow checks to workers asks this before answering a login from
+    /// its live cache.
+    pub fn answers_at_once(&self, username: &str, password: Option<&[u8]>) -> bool {
+        let (Some(passwords), Some(password)) = (self.passwords.as_deref(), password) else {
+            return true;
+        };
+        passwords.entry_hash(username).is_none()
+            || self
+                .logins()
+                .recall(passwords, username, password)
+                .is_some()
+    }
+
+    /// Checks a login against the shadow password file (`None` when there is none), through the
+    /// shadow's caches: a hash only for a login not seen before. Any thread; the caches are not held
+    /// during a hash.
+    pub fn verify_login(&self, username: &str, password: Option<&[u8]>) -> Option<AuthResult> {
+        let passwords = self.passwords.as_deref()?;
+        let Some(password) = password else {
+            return Some(passwords.verify(username, None));
+        };
+        if let Some(known) = self.logins().recall(passwords, username, password) {
+            return Some(known);
+        }
+        let result = passwords.verify(username, Some(password));
+        let mut logins = self.logins();
+        match result {
+            AuthResult::Accepted => logins.accepted.remember(passwords, username, password),
+            AuthResult::WrongPassword => logins.refused.remember(passwords, username, password),
+            _ => {}
+        }
+        Some(result)
+    }
+
+    fn logins(&self) -> std::sync::MutexGuard<'_, ShadowLogins> {
+        self.logins.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Compares a login the live policy decided as `live` (`None`: accepted) with the shadow password
+    /// file's verdict `shadow` ([`Shadow::verify_login`], taken wherever the live check ran; `None`:
+    /// nothing to compare). Returns the record of a disagreement, as [`Shadow::compare_acl`].
     pub fn compare_login(
         &self,
         peer: Peer<'_>,
-        password: Option<&[u8]>,
+        shadow: Option<&AuthResult>,
         live: Option<&LoginDenial>,
         now: SystemTime,
         metrics: Option<&Metrics>,
     ) -> Option<AuditRecord> {
         let passwords = self.passwords.as_deref()?;
-        let name = peer.username?;
-        let shadow = denial(&passwords.verify(name, password), passwords);
+        peer.username?;
+        let shadow = denial(shadow?, passwords);
         if shadow.is_none() == live.is_none() {
             return None;
         }

@@ -32,7 +32,7 @@ use crate::enforce::metrics::{fingerprint, Metrics};
 use crate::enforce::shadow::Compared;
 use crate::exposition::Exposition;
 use crate::policy::acl::{Explanation, ReasonDetail};
-use crate::policy::passwd::PasswordFile;
+use crate::policy::passwd::{AuthResult, PasswordFile};
 use crate::policy::{Access, ClientRef, Decision, Reason, Semantics, Verdict};
 pub use delayed::Completion;
 use delayed::DelayedLogins;
@@ -477,16 +477,25 @@ impl Plugin {
             return Outcome::Defer;
         };
         let passwords: &PasswordFile = shared;
-        let denial = match username {
+        let shadow = files.shadow.clone();
+        let (denial, shadow) = match username {
             Text::Absent => return Outcome::Defer,
             // Not a name the file can hold (the broker validates UTF-8, so this should not happen).
-            Text::NotUtf8(_) => Some(LoginDenial::UnknownUser),
+            Text::NotUtf8(_) => (Some(LoginDenial::UnknownUser), None),
             Text::Utf8(name) => 'verdict: {
+                // Checked here, through its caches, unless a worker checks it with the live one.
+                let shadow_now = || shadow.as_ref().and_then(|s| s.verify_login(name, password));
                 if let Some(password) = password {
-                    if self.logins.borrow_mut().accepts(passwords, name, password) {
-                        break 'verdict None;
+                    // A login the live cache knows is answered now, unless the shadow would need
+                    // a hash for it and a worker can take it.
+                    let at_once = self.delayed.is_none()
+                        || shadow
+                            .as_ref()
+                            .is_none_or(|s| s.answers_at_once(name, Some(password)));
+                    if at_once && self.logins.borrow_mut().accepts(passwords, name, password) {
+                        break 'verdict (None, shadow_now());
                     }
-                    if self.delay(host, client, name, password, shared) {
+                    if self.delay(host, client, name, password, shared, shadow.as_ref()) {
                         return Outcome::Delayed;
                     }
                 }
@@ -495,7 +504,7 @@ impl Plugin {
                     let mut logins = self.logins.borrow_mut();
                     logins.record(passwords, name, password, &result);
                 }
-                denial(&result, passwords)
+                (denial(&result, passwords), shadow_now())
             }
         };
         drop(files);
@@ -507,26 +516,27 @@ impl Plugin {
             client_id: client_id.as_deref(),
             address: address.as_deref(),
         };
-        self.login_outcome(host, peer, password, denial)
+        self.login_outcome(host, peer, shadow, denial)
     }
 
     /// A login the live password file decided (`None`: accepted): counted, compared with the shadow
-    /// password file, and a refusal audited.
+    /// password file's verdict `shadow` ([`crate::enforce::shadow::Shadow::verify_login`]), and a
+    /// refusal audited.
     fn login_outcome(
         &self,
         host: &dyn Host,
         peer: Peer<'_>,
-        password: Option<&[u8]>,
+        shadow: Option<AuthResult>,
         denial: Option<LoginDenial>,
     ) -> Outcome {
         if let Some(m) = &self.metrics {
             m.login(denial.as_ref().map_or(Ok(()), Err));
         }
-        if let Some(shadow) = &self.files.borrow().shadow {
+        if let Some(candidate) = &self.files.borrow().shadow {
             let now = (self.clock)();
-            if let Some(record) = shadow.compare_login(
+            if let Some(record) = candidate.compare_login(
                 peer,
-                password,
+                shadow.as_ref(),
                 denial.as_ref(),
                 now,
                 self.metrics.as_deref(),

@@ -435,17 +435,24 @@ impl Core {
                 passwords,
                 username,
                 password,
+                shadow,
             } => {
                 let tx = self.verdict_tx.clone();
-                self.verifier
-                    .submit(passwords, username, password, move |result| {
+                self.verifier.submit(
+                    passwords,
+                    username,
+                    password,
+                    move |result, username, password| {
+                        let shadow = shadow.and_then(|s| s.verify_login(username, Some(password)));
                         // A worker thread, outside the runtime: blocking is fine here.
                         let _ = tx.blocking_send(CoreMsg::Event(Event::Verified {
                             conn,
                             ticket,
                             result,
+                            shadow,
                         }));
-                    });
+                    },
+                );
             }
             Action::Audit(record) => self.audit.write(&Stderr, &record),
             Action::Log(line) => {

@@ -12,6 +12,7 @@ use crate::audit::{AuditRecord, LoginDenial, Peer, Withheld, WithheldDeliveries}
 use crate::broker::security::Security;
 use crate::broker::session::Session;
 use crate::enforce::metrics::Metrics;
+use crate::policy::passwd::AuthResult;
 use crate::policy::topic::TopicFilter;
 use crate::policy::{Access, ClientRef, Decision, Reason};
 
@@ -103,11 +104,13 @@ impl Authorizer {
 
     /// A login was decided (`denial`: `None` when accepted): counted, and compared with the shadow
     /// password file (`password`: `None` when the password file does not apply, as for a
-    /// certificate's username).
+    /// certificate's username), whose verdict is `shadow` when a worker checked it, else checked now
+    /// (through the shadow's caches: the router hands a login over when the shadow would need a hash).
     pub(super) fn login_decided(
         &self,
         peer: Peer<'_>,
         password: Option<&[u8]>,
+        shadow: Option<AuthResult>,
         denial: Option<&LoginDenial>,
         wall: SystemTime,
         out: &mut Vec<Action>,
@@ -115,15 +118,20 @@ impl Authorizer {
         if let Some(m) = &self.metrics {
             m.login(denial.map_or(Ok(()), Err));
         }
-        let Some(shadow) = self.security.shadow() else {
+        let Some(candidate) = self.security.shadow() else {
             return;
         };
-        if password.is_none() {
+        let (Some(username), Some(_)) = (peer.username, password) else {
             return;
-        }
-        if let Some(record) =
-            shadow.compare_login(peer, password, denial, wall, self.metrics.as_deref())
-        {
+        };
+        let verdict = shadow.or_else(|| candidate.verify_login(username, password));
+        if let Some(record) = candidate.compare_login(
+            peer,
+            verdict.as_ref(),
+            denial,
+            wall,
+            self.metrics.as_deref(),
+        ) {
             out.push(Action::Audit(Box::new(
                 record.with_semantics(self.security.semantics()),
             )));

@@ -56,6 +56,7 @@ impl Router {
             password,
             assigned,
             cert_login: false,
+            shadow: None,
         };
         match login {
             // The password check may run on a worker: the CONNECT completes in `complete_connect`.
@@ -88,6 +89,7 @@ impl Router {
             password,
             assigned,
             cert_login,
+            shadow,
         } = prepared;
         let version = c.version;
         self.authz.login_decided(
@@ -100,6 +102,7 @@ impl Router {
                 .as_ref()
                 .map(Secret::expose)
                 .filter(|_| !cert_login),
+            shadow,
             verdict.as_ref().err().map(|r| &r.denial),
             self.wall,
             &mut self.out,

@@ -39,6 +39,8 @@ pub(super) struct Prepared {
     /// The client id the broker assigned, if the client sent none.
     pub assigned: Option<String>,
     pub cert_login: bool,
+    /// The shadow password file's verdict, when a worker checked it with the live one.
+    pub shadow: Option<AuthResult>,
 }
 
 /// A CONNECT waiting for its password check.
@@ -88,7 +90,13 @@ impl Router {
         };
         let name = username.unwrap_or_default();
         let bytes = password.unwrap_or_default();
-        if self.logins.cache.accepts(&passwords, name, bytes) {
+        let shadow = self.authz.security.shadow().cloned();
+        // A login the live cache knows completes now, unless the shadow would need a hash for it.
+        if shadow
+            .as_ref()
+            .is_none_or(|s| s.answers_at_once(name, password))
+            && self.logins.cache.accepts(&passwords, name, bytes)
+        {
             return self.complete_connect(prepared, Ok(()));
         }
         self.logins.next_ticket += 1;
@@ -100,6 +108,7 @@ impl Router {
             passwords: Arc::clone(&passwords),
             username: name.to_owned(),
             password: Password::new(bytes.to_vec()),
+            shadow,
         });
         self.log(format!(
             "connection {conn}: checking the password of {name:?} off the router"
@@ -115,7 +124,13 @@ impl Router {
     }
 
     /// A password check is done: completes its CONNECT (see the module documentation).
-    pub(super) fn on_verified(&mut self, conn: ConnId, ticket: u64, result: AuthResult) {
+    pub(super) fn on_verified(
+        &mut self,
+        conn: ConnId,
+        ticket: u64,
+        result: AuthResult,
+        shadow: Option<AuthResult>,
+    ) {
         match self.logins.pending.get(&conn) {
             Some(p) if p.ticket == ticket => {}
             // The client left (or this is an older check of the same connection).
@@ -125,7 +140,7 @@ impl Router {
             return;
         };
         let Pending {
-            prepared,
+            mut prepared,
             security,
             passwords,
             early,
@@ -148,6 +163,7 @@ impl Router {
             .cache
             .record(&passwords, username, password, &result);
         let verdict = security.login_verdict(&passwords, &result);
+        prepared.shadow = shadow;
         self.complete_connect(prepared, verdict);
         self.replay(conn, early);
     }

@@ -31,22 +31,9 @@ impl T {
     fn ev(&mut self, e: Event) -> Vec<Action> {
         let mut out = Vec::new();
         for action in self.raw(e) {
-            match action {
-                Action::Verify {
-                    conn,
-                    ticket,
-                    passwords,
-                    username,
-                    password,
-                } => {
-                    let result = passwords.verify(&username, Some(password.expose()));
-                    out.extend(self.ev(Event::Verified {
-                        conn,
-                        ticket,
-                        result,
-                    }));
-                }
-                other => out.push(other),
+            match action.verified_now() {
+                Some(verified) => out.extend(self.ev(verified)),
+                None => out.push(action),
             }
         }
         out

@@ -127,6 +127,12 @@ impl LoginCache {
     /// Whether this exact username and password verified before against the entry `passwords`
     /// holds for the user now. `false` means "verify it", never "refused".
     pub fn accepts(&mut self, passwords: &PasswordFile, username: &str, password: &[u8]) -> bool {
+        self.remembers(passwords, username, password)
+    }
+
+    /// Whether this exact username and password were remembered ([`LoginCache::remember`]) against
+    /// the entry `passwords` holds for the user now.
+    pub fn remembers(&mut self, passwords: &PasswordFile, username: &str, password: &[u8]) -> bool {
         let hit = self
             .tags(passwords, username, password)
             .is_some_and(|(key, entry)| self.entries.get(&key) == Some(&entry));
@@ -147,9 +153,16 @@ impl LoginCache {
         password: &[u8],
         result: &AuthResult,
     ) {
-        if !result.is_accepted() {
-            return;
+        if result.is_accepted() {
+            self.remember(passwords, username, password);
         }
+    }
+
+    /// Remembers `password` for `username` against the user's entry in `passwords` now, whatever the
+    /// verdict was: for a cache whose owner knows which verdict it holds. The live caches hold only
+    /// accepted logins ([`LoginCache::record`]); the shadow policy, which decides nothing, also keeps
+    /// the passwords its file refused, so that a disagreement costs no hash the second time.
+    pub fn remember(&mut self, passwords: &PasswordFile, username: &str, password: &[u8]) {
         let Some((key, entry)) = self.tags(passwords, username, password) else {
             return;
         };

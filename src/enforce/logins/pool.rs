@@ -35,8 +35,9 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// What is called with the verdict, on the worker thread.
-type Reply = Box<dyn FnOnce(AuthResult) + Send>;
+/// What is called with the verdict, on the worker thread, with the username and password checked (for
+/// a second check there, as the shadow policy's).
+type Reply = Box<dyn FnOnce(AuthResult, &str, &[u8]) + Send>;
 
 struct Job {
     passwords: Arc<PasswordFile>,
@@ -93,14 +94,14 @@ impl VerifyPool {
     }
 
     /// Queues a check of `password` for `username` against `passwords`; `reply` gets the verdict on
-    /// a worker thread. If the workers are gone (they never stop while the pool lives), `reply` is
+    /// a worker thread, with the username and password (zeroed after `reply` returns). If the workers are gone (they never stop while the pool lives), `reply` is
     /// not called.
     pub fn submit(
         &self,
         passwords: Arc<PasswordFile>,
         username: String,
         password: Password,
-        reply: impl FnOnce(AuthResult) + Send + 'static,
+        reply: impl FnOnce(AuthResult, &str, &[u8]) + Send + 'static,
     ) {
         if let Some(jobs) = &self.jobs {
             let _ = jobs.send(Job {
@@ -138,8 +139,8 @@ fn work(jobs: &Mutex<Receiver<Job>>, stopping: &AtomicBool) {
             passwords.verify(&username, Some(password.expose()))
         }))
         .unwrap_or(AuthResult::WrongPassword);
+        reply(result, &username, password.expose());
         drop(password);
-        reply(result);
     }
 }
 
@@ -175,7 +176,7 @@ mod tests {
                 Arc::clone(&passwords),
                 "alice".to_owned(),
                 Password::new(guess.to_vec()),
-                move |r| {
+                move |r, _, _| {
                     let _ = tx.send((i, r, std::thread::current().id()));
                 },
             );

@@ -1,6 +1,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::*;
+use crate::policy::passwd::{hash_password, HashKind};
 use crate::policy::Verdict;
 
 fn live() -> Policy {
@@ -155,8 +156,10 @@ fn a_login_the_shadow_password_file_refuses_is_a_record() {
         address: None,
     };
     let now = SystemTime::UNIX_EPOCH;
+    let verdict = s.verify_login("user1", Some(b"pw"));
+    assert_eq!(verdict, Some(AuthResult::UnknownUser));
     let r = s
-        .compare_login(peer, Some(b"pw"), None, now, None)
+        .compare_login(peer, verdict.as_ref(), None, now, None)
         .expect("live accepts, shadow refuses");
     let json = r.to_json();
     assert!(
@@ -167,10 +170,52 @@ fn a_login_the_shadow_password_file_refuses_is_a_record() {
     assert!(s
         .compare_login(
             peer,
-            Some(b"pw"),
+            verdict.as_ref(),
             Some(&LoginDenial::UnknownUser),
             now,
             None
         )
         .is_none());
+}
+
+#[test]
+fn a_login_seen_before_is_answered_by_the_shadow_without_a_hash_whatever_its_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("pw");
+    let line = |user: &str, password: &[u8]| {
+        format!(
+            "{user}:{}\n",
+            hash_password(password, HashKind::Sha512Pbkdf2, Some(2))
+        )
+    };
+    std::fs::write(&pw, line("alice", b"right") + &line("bob", b"other")).unwrap();
+    let s = Shadow::load(None, pw.to_str(), Semantics::Mosquitto20)
+        .unwrap()
+        .unwrap();
+    // Nothing to hash: no password, or no entry for the user.
+    assert!(s.answers_at_once("alice", None));
+    assert!(s.answers_at_once("nobody", Some(b"x")));
+    // A real check the first time, for an accepted and a refused password alike.
+    for (password, verdict) in [
+        (&b"right"[..], AuthResult::Accepted),
+        (b"wrong", AuthResult::WrongPassword),
+    ] {
+        assert!(!s.answers_at_once("alice", Some(password)));
+        assert_eq!(
+            s.verify_login("alice", Some(password)),
+            Some(verdict.clone())
+        );
+        assert!(s.answers_at_once("alice", Some(password)), "remembered");
+        assert_eq!(s.verify_login("alice", Some(password)), Some(verdict));
+    }
+    // Another user's password is not remembered for alice.
+    assert!(!s.answers_at_once("bob", Some(b"right")));
+    // No shadow password file: nothing to check.
+    let acl = dir.path().join("acl");
+    std::fs::write(&acl, "topic read x\n").unwrap();
+    let acl_only = Shadow::load(acl.to_str(), None, Semantics::Mosquitto20)
+        .unwrap()
+        .unwrap();
+    assert!(acl_only.answers_at_once("alice", Some(b"right")));
+    assert_eq!(acl_only.verify_login("alice", Some(b"right")), None);
 }

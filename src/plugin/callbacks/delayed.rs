@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use super::{Client, Host, LogLevel, Outcome, Plugin, Text};
 use crate::audit::Peer;
 use crate::enforce::logins::{denial, Password, VerifyPool};
+use crate::enforce::shadow::Shadow;
 use crate::policy::passwd::{AuthResult, PasswordFile};
 
 /// A verdict for the broker: give it with `mosquitto_complete_basic_auth`.
@@ -39,6 +40,8 @@ struct Verdict {
     client_id: String,
     ticket: u64,
     result: AuthResult,
+    /// The shadow password file's verdict, checked on the worker too.
+    shadow: Option<AuthResult>,
 }
 
 /// A login the broker waits for.
@@ -109,6 +112,7 @@ impl Plugin {
         username: &str,
         password: &[u8],
         passwords: &Arc<PasswordFile>,
+        shadow: Option<&Arc<Shadow>>,
     ) -> bool {
         let Some(delayed) = &self.delayed else {
             return false;
@@ -130,7 +134,9 @@ impl Plugin {
             .waiting
             .borrow_mut()
             .insert(client_id.to_owned(), waiting);
-        submit(delayed, client_id, ticket, username, password, passwords);
+        submit(
+            delayed, client_id, ticket, username, password, passwords, shadow,
+        );
         host.log(
             LogLevel::Debug,
             &format!(
@@ -193,7 +199,7 @@ impl Plugin {
         let outcome = self.login_outcome(
             host,
             peer,
-            Some(w.password.expose()),
+            verdict.shadow,
             denial(&verdict.result, &current),
         );
         Some(Completion {
@@ -228,7 +234,10 @@ impl Plugin {
                 client_id: Some(&client_id),
                 address: w.address.as_deref(),
             };
-            let outcome = self.login_outcome(host, peer, Some(w.password.expose()), None);
+            let shadow = self.files.borrow().shadow.clone();
+            let shadow =
+                shadow.and_then(|s| s.verify_login(&w.username, Some(w.password.expose())));
+            let outcome = self.login_outcome(host, peer, shadow, None);
             return Some(Completion { client_id, outcome });
         }
         host.log(
@@ -239,6 +248,7 @@ impl Plugin {
         );
         let ticket = delayed.next_ticket.get() + 1;
         delayed.next_ticket.set(ticket);
+        let shadow = self.files.borrow().shadow.clone();
         submit(
             delayed,
             &client_id,
@@ -246,6 +256,7 @@ impl Plugin {
             &w.username,
             w.password.expose(),
             &passwords,
+            shadow.as_ref(),
         );
         let again = Waiting {
             ticket,
@@ -264,19 +275,23 @@ fn submit(
     username: &str,
     password: &[u8],
     passwords: &Arc<PasswordFile>,
+    shadow: Option<&Arc<Shadow>>,
 ) {
     let done = Arc::clone(&delayed.done);
     let client_id = client_id.to_owned();
+    let shadow = shadow.cloned();
     delayed.pool.submit(
         Arc::clone(passwords),
         username.to_owned(),
         Password::new(password.to_vec()),
-        move |result| {
+        move |result, username, password| {
+            let shadow = shadow.and_then(|s| s.verify_login(username, Some(password)));
             if let Ok(mut done) = done.lock() {
                 done.push(Verdict {
                     client_id,
                     ticket,
                     result,
+                    shadow,
                 });
             }
         },

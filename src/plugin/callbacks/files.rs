@@ -92,7 +92,7 @@ pub(super) struct Files {
     /// The hit counters of the acl's rules (counted only with metrics on).
     pub(super) hits: Arc<RuleHits>,
     /// The candidate policy, if one is configured and loaded.
-    pub(super) shadow: Option<Shadow>,
+    pub(super) shadow: Option<Arc<Shadow>>,
 }
 
 /// Loads every configured file; all or nothing for the live ones. A shadow file that does not load is
@@ -115,7 +115,7 @@ pub(super) fn load_files(
         options.shadow_password_file.as_deref(),
         semantics,
     ) {
-        Ok(shadow) => shadow,
+        Ok(shadow) => shadow.map(Arc::new),
         Err(e) => {
             host.log(
                 LogLevel::Err,

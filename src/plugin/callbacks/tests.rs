@@ -579,6 +579,46 @@ fn with_delayed_auth_checks_run_on_workers_and_verdicts_come_from_tick() {
 }
 
 #[test]
+fn with_delayed_auth_the_shadow_password_file_is_checked_on_the_worker_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::default();
+    let users = write(&dir, "users.txt", USERS);
+    // The candidate gives user1 another password: each login of user1 is a disagreement.
+    let changed = crate::policy::passwd::hash_password(
+        b"changed",
+        crate::policy::passwd::HashKind::Sha512Pbkdf2,
+        Some(101),
+    );
+    let shadow = write(&dir, "shadow.txt", &format!("user1:{changed}\n"));
+    let mut plugin = Plugin::start(
+        [
+            Some(("password_file", users.as_str())),
+            Some(("shadow_password_file", shadow.as_str())),
+        ],
+        &log,
+    )
+    .unwrap();
+    plugin.enable_delayed_auth(&log);
+    let shadow_records = |log: &Log| log.audit().iter().filter(|r| r["kind"] == "shadow").count();
+    log.take();
+    assert_eq!(
+        plugin.basic_auth(&log, &USER1, t("user1"), Some(b"123456")),
+        Outcome::Delayed
+    );
+    let got = completions(&plugin, &log, 1);
+    assert_eq!(got[0].outcome, Outcome::Allow, "the live file decides");
+    assert_eq!(shadow_records(&log), 1);
+    // Known to the live cache and to the shadow's (which keeps what it refused): answered at once,
+    // still compared.
+    log.take();
+    assert_eq!(
+        plugin.basic_auth(&log, &USER1, t("user1"), Some(b"123456")),
+        Outcome::Allow
+    );
+    assert_eq!(shadow_records(&log), 1);
+}
+
+#[test]
 fn a_verdict_for_a_client_replaced_under_the_same_id_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::default();

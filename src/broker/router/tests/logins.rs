@@ -5,20 +5,7 @@ use super::*;
 
 /// The [`Action::Verify`] among `actions`, as the event a worker sends back.
 fn verdict(actions: &[Action]) -> Option<Event> {
-    actions.iter().find_map(|a| match a {
-        Action::Verify {
-            conn,
-            ticket,
-            passwords,
-            username,
-            password,
-        } => Some(Event::Verified {
-            conn: *conn,
-            ticket: *ticket,
-            result: passwords.verify(username, Some(password.expose())),
-        }),
-        _ => None,
-    })
+    actions.iter().find_map(Action::verified_now)
 }
 
 fn connect_event(conn: ConnId, id: &str, user: &str, password: &str) -> Event {
@@ -143,4 +130,53 @@ fn a_login_that_verified_before_is_answered_from_the_cache_until_a_reload() {
     t.r.drain_actions(&mut drained);
     let after = t.raw(connect_event(4, "e", "user1", "123456"));
     assert!(verdict(&after).is_some(), "checked again after the reload");
+}
+
+#[test]
+fn the_shadow_password_file_is_checked_on_the_worker_and_a_login_seen_before_is_answered_at_once() {
+    use crate::enforce::shadow::Shadow;
+    use crate::policy::passwd::{hash_password, HashKind, PasswordFile};
+    let mut t = T::new("");
+    // The candidate file gives user1 another password: every login of user1 is a disagreement.
+    let line = format!(
+        "user1:{}\n",
+        hash_password(b"changed", HashKind::Sha512Pbkdf2, Some(101))
+    );
+    let candidate = PasswordFile::parse("shadow.txt", line.as_bytes());
+    let shadow = Shadow::new(None, Some(Arc::new(candidate)));
+    t.r.set_security(Arc::new(security(&["user1"], true).with_shadow(shadow)));
+    let shadow_records = |actions: &[Action]| {
+        actions
+            .iter()
+            .filter(
+                |a| matches!(a, Action::Audit(r) if r.to_json().contains("\"kind\":\"shadow\"")),
+            )
+            .count()
+    };
+
+    let asked = t.raw(connect_event(1, "c", "user1", "123456"));
+    assert!(
+        asked.iter().any(|a| matches!(
+            a,
+            Action::Verify {
+                shadow: Some(_),
+                ..
+            }
+        )),
+        "the shadow is checked with the live file, on the worker: {asked:?}"
+    );
+    let done = t.raw(verdict(&asked).unwrap());
+    assert_eq!(
+        connack(&done, 1),
+        Some(ConnectReason::Success),
+        "the live file decides"
+    );
+    assert_eq!(shadow_records(&done), 1);
+
+    // Known to both caches (the shadow remembers what it refused): answered at once, still compared.
+    t.raw(Event::Closed { conn: 1 });
+    let again = t.raw(connect_event(2, "c", "user1", "123456"));
+    assert!(verdict(&again).is_none(), "no password check");
+    assert_eq!(connack(&again, 2), Some(ConnectReason::Success));
+    assert_eq!(shadow_records(&again), 1);
 }
