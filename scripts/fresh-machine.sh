@@ -35,6 +35,7 @@ base=${MQTT_POLICY_FRESH_BASE:-/var/tmp/mqtt-policy-bookworm-minbase.tar}
 if [ ! -f "$base" ]; then
     echo "== debootstrap bookworm (minbase, ca-certificates, git) into $base"
     tmp=$(mktemp -d /var/tmp/mqtt-policy-debootstrap.XXXXXX)
+    chmod 755 "$tmp" # the tree's / (mktemp makes it 0700, which only root could enter)
     debootstrap --variant=minbase --include=ca-certificates,git bookworm "$tmp" http://deb.debian.org/debian >/dev/null
     tar -C "$tmp" -cf "$base.partial" .
     mv "$base.partial" "$base"
@@ -50,6 +51,9 @@ cleanup() {
 }
 trap cleanup EXIT
 tar -C "$tree" -xf "$base"
+# A machine's / is 0755 (mktemp's 0700, or a tarball made from such a directory, would keep every
+# unprivileged user, as the rabbitmq user of the cluster test, out of the whole tree).
+chmod 755 "$tree"
 bind() { mkdir -p "$tree$2"; mount --bind "$1" "$tree$2"; mounts+=("$tree$2"); }
 bind /proc /proc
 bind /dev /dev

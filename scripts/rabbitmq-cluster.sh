@@ -66,7 +66,10 @@ trap cleanup EXIT
 
 fail() {
     echo "FAIL: $*"
-    for n in 1 2 3; do echo "--- node $n log (tail)"; tail -20 "$dir/r$n/log/"*.log 2>/dev/null; done
+    for n in 1 2 3; do
+        echo "--- node $n log (tail)"; tail -20 "$dir/r$n/log/"*.log 2>/dev/null
+        echo "--- node $n output (tail)"; tail -20 "$dir/r$n/out.log" 2>/dev/null
+    done
     echo "--- serve log"; cat "$dir/serve.log"
     exit 1
 }
