@@ -1,9 +1,64 @@
 //! Reading the files the policy core parses. The core takes bytes; this is where they come from.
+//!
+//! The `*_fingerprinted` loaders also hash the bytes they read into a [`Fingerprint`] (for the metrics
+//! and the page), so that it is the fingerprint of exactly what was loaded, with no second read.
 
 use crate::policy::acl::{parse_acl_as, AclError, AclErrorKind, AclFile, Policy};
 use crate::policy::conf::{ConfError, MosquittoConf};
 use crate::policy::passwd::{PasswordFile, PasswordFileBuilder};
 use crate::policy::Semantics;
+use sha2::{Digest, Sha256};
+
+/// The fingerprint of a policy: `sha256:` and the hex SHA-256 of the acl file's bytes, a NUL, and the
+/// password file's bytes (a file not configured counts as empty), so that `sha256sum` of that
+/// concatenation gives the same. Started with the acl file ([`Fingerprint::of_acl`]), fed the password
+/// file as it is read ([`load_passwords_fingerprinted`]), then [`Fingerprint::finish`]ed.
+#[derive(Clone, Debug)]
+pub struct Fingerprint(Sha256);
+
+impl Fingerprint {
+    /// Starts a fingerprint with the acl file's bytes (`None`: no acl file) and the NUL after them.
+    pub fn of_acl(acl: Option<&[u8]>) -> Fingerprint {
+        let mut hasher = Sha256::new();
+        hasher.update(acl.unwrap_or_default());
+        hasher.update([0u8]);
+        Fingerprint(hasher)
+    }
+
+    /// The fingerprint, as the metrics show it.
+    pub fn finish(self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::from("sha256:");
+        for b in self.0.finalize() {
+            let _ = write!(out, "{b:02x}");
+        }
+        out
+    }
+}
+
+/// [`load_acl_as`], with the [`Fingerprint`] started from the bytes read.
+pub fn load_acl_fingerprinted(
+    path: &str,
+    semantics: Semantics,
+) -> Result<(AclFile, Fingerprint), AclError> {
+    let bytes = read_acl_bytes(path)?;
+    let fingerprint = Fingerprint::of_acl(Some(&bytes));
+    Ok((parse_acl_as(path, &bytes, semantics)?, fingerprint))
+}
+
+/// [`load_passwords_as`], feeding the bytes read into `fingerprint`.
+pub fn load_passwords_fingerprinted(
+    path: &str,
+    semantics: Semantics,
+    fingerprint: &mut Fingerprint,
+) -> Result<PasswordFile, PasswordLoadError> {
+    let file = read_password_pieces(
+        path,
+        PasswordFile::builder_as(path, semantics),
+        Some(fingerprint),
+    )?;
+    refuse_as_21(path, file)
+}
 
 /// Reads and compiles the acl file at `path` (Mosquitto 2.0 semantics). A missing or unreadable file is
 /// an [`AclError`] on line 0.
@@ -30,12 +85,15 @@ pub fn load_policy_for(
 /// would log ([`AclFile::warnings`]) for the caller to log; [`Policy::compile`] makes it a policy. A
 /// missing or unreadable file is an [`AclError`] on line 0 ([`AclErrorKind::Unreadable`]).
 pub fn load_acl_as(path: &str, semantics: Semantics) -> Result<AclFile, AclError> {
-    let bytes = std::fs::read(path).map_err(|e| AclError {
+    parse_acl_as(path, &read_acl_bytes(path)?, semantics)
+}
+
+fn read_acl_bytes(path: &str) -> Result<Vec<u8>, AclError> {
+    std::fs::read(path).map_err(|e| AclError {
         path: path.to_owned(),
         line: 0,
         kind: AclErrorKind::Unreadable(e.to_string()),
-    })?;
-    parse_acl_as(path, &bytes, semantics)
+    })
 }
 
 /// Reads and parses the mosquitto.conf at `path`.
@@ -112,7 +170,7 @@ pub fn read_passwords_as(
     path: &str,
     semantics: Semantics,
 ) -> Result<PasswordFile, PasswordLoadError> {
-    read_password_pieces(path, PasswordFile::builder_as(path, semantics))
+    read_password_pieces(path, PasswordFile::builder_as(path, semantics), None)
 }
 
 /// [`load_passwords`], keeping only the lines of `username`: what answering for one user needs, in
@@ -137,7 +195,11 @@ fn read_passwords(
     path: &str,
     builder: PasswordFileBuilder,
 ) -> Result<PasswordFile, PasswordLoadError> {
-    let file = read_password_pieces(path, builder)?;
+    refuse_as_21(path, read_password_pieces(path, builder, None)?)
+}
+
+/// `file`, or the error of Mosquitto 2.1's refusal of it as a whole.
+fn refuse_as_21(path: &str, file: PasswordFile) -> Result<PasswordFile, PasswordLoadError> {
     match file.refusal() {
         Some(refusal) => Err(PasswordLoadError::Refused {
             path: path.to_owned(),
@@ -148,9 +210,11 @@ fn read_passwords(
     }
 }
 
+/// Reads the file in pieces into `builder` (and `fingerprint`).
 fn read_password_pieces(
     path: &str,
     mut builder: PasswordFileBuilder,
+    mut fingerprint: Option<&mut Fingerprint>,
 ) -> Result<PasswordFile, PasswordLoadError> {
     use std::io::Read;
     const PIECE: usize = 1 << 20;
@@ -166,10 +230,50 @@ fn read_password_pieces(
     loop {
         match file.read(&mut piece) {
             Ok(0) => break,
-            Ok(n) => builder.feed(&piece[..n]),
+            Ok(n) => {
+                if let Some(f) = fingerprint.as_deref_mut() {
+                    f.0.update(&piece[..n]);
+                }
+                builder.feed(&piece[..n]);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(error(e)),
         }
     }
     Ok(builder.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fingerprint_is_the_sha256_of_the_bytes_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let acl = dir.path().join("acl");
+        let users = dir.path().join("users");
+        std::fs::write(&acl, "topic a\n").unwrap();
+        std::fs::write(&users, "").unwrap();
+        let (acl, users) = (acl.to_str().unwrap(), users.to_str().unwrap());
+        let fingerprint = || {
+            let (_, mut f) = load_acl_fingerprinted(acl, Semantics::Mosquitto20).unwrap();
+            load_passwords_fingerprinted(users, Semantics::Mosquitto20, &mut f).unwrap();
+            f.finish()
+        };
+        // sha256sum of "topic a\n", a NUL and the empty password file.
+        let expected = format!("sha256:{:x}", Sha256::digest(b"topic a\n\0"));
+        assert_eq!(fingerprint(), expected);
+        assert_eq!(Fingerprint::of_acl(Some(b"topic a\n")).finish(), expected);
+        std::fs::write(users, "user1:x\n").unwrap();
+        let with_user = fingerprint();
+        assert_eq!(
+            with_user,
+            format!("sha256:{:x}", Sha256::digest(b"topic a\n\0user1:x\n"))
+        );
+        // No acl file counts as an empty one.
+        assert_eq!(
+            Fingerprint::of_acl(None).finish(),
+            format!("sha256:{:x}", Sha256::digest(b"\0"))
+        );
+    }
 }

@@ -155,8 +155,26 @@ fn a_scrape_during_the_tutorial_scenarios_counts_exactly_them() {
         "{text}"
     );
     assert!(text.contains("mqtt_policy_decision_duration_seconds_count "));
+    // The fingerprint of the bytes loaded: the acl file, a NUL, the password file.
+    let fingerprint = |b: &Broker| {
+        use sha2::Digest;
+        let mut bytes = std::fs::read(b.path("acl.txt")).unwrap();
+        bytes.push(0);
+        bytes.extend(std::fs::read(b.path("users.txt")).unwrap());
+        format!(
+            "mqtt_policy_policy_info{{fingerprint=\"sha256:{:x}\"}}",
+            sha2::Sha256::digest(&bytes)
+        )
+    };
+    assert_eq!(value(&text, &fingerprint(&b)), 1, "{text}");
+    std::fs::write(b.path("acl.txt"), "pattern read +/+/+/%u\n").unwrap();
     b.hup();
-    wait_value(mport, "mqtt_policy_reloads_total{result=\"ok\"}", 1);
+    let text = wait_value(mport, "mqtt_policy_reloads_total{result=\"ok\"}", 1);
+    assert_eq!(
+        value(&text, &fingerprint(&b)),
+        1,
+        "the new files' fingerprint: {text}"
+    );
     std::fs::write(b.path("acl.txt"), "topic\n").unwrap();
     b.hup();
     let text = wait_value(mport, "mqtt_policy_reloads_total{result=\"failed\"}", 1);

@@ -351,6 +351,12 @@ impl Pending {
 }
 
 impl BrokerConfig {
+    /// Whether the counters are read by anything (`plugin_opt_metrics_listen` or
+    /// `plugin_opt_metrics_textfile`): only then are they kept.
+    pub fn has_metrics(&self) -> bool {
+        self.metrics_listen.is_some() || self.metrics_textfile.is_some()
+    }
+
     /// Reads the broker's settings from a parsed config.
     pub fn from_conf(conf: &MosquittoConf) -> Result<BrokerConfig, ConfError> {
         let files = conf.policy_files()?;

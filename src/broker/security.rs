@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::audit::LoginDenial;
 use crate::enforce::metrics::RuleHits;
 use crate::enforce::shadow::Shadow;
+use crate::load::Fingerprint;
 use crate::policy::acl::{broker_rules, Explanation, Policy};
 use crate::policy::passwd::{AuthResult, PasswordFile};
 use crate::policy::{Access, ClientRef, Decision, Reason};
@@ -35,6 +36,9 @@ pub struct Security {
     shadow: Option<Arc<Shadow>>,
     /// Why the configured shadow policy did not load.
     shadow_error: Option<String>,
+    /// The live files' fingerprint ([`Fingerprint`]), made as they were read; empty when the config
+    /// has no metrics (nothing shows it then).
+    fingerprint: String,
     /// No `pattern` mentions `%c`: see [`Security::reads_ignore_client_id`].
     reads_ignore_client_id: bool,
 }
@@ -69,25 +73,32 @@ impl Security {
     /// Loads the files `config` names. Errors name the file and line.
     pub fn load(config: &BrokerConfig) -> Result<Security, String> {
         let mut acl_warnings = Vec::new();
-        let acl = match &config.acl_file {
+        let (acl, fingerprint) = match &config.acl_file {
             Some(path) => {
-                let file =
-                    crate::load::load_acl_as(path, config.semantics).map_err(|e| e.to_string())?;
+                let (file, fingerprint) =
+                    crate::load::load_acl_fingerprinted(path, config.semantics)
+                        .map_err(|e| e.to_string())?;
                 for w in &file.warnings {
                     acl_warnings.push(format!("{path}:{}: warning: {}", w.line, w.message));
                 }
-                Some(Policy::compile(file))
+                (Some(Policy::compile(file)), fingerprint)
             }
-            None => None,
+            None => (None, Fingerprint::of_acl(None)),
         };
+        // The password file is hashed as it is read only when the counters show the fingerprint.
+        let mut fingerprint = config.has_metrics().then_some(fingerprint);
         let passwords = match &config.password_file {
             Some(path) => Some(
-                crate::load::load_passwords_as(path, config.semantics)
-                    .map_err(|e| e.to_string())?,
+                match fingerprint.as_mut() {
+                    Some(f) => crate::load::load_passwords_fingerprinted(path, config.semantics, f),
+                    None => crate::load::load_passwords_as(path, config.semantics),
+                }
+                .map_err(|e| e.to_string())?,
             ),
             None => None,
         };
         let mut security = Security::new(acl, passwords, config.allow_anonymous);
+        security.fingerprint = fingerprint.map(Fingerprint::finish).unwrap_or_default();
         security.refuse_subscriptions = config.refuse_subscriptions;
         security.acl_warnings = acl_warnings;
         match Shadow::load(
@@ -99,6 +110,11 @@ impl Security {
             Err(e) => security.shadow_error = Some(e),
         }
         Ok(security)
+    }
+
+    /// The live files' fingerprint, as the metrics show it (empty without metrics).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// This policy with `shadow` as its candidate policy.
@@ -121,6 +137,7 @@ impl Security {
             hits: Arc::new(RuleHits::new(acl.as_ref())),
             shadow: None,
             shadow_error: None,
+            fingerprint: String::new(),
             reads_ignore_client_id,
             acl,
             none: Policy::compile(crate::policy::acl::AclFile {

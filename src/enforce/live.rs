@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 
-use super::metrics::{fingerprint, Metrics, RuleHits};
+use super::metrics::{Metrics, RuleHits};
 use crate::policy::acl::Policy;
 use crate::policy::passwd::PasswordFile;
 use crate::policy::Semantics;
@@ -102,29 +102,29 @@ impl Loaded {
                 )
             }
         };
-        // The three reads are independent: on two cores, a large password file loads while the acl
-        // compiles, and the fingerprint hashes both meanwhile.
-        let (acl, passwords, fingerprint) = std::thread::scope(|s| {
+        // The acl file is read (and fingerprinted) first; then, on two cores, a large password file
+        // loads (and is fingerprinted as it is read) while the acl compiles.
+        let (file, mut fingerprint) =
+            crate::load::load_acl_fingerprinted(&acl_file, semantics).map_err(|e| e.to_string())?;
+        let (acl, passwords) = std::thread::scope(|s| {
             let passwords = s.spawn(|| {
                 password_file
                     .as_deref()
-                    .map(|path| crate::load::load_passwords_as(path, semantics))
+                    .map(|path| {
+                        crate::load::load_passwords_fingerprinted(path, semantics, &mut fingerprint)
+                    })
                     .transpose()
             });
-            let fingerprint = s.spawn(|| fingerprint(Some(&acl_file), password_file.as_deref()));
-            let acl = crate::load::load_acl_as(&acl_file, semantics);
-            let acl = acl.map(|file| {
-                let warnings: Vec<String> = file
-                    .warnings
-                    .iter()
-                    .map(|w| format!("{acl_file}:{}: warning: {}", w.line, w.message))
-                    .collect();
-                (Policy::compile(file), warnings)
-            });
-            (acl, joined(passwords.join()), joined(fingerprint.join()))
+            let warnings: Vec<String> = file
+                .warnings
+                .iter()
+                .map(|w| format!("{acl_file}:{}: warning: {}", w.line, w.message))
+                .collect();
+            ((Policy::compile(file), warnings), joined(passwords.join()))
         });
-        let (acl, mut warnings) = acl.map_err(|e| e.to_string())?;
+        let (acl, mut warnings) = acl;
         let passwords = passwords.map_err(|e| e.to_string())?;
+        let fingerprint = fingerprint.finish();
         if let Some(p) = &passwords {
             warnings.extend(p.warning_lines());
         }

@@ -15,8 +15,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use sha2::{Digest, Sha256};
-
 use crate::audit::LoginDenial;
 use crate::policy::acl::Policy;
 use crate::policy::{Access, Decision, Reason, Verdict};
@@ -454,29 +452,6 @@ fn escape(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-/// The fingerprint of a policy: `sha256:` and the hex SHA-256 of the acl file's bytes, a NUL, and the
-/// password file's bytes (a missing one counts as empty). `sha256sum` of the concatenation gives the same.
-pub fn fingerprint(acl_file: Option<&str>, password_file: Option<&str>) -> String {
-    let mut h = Sha256::new();
-    for (i, path) in [acl_file, password_file].into_iter().enumerate() {
-        if i > 0 {
-            h.update([0u8]);
-        }
-        if let Some(path) = path {
-            match std::fs::read(path) {
-                Ok(bytes) => h.update(&bytes),
-                Err(_) => return "unreadable".to_owned(),
-            }
-        }
-    }
-    let digest = h.finalize();
-    let mut out = String::from("sha256:");
-    for b in digest {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ use super::sink::AuditSink;
 use super::sys;
 use crate::audit::{AuditRecord, LoginDenial, Peer, Withheld, WithheldDeliveries};
 use crate::enforce::logins::{denial, LoginCache};
-use crate::enforce::metrics::{fingerprint, Metrics};
+use crate::enforce::metrics::Metrics;
 use crate::enforce::shadow::Compared;
 use crate::exposition::Exposition;
 use crate::policy::acl::{Explanation, ReasonDetail};
@@ -220,30 +220,32 @@ impl Plugin {
                  the plugin checks nothing",
             );
         }
-        let (metrics, exposition) =
-            if options.metrics_listen.is_some() || options.metrics_textfile.is_some() {
-                let metrics = Metrics::new();
-                metrics.policy_loaded(policy_fingerprint(&options), Arc::clone(&files.hits));
-                metrics.set_shadow_loaded(files.shadow.is_some());
-                let exposition = Exposition::start(
-                    options.metrics_listen.as_deref(),
-                    options.metrics_textfile.as_deref(),
-                    Arc::clone(&metrics),
-                )
-                .map_err(|message| LoadError {
-                    outcome: Outcome::Unavailable,
-                    message,
-                })?;
-                if let Some(addr) = exposition.as_ref().and_then(|e| e.local_addr) {
-                    host.log(
-                        LogLevel::Info,
-                        &format!("mqtt-policy: serving metrics at http://{addr}/metrics"),
-                    );
-                }
-                (Some(metrics), exposition)
-            } else {
-                (None, None)
-            };
+        let (metrics, exposition) = if options.has_metrics() {
+            let metrics = Metrics::new();
+            metrics.policy_loaded(
+                files.fingerprint.clone().unwrap_or_default(),
+                Arc::clone(&files.hits),
+            );
+            metrics.set_shadow_loaded(files.shadow.is_some());
+            let exposition = Exposition::start(
+                options.metrics_listen.as_deref(),
+                options.metrics_textfile.as_deref(),
+                Arc::clone(&metrics),
+            )
+            .map_err(|message| LoadError {
+                outcome: Outcome::Unavailable,
+                message,
+            })?;
+            if let Some(addr) = exposition.as_ref().and_then(|e| e.local_addr) {
+                host.log(
+                    LogLevel::Info,
+                    &format!("mqtt-policy: serving metrics at http://{addr}/metrics"),
+                );
+            }
+            (Some(metrics), exposition)
+        } else {
+            (None, None)
+        };
         host.log(LogLevel::Info, &describe(&options, &files, semantics));
         Ok(Plugin {
             options,
@@ -574,7 +576,10 @@ impl Plugin {
                 );
                 if let Some(m) = &self.metrics {
                     m.reloaded(true);
-                    m.policy_loaded(policy_fingerprint(&self.options), Arc::clone(&files.hits));
+                    m.policy_loaded(
+                        files.fingerprint.clone().unwrap_or_default(),
+                        Arc::clone(&files.hits),
+                    );
                     m.set_shadow_loaded(files.shadow.is_some());
                 }
                 *self.files.borrow_mut() = files;
@@ -614,14 +619,6 @@ impl Plugin {
         }
         Outcome::Allow
     }
-}
-
-/// The fingerprint of the live files the options name.
-fn policy_fingerprint(options: &PluginOptions) -> String {
-    fingerprint(
-        options.acl_file.as_deref(),
-        options.password_file.as_deref(),
-    )
 }
 
 mod delayed;

@@ -135,6 +135,12 @@ impl fmt::Display for OptionError {
 impl std::error::Error for OptionError {}
 
 impl PluginOptions {
+    /// Whether the counters are read by anything (`plugin_opt_metrics_listen` or
+    /// `plugin_opt_metrics_textfile`): only then are they kept.
+    pub fn has_metrics(&self) -> bool {
+        self.metrics_listen.is_some() || self.metrics_textfile.is_some()
+    }
+
     /// Reads the options in the order the broker passed them. A pair that could not be read as text is
     /// `None`.
     pub fn parse<'a, I>(options: I) -> Result<PluginOptions, OptionError>

@@ -346,7 +346,7 @@ impl Core {
                 log(&format!("SIGHUP: reloaded; {status}"));
                 if let Some(m) = self.router.metrics() {
                     m.reloaded(true);
-                    m.policy_loaded(super::policy_fingerprint(&next), Arc::clone(s.hits()));
+                    m.policy_loaded(s.fingerprint().to_owned(), Arc::clone(s.hits()));
                     m.set_shadow_loaded(s.shadow().is_some());
                 }
                 self.config = next;

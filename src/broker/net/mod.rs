@@ -46,7 +46,7 @@ use super::store::worker::Worker;
 use super::store::Store;
 use crate::enforce::audit_sink::{AuditLog, AuditSink};
 use crate::enforce::logins::VerifyPool;
-use crate::enforce::metrics::{fingerprint, Metrics};
+use crate::enforce::metrics::Metrics;
 use crate::exposition::Exposition;
 
 /// Time allowed between accepting a socket (and, after it, its TLS handshake) and its CONNECT.
@@ -119,11 +119,6 @@ fn reload(config: &BrokerConfig) -> Result<(BrokerConfig, Security), String> {
     Ok((next, security))
 }
 
-/// The fingerprint of the live files `config` names.
-pub(super) fn policy_fingerprint(config: &BrokerConfig) -> String {
-    fingerprint(config.acl_file.as_deref(), config.password_file.as_deref())
-}
-
 /// Runs the broker until SIGINT or SIGTERM. Errors at start (a port in use, a bad certificate, a
 /// policy file that does not load) are returned, naming the file.
 pub async fn serve(config: BrokerConfig, options: Options) -> Result<(), String> {
@@ -143,13 +138,15 @@ pub async fn serve(config: BrokerConfig, options: Options) -> Result<(), String>
     log(&status);
     // Counters only when something reads them; the address is bound now, so that one that cannot be
     // bound stops the start, naming it.
-    let metrics =
-        (config.metrics_listen.is_some() || config.metrics_textfile.is_some()).then(|| {
-            let m = Metrics::new();
-            m.policy_loaded(policy_fingerprint(&config), Arc::clone(security.hits()));
-            m.set_shadow_loaded(security.shadow().is_some());
-            m
-        });
+    let metrics = config.has_metrics().then(|| {
+        let m = Metrics::new();
+        m.policy_loaded(
+            security.fingerprint().to_owned(),
+            Arc::clone(security.hits()),
+        );
+        m.set_shadow_loaded(security.shadow().is_some());
+        m
+    });
     // Kept until `serve` returns: dropping it stops the metrics thread.
     let exposition = match &metrics {
         Some(m) => Exposition::start(

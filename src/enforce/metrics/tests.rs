@@ -134,17 +134,3 @@ fn label_values_are_escaped() {
     assert_eq!(seconds(1), "0.000000001");
     assert_eq!(seconds(2_500_000_000), "2.5");
 }
-
-#[test]
-fn the_fingerprint_is_the_sha256_of_the_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let acl = dir.path().join("acl");
-    std::fs::write(&acl, "topic a\n").unwrap();
-    let acl = acl.to_str().unwrap();
-    let f = fingerprint(Some(acl), None);
-    assert!(f.starts_with("sha256:") && f.len() == 7 + 64, "{f}");
-    assert_eq!(f, fingerprint(Some(acl), None));
-    std::fs::write(acl, "topic b\n").unwrap();
-    assert_ne!(f, fingerprint(Some(acl), None));
-    assert_eq!(fingerprint(Some("/nonexistent/acl"), None), "unreadable");
-}

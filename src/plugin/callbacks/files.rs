@@ -8,6 +8,7 @@ use super::super::options::{trailing_space_hint, OptionError, PluginOptions};
 use super::super::outcome::Outcome;
 use crate::enforce::metrics::RuleHits;
 use crate::enforce::shadow::Shadow;
+use crate::load::{load_acl_fingerprinted, load_passwords_fingerprinted, Fingerprint};
 use crate::policy::acl::{AclErrorKind, Policy};
 use crate::policy::passwd::PasswordFile;
 use crate::policy::Semantics;
@@ -32,41 +33,52 @@ impl From<OptionError> for LoadError {
 }
 
 /// Reads and compiles the acl file named by `plugin_opt_acl_file` to decide as Mosquitto `semantics`,
-/// logging its warnings.
-pub fn load_acl(path: &str, host: &dyn Host, semantics: Semantics) -> Result<Policy, LoadError> {
-    let file = crate::load::load_acl_as(path, semantics).map_err(|e| match e.kind {
-        AclErrorKind::Unreadable(reason) => LoadError {
-            outcome: Outcome::Unavailable,
-            message: format!(
-                "cannot read the acl file {path:?} (plugin_opt_acl_file): {reason}{}",
-                trailing_space_hint(path)
-            ),
-        },
-        _ => LoadError {
-            outcome: Outcome::BadConfig,
-            message: format!("invalid acl file (plugin_opt_acl_file): {e}"),
-        },
-    })?;
+/// logging its warnings. The [`Fingerprint`] is started from the bytes read.
+pub fn load_acl(
+    path: &str,
+    host: &dyn Host,
+    semantics: Semantics,
+) -> Result<(Policy, Fingerprint), LoadError> {
+    let (file, fingerprint) =
+        load_acl_fingerprinted(path, semantics).map_err(|e| match e.kind {
+            AclErrorKind::Unreadable(reason) => LoadError {
+                outcome: Outcome::Unavailable,
+                message: format!(
+                    "cannot read the acl file {path:?} (plugin_opt_acl_file): {reason}{}",
+                    trailing_space_hint(path)
+                ),
+            },
+            _ => LoadError {
+                outcome: Outcome::BadConfig,
+                message: format!("invalid acl file (plugin_opt_acl_file): {e}"),
+            },
+        })?;
     for w in &file.warnings {
         host.log(
             LogLevel::Warning,
             &format!("mqtt-policy: {path}:{}: warning: {}", w.line, w.message),
         );
     }
-    Ok(Policy::compile(file))
+    Ok((Policy::compile(file), fingerprint))
 }
 
 /// Reads the password file named by `plugin_opt_password_file`, logging what Mosquitto would drop.
 ///
 /// A missing or unreadable file is an error, and so is, with Mosquitto 2.1's `semantics`, a file that
 /// 2.1's own password-file plugin refuses as a whole. Otherwise, like Mosquitto 2.0, unusable lines are
-/// dropped with a warning (those users cannot log in), and the file still loads.
+/// dropped with a warning (those users cannot log in), and the file still loads. The bytes read are fed
+/// into `fingerprint` when there is one.
 pub fn load_passwords(
     path: &str,
     host: &dyn Host,
     semantics: Semantics,
+    fingerprint: Option<&mut Fingerprint>,
 ) -> Result<PasswordFile, LoadError> {
-    let file = crate::load::load_passwords_as(path, semantics).map_err(|e| LoadError {
+    let loaded = match fingerprint {
+        Some(f) => load_passwords_fingerprinted(path, semantics, f),
+        None => crate::load::load_passwords_as(path, semantics),
+    };
+    let file = loaded.map_err(|e| LoadError {
         outcome: Outcome::Unavailable,
         message: match e {
             crate::load::PasswordLoadError::Unreadable { reason, .. } => format!(
@@ -93,6 +105,8 @@ pub(super) struct Files {
     pub(super) hits: Arc<RuleHits>,
     /// The candidate policy, if one is configured and loaded.
     pub(super) shadow: Option<Arc<Shadow>>,
+    /// The live files' fingerprint, made as they were read (only with metrics on).
+    pub(super) fingerprint: Option<String>,
 }
 
 /// Loads every configured file; all or nothing for the live ones. A shadow file that does not load is
@@ -102,12 +116,22 @@ pub(super) fn load_files(
     host: &dyn Host,
     semantics: Semantics,
 ) -> Result<Files, LoadError> {
-    let passwords = match options.password_file.as_deref() {
-        Some(path) => Some(Arc::new(load_passwords(path, host, semantics)?)),
-        None => None,
+    // The acl file first: the fingerprint hashes it before the password file.
+    let (acl, fingerprint) = match options.acl_file.as_deref() {
+        Some(path) => {
+            let (policy, fingerprint) = load_acl(path, host, semantics)?;
+            (Some(Arc::new(policy)), fingerprint)
+        }
+        None => (None, Fingerprint::of_acl(None)),
     };
-    let acl = match options.acl_file.as_deref() {
-        Some(path) => Some(Arc::new(load_acl(path, host, semantics)?)),
+    let mut fingerprint = options.has_metrics().then_some(fingerprint);
+    let passwords = match options.password_file.as_deref() {
+        Some(path) => Some(Arc::new(load_passwords(
+            path,
+            host,
+            semantics,
+            fingerprint.as_mut(),
+        )?)),
         None => None,
     };
     let shadow = match Shadow::load(
@@ -133,6 +157,7 @@ pub(super) fn load_files(
         passwords,
         hits,
         shadow,
+        fingerprint: fingerprint.map(Fingerprint::finish),
     })
 }
 

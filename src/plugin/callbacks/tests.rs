@@ -745,7 +745,16 @@ fn with_metrics_on_decisions_memo_hits_logins_and_withheld_deliveries_are_counte
     }
     let rule = format!("mqtt_policy_rule_hits_total{{file=\"{acl}\",line=\"1\"}} 2");
     assert!(has_line(&text, &rule), "{rule} missing from\n{text}");
-    assert!(text.contains("mqtt_policy_policy_info{fingerprint=\"sha256:"));
+    // The fingerprint of the bytes loaded: the acl file, a NUL, the password file.
+    let mut loaded = std::fs::read(&acl).unwrap();
+    loaded.push(0);
+    loaded.extend(std::fs::read(&users).unwrap());
+    let expected = {
+        use sha2::Digest;
+        format!("sha256:{:x}", sha2::Sha256::digest(&loaded))
+    };
+    let info = format!("mqtt_policy_policy_info{{fingerprint=\"{expected}\"}} 1");
+    assert!(has_line(&text, &info), "{info} missing from\n{text}");
     plugin.reload(&log);
     std::fs::write(&acl, "topic\n").unwrap();
     plugin.reload(&log);
