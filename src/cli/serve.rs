@@ -52,6 +52,13 @@ pub struct ServeArgs {
     /// idle keep-alive connections).
     #[arg(long, value_name = "SECONDS", default_value_t = crate::serve::bounded::IDLE_TIMEOUT.as_secs())]
     pub idle_timeout: u64,
+    /// Serve HTTPS with this certificate chain (PEM, X.509 version 3, first the server's own), with
+    /// --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<String>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<String>,
 }
 
 fn parse_subscribe(word: &str) -> Result<SubscribeMode, String> {
@@ -81,6 +88,7 @@ pub fn run(args: &ServeArgs) -> u8 {
         cache_max_age: args.cache_max_age,
         max_connections: args.max_connections.max(1),
         idle_timeout: std::time::Duration::from_secs(args.idle_timeout.max(1)),
+        tls: args.tls_cert.clone().zip(args.tls_key.clone()),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,7 +1,8 @@
 //! Connections under bounds: at most [`MAX_CONNECTIONS`] open at once (a flood waits in the
 //! kernel's backlog instead of taking memory and file descriptors), and a connection on which nothing
 //! moves for [`IDLE_TIMEOUT`] is closed (a slow or stalled client, or an idle keep-alive connection,
-//! which the brokers' HTTP clients open again when they need one).
+//! which the brokers' HTTP clients open again when they need one). With HTTPS, each connection
+//! shakes hands in its own task ([`super::tls::Served`]), under the same idle deadline.
 
 use std::io;
 use std::pin::Pin;
@@ -14,6 +15,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
+use tokio_rustls::TlsAcceptor;
+
+use super::tls::Served;
 
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 1024;
@@ -22,29 +26,36 @@ pub const MAX_CONNECTIONS: usize = 1024;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A listener that hands out at most `max` connections at once, each closed after `idle` without
-/// traffic.
+/// traffic, and spoken to over TLS when it has an acceptor.
 pub struct Bounded {
     inner: TcpListener,
     permits: Arc<Semaphore>,
     idle: Duration,
+    tls: Option<TlsAcceptor>,
 }
 
 impl Bounded {
-    /// Bounds `inner`.
-    pub fn new(inner: TcpListener, max: usize, idle: Duration) -> Bounded {
+    /// Bounds `inner`; its connections speak TLS through `tls` when given.
+    pub fn new(
+        inner: TcpListener,
+        max: usize,
+        idle: Duration,
+        tls: Option<TlsAcceptor>,
+    ) -> Bounded {
         Bounded {
             inner,
             permits: Arc::new(Semaphore::new(max)),
             idle,
+            tls,
         }
     }
 }
 
 impl Listener for Bounded {
-    type Io = Guarded;
+    type Io = Served<Guarded>;
     type Addr = std::net::SocketAddr;
 
-    async fn accept(&mut self) -> (Guarded, std::net::SocketAddr) {
+    async fn accept(&mut self) -> (Served<Guarded>, std::net::SocketAddr) {
         // The semaphore is never closed: acquiring only waits.
         let permit = Arc::clone(&self.permits)
             .acquire_owned()
@@ -53,15 +64,13 @@ impl Listener for Bounded {
         let (stream, addr) = Listener::accept(&mut self.inner).await;
         let _ = stream.set_nodelay(true);
         let idle = self.idle;
-        (
-            Guarded {
-                stream,
-                _permit: permit,
-                idle,
-                deadline: Box::pin(tokio::time::sleep(idle)),
-            },
-            addr,
-        )
+        let guarded = Guarded {
+            stream,
+            _permit: permit,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+        };
+        (Served::new(guarded, self.tls.as_ref()), addr)
     }
 
     fn local_addr(&self) -> io::Result<std::net::SocketAddr> {

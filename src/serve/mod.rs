@@ -34,6 +34,7 @@ pub mod input;
 pub mod listen;
 pub mod page;
 pub mod rabbitmq;
+pub mod tls;
 pub mod vernemq;
 
 /// What `serve` was asked to do.
@@ -55,6 +56,8 @@ pub struct Options {
     pub max_connections: usize,
     /// A connection without traffic this long is closed ([`bounded`]).
     pub idle_timeout: std::time::Duration,
+    /// `--tls-cert` and `--tls-key`: serve HTTPS with this certificate chain and key ([`tls`]).
+    pub tls: Option<(String, String)>,
 }
 
 /// What every handler can reach: cheap to clone (one `Arc`).
@@ -162,6 +165,10 @@ pub async fn serve(options: Options) -> Result<(), String> {
         Some(path) => Some(auth::Credential::load(path)?),
         None => None,
     };
+    let tls = match &options.tls {
+        Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+        None => None,
+    };
     let metrics = Metrics::new();
     let live = {
         let source = options.source.clone();
@@ -183,8 +190,10 @@ pub async fn serve(options: Options) -> Result<(), String> {
     tokio::spawn(reload_on_sighup(state.clone())?);
     let app = router(state, credential);
     // Tests and scripts wait for this line (with port 0 it is the only way to learn the port).
-    log(&format!("listening on http://{addr}/"));
-    let listener = bounded::Bounded::new(listener, options.max_connections, options.idle_timeout);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    log(&format!("listening on {scheme}://{addr}/"));
+    let listener =
+        bounded::Bounded::new(listener, options.max_connections, options.idle_timeout, tls);
     axum::serve(listener, app)
         .with_graceful_shutdown(stopped()?)
         .await

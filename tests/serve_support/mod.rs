@@ -97,10 +97,11 @@ impl Serve {
         let read_log = || std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
         let addr = loop {
             let log = read_log();
-            if let Some(addr) = log
-                .lines()
-                .find_map(|l| l.strip_prefix("mqtt-policy serve: listening on http://"))
-            {
+            if let Some(addr) = log.lines().find_map(|l| {
+                let url = l.strip_prefix("mqtt-policy serve: listening on ")?;
+                url.strip_prefix("http://")
+                    .or_else(|| url.strip_prefix("https://"))
+            }) {
                 break addr.trim_end_matches('/').parse().expect("an address");
             }
             if let Some(status) = child.try_wait() {
