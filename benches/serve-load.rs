@@ -2,12 +2,17 @@
 //! the service): `POST /emqx/authz` publish checks of the tutorial's user1, alternately allowed and
 //! denied, on keep-alive connections.
 //!
-//! For each connection count in `SERVE_LOAD_CONNECTIONS` (default `1 64`): first as fast as the
-//! answers come (closed loop: each connection sends its next request when the answer arrives), giving
-//! answers/s and latency percentiles; then paced at half that rate (each connection sends on a fixed
-//! schedule, latency counted from the scheduled time, so a stall is not hidden), giving the
-//! percentiles at half load. `SERVE_ADDR` is the service's address, `SERVE_LOAD_SECONDS` the length
-//! of each run (default 5).
+//! For each case `CxD` in `SERVE_LOAD_CASES` (default `1x1 64x1 1x32 4x8`: C connections, each with D
+//! requests written at once, HTTP/1.1 pipelining as EMQX's HTTP connector does by default): first as
+//! fast as the answers come (closed loop: each connection sends its next D requests when the answers
+//! to the last arrived), giving answers/s and latency percentiles; then paced at half that rate, or at
+//! `SERVE_LOAD_PACE` answers/s when set (each connection sends on a fixed schedule, latency counted
+//! from the scheduled time, so a stall is not hidden). `SERVE_ADDR` is the service's address,
+//! `SERVE_LOAD_SECONDS` the length of each run (default 5).
+//!
+//! One blocking thread per connection, sleeping with the OS's microsecond timers: pacing stays exact
+//! (an async runtime's millisecond timer wheel would add up to a millisecond to every paced latency),
+//! at the price of context switches that cost the service CPU time with 64 connections.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -54,6 +59,7 @@ fn answer(r: &mut BufReader<TcpStream>) {
 fn run(
     addr: &str,
     connections: usize,
+    depth: usize,
     seconds: f64,
     interval: Option<Duration>,
 ) -> (usize, Duration, Vec<Duration>) {
@@ -65,7 +71,7 @@ fn run(
             std::thread::spawn(move || {
                 let s = TcpStream::connect(&addr).expect("connect");
                 s.set_nodelay(true).unwrap();
-                let requests = [request(&addr, 0), request(&addr, 1)];
+                let batch: Vec<u8> = (0..depth).flat_map(|i| request(&addr, i)).collect();
                 let mut w = s.try_clone().unwrap();
                 let mut r = BufReader::new(s);
                 let mut lat = Vec::new();
@@ -88,9 +94,11 @@ fn run(
                     if scheduled >= end {
                         break;
                     }
-                    w.write_all(&requests[n % 2]).expect("send");
-                    answer(&mut r);
-                    lat.push(scheduled.elapsed());
+                    w.write_all(&batch).expect("send");
+                    for _ in 0..depth {
+                        answer(&mut r);
+                        lat.push(scheduled.elapsed());
+                    }
                     n += 1;
                 }
                 lat
@@ -119,27 +127,33 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5.0);
-    let counts: Vec<usize> = std::env::var("SERVE_LOAD_CONNECTIONS")
-        .unwrap_or_else(|_| "1 64".to_owned())
+    let cases: Vec<(usize, usize)> = std::env::var("SERVE_LOAD_CASES")
+        .unwrap_or_else(|_| "1x1 64x1 1x32 4x8".to_owned())
         .split_whitespace()
-        .map(|n| n.parse().expect("a number"))
+        .map(|case| {
+            let (c, d) = case.split_once('x').expect("CxD");
+            (c.parse().expect("a number"), d.parse().expect("a number"))
+        })
         .collect();
-    println!("| connections | load | answers/s | p50 | p99 |");
-    println!("|---|---|---|---|---|");
-    for c in counts {
-        let (n, elapsed, lat) = run(&addr, c, seconds, None);
+    let pace: Option<f64> = std::env::var("SERVE_LOAD_PACE")
+        .ok()
+        .and_then(|p| p.parse().ok());
+    println!("| connections | pipelined | load | answers/s | p50 | p99 |");
+    println!("|---|---|---|---|---|---|");
+    for (c, d) in cases {
+        let (n, elapsed, lat) = run(&addr, c, d, seconds, None);
         let rate = n as f64 / elapsed.as_secs_f64();
         println!(
-            "| {c} | as fast as answered | {rate:.0} | {} | {} |",
+            "| {c} | {d} | as fast as answered | {rate:.0} | {} | {} |",
             pct(&lat, 0.5),
             pct(&lat, 0.99)
         );
-        let half = rate / 2.0;
-        let interval = Duration::from_secs_f64(c as f64 / half);
-        let (n, elapsed, lat) = run(&addr, c, seconds, Some(interval));
+        let paced = pace.unwrap_or(rate / 2.0);
+        let interval = Duration::from_secs_f64((c * d) as f64 / paced);
+        let (n, elapsed, lat) = run(&addr, c, d, seconds, Some(interval));
         let rate = n as f64 / elapsed.as_secs_f64();
         println!(
-            "| {c} | paced at half ({half:.0}/s) | {rate:.0} | {} | {} |",
+            "| {c} | {d} | paced at {paced:.0}/s | {rate:.0} | {} | {} |",
             pct(&lat, 0.5),
             pct(&lat, 0.99)
         );

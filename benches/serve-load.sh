@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Authorization answers of `mqtt-policy serve` per second, and their latency, on keep-alive connections
 # (benches/serve-load.rs): the tutorial's acl and password files, POST /emqx/authz publish checks of
-# user1 (half allowed, half denied and audited), 1 and 64 connections, each first as fast as answered
-# and then paced at half that rate.
-#   bash benches/serve-load.sh            # SERVE_LOAD_SECONDS=5 SERVE_LOAD_CONNECTIONS="1 64"
+# user1 (half allowed, half denied and audited): 1 and 64 connections one request at a time, and 1 and
+# 4 connections with 32 and 8 requests pipelined (as EMQX's HTTP connector sends them), each first as
+# fast as answered and then paced at half that rate (or at SERVE_LOAD_PACE answers/s). Then, where
+# Debian's `wrk` is installed (apt-get install wrk), the same requests from wrk (benches/wrk/*.lua): 64
+# connections, one at a time and 10 pipelined.
+#   bash benches/serve-load.sh            # SERVE_LOAD_SECONDS=5 SERVE_LOAD_CASES="1x1 64x1 1x32 4x8" SERVE_LOAD_PACE=N
 # A benchmark, not a test: nothing is asserted. The machine is shared; run it more than once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,4 +28,14 @@ done
 [ -n "$addr" ] || { cat "$dir/serve.log"; exit 1; }
 echo "serve on $addr; $(nproc) cores; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 SERVE_ADDR=$addr cargo bench --bench serve-load --quiet
+if command -v wrk >/dev/null; then
+    for depth in 1 10; do
+        script=benches/wrk/authz.lua
+        [ "$depth" = 1 ] || script=benches/wrk/authz-pipelined.lua
+        rate=$(wrk -t1 -c64 -d"${SERVE_LOAD_SECONDS:-5}"s -s "$script" "http://$addr" -- "$depth" | sed -n 's/^Requests\/sec: *//p')
+        echo "wrk, 64 connections, $depth pipelined: $rate answers/s"
+    done
+else
+    echo "(no wrk: apt-get install wrk for a second opinion from a maintained load tool)"
+fi
 echo "audit records written: $(wc -l < "$dir/audit.log")"

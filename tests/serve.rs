@@ -226,3 +226,33 @@ fn sighup_reloads_and_a_bad_file_keeps_the_old_policy() {
         "{log}"
     );
 }
+
+#[test]
+fn pipelined_requests_are_answered_in_order_on_one_connection() {
+    use std::io::{Read, Write};
+    let s = Serve::start(tutorial_files, &[]);
+    let check = |topic: &str| {
+        let body = format!(
+            r#"{{"username":"user1","clientid":"c1","topic":"{topic}","action":"publish"}}"#
+        );
+        format!(
+            "POST /emqx/authz HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // Three requests in one write, as EMQX's HTTP connector pipelines them; the last closes.
+    let batch = check("a/b/c/user1")
+        + &check("a/b/c/admin")
+        + "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let mut c = std::net::TcpStream::connect(s.addr).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    c.write_all(batch.as_bytes()).unwrap();
+    let mut answers = String::new();
+    c.read_to_string(&mut answers).unwrap();
+    assert_eq!(answers.matches("HTTP/1.1 200 OK").count(), 3, "{answers}");
+    let allow = answers.find(r#"{"result":"allow"}"#).expect("allow");
+    let deny = answers.find(r#"{"result":"deny"}"#).expect("deny");
+    let ok = answers.find("\r\n\r\nok\n").expect("healthz");
+    assert!(allow < deny && deny < ok, "in order: {answers}");
+}

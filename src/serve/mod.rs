@@ -27,6 +27,7 @@ use crate::enforce::metrics::Metrics;
 
 pub mod auth;
 pub mod bounded;
+pub mod connections;
 pub mod emqx;
 pub mod go_auth;
 pub mod health;
@@ -194,10 +195,8 @@ pub async fn serve(options: Options) -> Result<(), String> {
     log(&format!("listening on {scheme}://{addr}/"));
     let listener =
         bounded::Bounded::new(listener, options.max_connections, options.idle_timeout, tls);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stopped()?)
-        .await
-        .map_err(|e| format!("serving on {addr} failed: {e}"))
+    connections::serve(listener, app, stopped()?).await;
+    Ok(())
 }
 
 /// A task that reloads the policy on each SIGHUP (off the runtime's threads: a big file takes a
