@@ -12,7 +12,9 @@
 #
 # Usage: bash benches/soak.sh [MINUTES]        (default 30)
 # Environment: CLIENTS=10000 BROKERS="mqtt-policy-broker mosquitto-2.0.11+plugin" INTERVAL_MS=2000
-# Samples are kept in target/soak/<broker>.csv (seconds,rss_kib,fds).
+# Samples are kept in target/soak/<broker>.csv (seconds,rss_kib,fds), the load's report in
+# <broker>.load.log (and its client errors in .load.err), the broker's log in <broker>.log
+# (SOAK_VERBOSE=1: our broker with -v, which logs every connection's end and why).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-30}
@@ -58,7 +60,7 @@ start_broker() { # name port -> sets pid
             # The same file as for mosquitto with the plugin (the broker reads the plugin's options).
             printf 'listener %s 127.0.0.1\nmax_connections -1\nallow_anonymous false\npersistence true\npersistence_location %s/\nplugin %s\nplugin_opt_password_file %s\nplugin_opt_acl_file %s\nplugin_opt_audit_log %s\n' \
                 "$port" "$store" "$plugin" "$work/users.txt" "$work/acl.txt" "$work/$name-audit.log" > "$conf"
-            "$mqtt_policy" broker -c "$conf" > "$work/$name.log" 2>&1 &
+            "$mqtt_policy" broker -c "$conf" ${SOAK_VERBOSE:+-v} > "$work/$name.log" 2>&1 &
             pid=$! ;;
         *) echo "unknown broker $name" >&2; return 1 ;;
     esac
@@ -94,6 +96,7 @@ for name in $brokers; do
     load_status=0
     wait "$load" || load_status=$?
     kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""
+    cp "$work/$name.log" "$out/$name.log" 2>/dev/null || true
     summary=$(python3 - "$csv" "$out/$name.load.log" <<'EOF'
 import sys
 rows = [tuple(map(int, l.split(","))) for l in open(sys.argv[1]).read().split("\n")[1:] if l]
