@@ -91,7 +91,7 @@ for name in $brokers; do
         rss=$(awk '/^VmRSS/ {print $2}' "/proc/$pid/status")
         fds=$(ls "/proc/$pid/fd" | wc -l)
         echo "$((now - t0)),$rss,$fds" >> "$csv"
-        if [ $((now - last_hup)) -ge 60 ]; then kill -HUP "$pid"; last_hup=$now; fi
+        if [ $((now - last_hup)) -ge "${SOAK_HUP_SECS:-60}" ]; then kill -HUP "$pid"; last_hup=$now; fi
     done
     load_status=0
     wait "$load" || load_status=$?

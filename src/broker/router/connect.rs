@@ -119,8 +119,20 @@ impl Router {
             self.out.push(Action::Audit(Box::new(record)));
             return self.refuse(conn, version, refusal.connack);
         }
-        // Session takeover (MQTT-3.1.4-2).
+        // Session takeover (MQTT-3.1.4-2), by the newer connection. Connections are numbered in the
+        // order they were accepted, and their CONNECTs reach the router through different connection
+        // threads: a client that gave up on a connection (its CONNECT already sent) and opened another
+        // can see the new one's CONNECT handled first. The older connection's CONNECT is then the stale
+        // one: it is refused instead of closing the client's live connection (a single-threaded
+        // broker such as Mosquitto handles the two in the order they came).
         let old_conn = self.sessions.get(c.client_id.as_str()).and_then(|s| s.conn);
+        if let Some(old) = old_conn.filter(|&old| old > conn) {
+            self.log(format!(
+                "connection {conn}: client {:?} is already connected on connection {old}, accepted later; refusing this older connection",
+                c.client_id
+            ));
+            return self.refuse(conn, version, ConnectReason::IdentifierRejected);
+        }
         if let Some(old) = old_conn {
             let old_version = self
                 .sessions

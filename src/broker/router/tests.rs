@@ -152,6 +152,33 @@ fn mqtt_3_1_4_2_a_second_connection_with_the_same_client_id_takes_the_session_ov
 }
 
 #[test]
+fn a_connect_of_an_older_connection_handled_after_a_newer_ones_does_not_take_the_session_over() {
+    // Connection 2 was accepted after connection 1, but its CONNECT reached the router first (the
+    // client gave up on connection 1 and opened connection 2).
+    let mut t = T::new("");
+    t.connect(2, "c", Version::V5, true);
+    let actions = t.connect(1, "c", Version::V5, true);
+    assert!(
+        matches!(sent(&actions, 1)[0], Packet::ConnAck(c) if c.reason == ConnectReason::IdentifierRejected),
+        "{actions:?}"
+    );
+    assert!(
+        sent(&actions, 2).is_empty(),
+        "nothing to the live connection"
+    );
+    assert!(!actions
+        .iter()
+        .any(|a| matches!(a, Action::Close { conn: 2 })));
+    // The stale connection's close leaves the live one in place.
+    t.ev(Event::Closed { conn: 1 });
+    t.subscribe(2, "a", QoS::AtMostOnce);
+    assert_eq!(
+        publishes(&t.publish(2, "a", QoS::AtMostOnce, 0), 2).len(),
+        1
+    );
+}
+
+#[test]
 fn mqtt_3_1_3_8_an_empty_client_id_with_clean_session_0_is_rejected_in_3_1_1() {
     let mut t = T::new("");
     let actions = t.connect(1, "", Version::V311, false);
