@@ -46,17 +46,14 @@ pub fn load_acl_fingerprinted(
     Ok((parse_acl_as(path, &bytes, semantics)?, fingerprint))
 }
 
-/// [`load_passwords_as`], feeding the bytes read into `fingerprint`.
+/// [`load_passwords_as`], feeding the bytes read into `fingerprint` when there is one (callers
+/// without metrics pass `None` and hash nothing).
 pub fn load_passwords_fingerprinted(
     path: &str,
     semantics: Semantics,
-    fingerprint: &mut Fingerprint,
+    fingerprint: Option<&mut Fingerprint>,
 ) -> Result<PasswordFile, PasswordLoadError> {
-    let file = read_password_pieces(
-        path,
-        PasswordFile::builder_as(path, semantics),
-        Some(fingerprint),
-    )?;
+    let file = read_password_pieces(path, PasswordFile::builder_as(path, semantics), fingerprint)?;
     refuse_as_21(path, file)
 }
 
@@ -257,7 +254,7 @@ mod tests {
         let (acl, users) = (acl.to_str().unwrap(), users.to_str().unwrap());
         let fingerprint = || {
             let (_, mut f) = load_acl_fingerprinted(acl, Semantics::Mosquitto20).unwrap();
-            load_passwords_fingerprinted(users, Semantics::Mosquitto20, &mut f).unwrap();
+            load_passwords_fingerprinted(users, Semantics::Mosquitto20, Some(&mut f)).unwrap();
             f.finish()
         };
         // sha256sum of "topic a\n", a NUL and the empty password file.

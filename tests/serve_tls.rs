@@ -102,39 +102,30 @@ fn a_key_of_another_certificate_or_a_file_that_is_not_pem_stops_the_start_naming
     let dir = tempfile::tempdir().unwrap();
     with_certs(dir.path());
     let conf = "{dir}/mosquitto.conf";
+    let start_with = |cert: &str, key: &str| {
+        serve_fails(
+            dir.path(),
+            &[
+                "-c",
+                conf,
+                "--listen",
+                "127.0.0.1:0",
+                "--tls-cert",
+                cert,
+                "--tls-key",
+                key,
+            ],
+        )
+    };
     // ca.key belongs to ca.crt, not to server.crt.
-    let (code, err) = serve_fails(
-        dir.path(),
-        &[
-            "-c",
-            conf,
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            "{dir}/server.crt",
-            "--tls-key",
-            "{dir}/ca.key",
-        ],
-    );
+    let (code, err) = start_with("{dir}/server.crt", "{dir}/ca.key");
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("ca.key") && err.contains("server.crt"),
         "{err}"
     );
     std::fs::write(dir.path().join("not.pem"), "hello\n").unwrap();
-    let (code, err) = serve_fails(
-        dir.path(),
-        &[
-            "-c",
-            conf,
-            "--listen",
-            "127.0.0.1:0",
-            "--tls-cert",
-            "{dir}/not.pem",
-            "--tls-key",
-            "{dir}/server.key",
-        ],
-    );
+    let (code, err) = start_with("{dir}/not.pem", "{dir}/server.key");
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("--tls-cert") && err.contains("not.pem"),

@@ -89,10 +89,11 @@ impl Security {
         let mut fingerprint = config.has_metrics().then_some(fingerprint);
         let passwords = match &config.password_file {
             Some(path) => Some(
-                match fingerprint.as_mut() {
-                    Some(f) => crate::load::load_passwords_fingerprinted(path, config.semantics, f),
-                    None => crate::load::load_passwords_as(path, config.semantics),
-                }
+                crate::load::load_passwords_fingerprinted(
+                    path,
+                    config.semantics,
+                    fingerprint.as_mut(),
+                )
                 .map_err(|e| e.to_string())?,
             ),
             None => None,

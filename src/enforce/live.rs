@@ -111,7 +111,11 @@ impl Loaded {
                 password_file
                     .as_deref()
                     .map(|path| {
-                        crate::load::load_passwords_fingerprinted(path, semantics, &mut fingerprint)
+                        crate::load::load_passwords_fingerprinted(
+                            path,
+                            semantics,
+                            Some(&mut fingerprint),
+                        )
                     })
                     .transpose()
             });

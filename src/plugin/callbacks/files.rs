@@ -74,22 +74,19 @@ pub fn load_passwords(
     semantics: Semantics,
     fingerprint: Option<&mut Fingerprint>,
 ) -> Result<PasswordFile, LoadError> {
-    let loaded = match fingerprint {
-        Some(f) => load_passwords_fingerprinted(path, semantics, f),
-        None => crate::load::load_passwords_as(path, semantics),
-    };
-    let file = loaded.map_err(|e| LoadError {
-        outcome: Outcome::Unavailable,
-        message: match e {
-            crate::load::PasswordLoadError::Unreadable { reason, .. } => format!(
-                "cannot read the password file {path:?} (plugin_opt_password_file): {reason}{}",
-                trailing_space_hint(path)
-            ),
-            refused @ crate::load::PasswordLoadError::Refused { .. } => {
-                format!("password file (plugin_opt_password_file) {refused}")
-            }
-        },
-    })?;
+    let file =
+        load_passwords_fingerprinted(path, semantics, fingerprint).map_err(|e| LoadError {
+            outcome: Outcome::Unavailable,
+            message: match e {
+                crate::load::PasswordLoadError::Unreadable { reason, .. } => format!(
+                    "cannot read the password file {path:?} (plugin_opt_password_file): {reason}{}",
+                    trailing_space_hint(path)
+                ),
+                refused @ crate::load::PasswordLoadError::Refused { .. } => {
+                    format!("password file (plugin_opt_password_file) {refused}")
+                }
+            },
+        })?;
     for line in file.warning_lines() {
         host.log(LogLevel::Warning, &format!("mqtt-policy: {line}"));
     }
