@@ -202,6 +202,9 @@ fn a_tls_client_stalled_in_its_handshake_is_dropped_and_frees_its_slot() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // That client's slot is free once its end is logged (the slot is released before the core hears of
+    // the close): otherwise the stalled client below could find the slot still taken and be refused.
+    b.wait_log("disconnected.");
     // A client that sends the first bytes of a ClientHello and then nothing.
     let mut stalled = TcpStream::connect(("127.0.0.1", b.port)).unwrap();
     stalled
