@@ -10,6 +10,9 @@
 #   mqtt-policy-broker       `mqtt-policy broker` (checks on one worker per core, cache)
 #   mosquitto-2.0.11-nocheck a control, not in the default list: Debian's mosquitto without any password
 #                            check (allow_anonymous true, no plugin): what 1,000 connects cost it alone
+#   mosquitto-2.0.11+plugin-backlog100, mosquitto-2.1.2+plugin-backlog100
+#                            not in the default list: the plugin with `plugin_opt_listen_backlog 0`, so
+#                            Mosquitto keeps its own listen backlog of 100 (the plugin raises it to 4096)
 # Each prints: seconds until every CONNACK (cold/warm), logins accepted, and the probe's worst round
 # trip (ms) in each phase. The load comes from examples/loginstorm.rs. Runs alternate between the
 # brokers because the machine is shared and noisy; with ROUNDS > 1 the medians are printed too.
@@ -67,8 +70,9 @@ start_broker() { # name port -> sets pid
         mosquitto-*)
             printf 'user root\nlistener %s 127.0.0.1\nmax_connections -1\nallow_anonymous false\nplugin %s\nplugin_opt_password_file %s\nlog_dest none\n' \
                 "$port" "$plugin" "$work/users.txt" > "$conf"
+            case "$name" in *-backlog100) echo 'plugin_opt_listen_backlog 0' >> "$conf" ;; esac
             local bin=/usr/sbin/mosquitto
-            [ "$name" = "mosquitto-2.1.2+plugin" ] && bin="$mosquitto21"
+            case "$name" in mosquitto-2.1.2*) bin="$mosquitto21" ;; esac
             "$bin" -c "$conf" > "$work/$name.log" 2>&1 &
             pid=$! ;;
         mqtt-policy-broker)

@@ -19,9 +19,10 @@
 //! receiver with a persistent session, must reach that receiver (at least once) by the end, after a drain
 //! in which everyone is connected. Every 10 s one line: `t= connected= published= acked= received=
 //! outstanding= denied= leaked= errors= p50_ms= p99_ms=` (the probe's round trips in that interval);
-//! at the end `lost= leaked= errors=` and exit status 1 if any is above 0.
+//! at the end one `lost:` line per lost message (up to 50: payload, QoS, publisher, receiver, when its
+//! publisher saw the acknowledgement), then `lost= leaked= errors=` and exit status 1 if any is above 0.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -80,8 +81,11 @@ struct Totals {
     denied: AtomicU64,
     leaked: AtomicU64,
     errors: AtomicU64,
-    /// Acknowledged to the publisher, for a persistent receiver, not yet received.
-    outstanding: Mutex<HashSet<u64>>,
+    /// Acknowledged to the publisher, for a persistent receiver, not yet received: when the
+    /// acknowledgement came (since the start), so that a loss can be looked up in the broker's log.
+    outstanding: Mutex<HashMap<u64, Duration>>,
+    /// When the run started.
+    started: Option<Instant>,
     /// Received before its publisher saw the acknowledgement (or never will: it disconnected).
     early: Mutex<HashSet<u64>>,
     /// Per client: its persistent session exists at the broker (its first SUBACK came). Messages to a
@@ -90,8 +94,9 @@ struct Totals {
 }
 
 impl Totals {
-    fn new(clients: u64) -> Totals {
+    fn new(clients: u64, started: Instant) -> Totals {
         Totals {
+            started: Some(started),
             has_session: (0..clients)
                 .map(|_| std::sync::atomic::AtomicBool::new(false))
                 .collect(),
@@ -118,12 +123,13 @@ impl Totals {
     fn acked_for_persistent(&self, id: u64) {
         self.acked.fetch_add(1, Ordering::Relaxed);
         if !self.early.lock().unwrap().remove(&id) {
-            self.outstanding.lock().unwrap().insert(id);
+            let at = self.started.map(|s| s.elapsed()).unwrap_or_default();
+            self.outstanding.lock().unwrap().insert(id, at);
         }
     }
 
     fn received_persistent(&self, id: u64) {
-        if !self.outstanding.lock().unwrap().remove(&id) {
+        if self.outstanding.lock().unwrap().remove(&id).is_none() {
             self.early.lock().unwrap().insert(id);
         }
     }
@@ -347,9 +353,9 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let a = Arc::new(args());
-    let totals = Arc::new(Totals::new(a.clients));
-    let round_trips = Arc::new(Mutex::new(Vec::new()));
     let start = Instant::now();
+    let totals = Arc::new(Totals::new(a.clients, start));
+    let round_trips = Arc::new(Mutex::new(Vec::new()));
     let stop = start + Duration::from_secs(a.secs);
     let end = stop + Duration::from_secs(a.drain_secs);
     let mut tasks = Vec::new();
@@ -388,7 +394,22 @@ async fn main() {
     for task in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
-    let lost = totals.outstanding.lock().unwrap().len();
+    let lost = {
+        let outstanding = totals.outstanding.lock().unwrap();
+        let mut by_time: Vec<_> = outstanding.iter().collect();
+        by_time.sort_by_key(|(_, at)| **at);
+        // Enough to look each one up in the broker's log (soak.sh keeps it; SOAK_VERBOSE=1 for detail).
+        for (id, at) in by_time.iter().take(50) {
+            let (from, seq) = (*id >> 32, *id & 0xffff_ffff);
+            println!(
+                "lost: payload \"{from}:{seq}\" QoS {} from soak-{from} to soak-{}, acknowledged at t={:.3}s",
+                seq % 3,
+                (from + 1) % a.clients,
+                at.as_secs_f64()
+            );
+        }
+        outstanding.len()
+    };
     let leaked = totals.leaked.load(Ordering::Relaxed);
     let errors = totals.errors.load(Ordering::Relaxed);
     println!("lost={lost} leaked={leaked} errors={errors}");

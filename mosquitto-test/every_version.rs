@@ -3,6 +3,7 @@
 //! in which each release's own built-in `acl_file` is the reference. (PUBACK 0x87, SUBACK refusals,
 //! audit records and SIGHUP run per release in [`crate::plugin`].)
 
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use mqtt_policy::policy::{Access, Semantics};
@@ -249,4 +250,47 @@ fn nul_first() -> Vec<Scenario> {
         topics: ["a", "b", "x"].map(String::from).to_vec(),
     };
     vec![nul_first(true), nul_first(false)]
+}
+
+/// Connections the storm test opens while the broker is frozen: well past Mosquitto's backlog of 100.
+const STORM: usize = 300;
+
+crate::per_version!(a_connect_storm_finds_room_in_the_backlog_the_plugin_raised);
+/// `plugin_opt_listen_backlog` (default 4096): with the broker frozen (SIGSTOP), the kernel completes
+/// handshakes only for as many connections as the listen backlog holds. With the plugin's default all
+/// [`STORM`] fit; with `0` (Mosquitto's own 100) the rest are dropped, as in a reconnect storm where
+/// they wait for TCP's 1 s retransmission.
+fn a_connect_storm_finds_room_in_the_backlog_the_plugin_raised(version: Version) {
+    for (option, raised) in [("", true), ("plugin_opt_listen_backlog 0\n", false)] {
+        let config = format!("plugin {}\nallow_anonymous true\n{option}", plugin_path());
+        let mut broker = MosquittoBroker::start_on(version, &config, &[]);
+        if raised {
+            broker.wait_log("listen backlog of 1 listening socket(s) raised to 4096");
+        }
+        broker.signal(libc::SIGSTOP);
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, broker.port()));
+        let mut queued = Vec::new();
+        while queued.len() < STORM {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+                Ok(stream) => queued.push(stream),
+                Err(_) => break,
+            }
+        }
+        broker.signal(libc::SIGCONT);
+        let taken = queued.len();
+        drop(queued);
+        let log = broker.stop().1;
+        if raised {
+            assert_eq!(
+                taken, STORM,
+                "{version}: the raised backlog holds them all; log:\n{log}"
+            );
+        } else {
+            assert!(
+                (90..150).contains(&taken),
+                "{version}: Mosquitto's own backlog of 100 holds about 100, not {taken}; log:\n{log}"
+            );
+            assert!(!log.contains("listen backlog"), "{log}");
+        }
+    }
 }

@@ -190,6 +190,24 @@ impl MosquittoBroker {
         read_lossy(&self.dir.path().join("mosquitto.log"))
     }
 
+    /// Sends `signal` to the broker (for example SIGSTOP and SIGCONT to freeze it for a moment).
+    pub fn signal(&mut self, signal: libc::c_int) {
+        self.child.signal(signal);
+    }
+
+    /// Waits (bounded by [`START_LIMIT`]) until the broker has logged `text`; panics with the log if not.
+    pub fn wait_log(&self, text: &str) {
+        let deadline = Instant::now() + START_LIMIT;
+        while !self.log().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "mosquitto did not log {text:?} within {START_LIMIT:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
     /// Sends SIGHUP (reload the configuration, password and acl files) without waiting.
     pub fn sighup(&mut self) {
         self.child.signal(libc::SIGHUP);

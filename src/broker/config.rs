@@ -97,6 +97,9 @@ pub struct BrokerConfig {
     pub shadow_acl_file: Option<String>,
     /// Our plugin's `plugin_opt_shadow_password_file`: a candidate password file, likewise.
     pub shadow_password_file: Option<String>,
+    /// Our plugin's `plugin_opt_listen_backlog` (default 4096, also when 0): the listen backlog of every
+    /// listener, capped by `net.core.somaxconn`.
+    pub listen_backlog: u32,
     /// `max_queued_messages` per client (0: no limit of its own; default 1000): QoS 1/2 messages
     /// queued beyond those in flight, and the packets that may wait for an online client's socket
     /// before its QoS 0 messages are dropped (Mosquitto's `out_packet_count` check).
@@ -261,6 +264,10 @@ fn parse_num<T: std::str::FromStr>(
     })
 }
 
+/// The listen backlog of every listener unless `plugin_opt_listen_backlog` sets another (the plugin's
+/// default for Mosquitto's listeners too).
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
+
 /// Settings collected for the listener being read.
 #[derive(Default)]
 struct Pending {
@@ -373,6 +380,7 @@ impl BrokerConfig {
             metrics_textfile: None,
             shadow_acl_file: None,
             shadow_password_file: None,
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
             max_queued_messages: 1000,
             max_queued_bytes: 0,
             max_inflight_messages: 20,
@@ -531,6 +539,12 @@ impl BrokerConfig {
                         cfg.shadow_acl_file = Some(value.to_owned());
                     } else if name == "shadow_password_file" {
                         cfg.shadow_password_file = Some(value.to_owned());
+                    } else if name == "listen_backlog" {
+                        let n: u16 = parse_num(conf, line, k, value)?;
+                        cfg.listen_backlog = match n {
+                            0 => DEFAULT_LISTEN_BACKLOG,
+                            n => u32::from(n),
+                        };
                     } else if !matches!(name, "acl_file" | "password_file" | "audit_log") {
                         return Err(err(
                             conf,
@@ -732,6 +746,18 @@ mod tests {
         assert_eq!(c.semantics, Semantics::Mosquitto21);
         let e = cfg(&format!("{base}plugin_opt_mosquitto_version 1.6\n")).unwrap_err();
         assert!(e.to_string().contains("expected 2.0 or 2.1"), "{e}");
+    }
+
+    #[test]
+    fn plugin_opt_listen_backlog_sets_the_listeners_backlog() {
+        let base = "listener 1\nplugin /usr/lib/libmqtt_policy.so\n";
+        assert_eq!(cfg(base).unwrap().listen_backlog, 4096);
+        let c = cfg(&format!("{base}plugin_opt_listen_backlog 512\n")).unwrap();
+        assert_eq!(c.listen_backlog, 512);
+        let c = cfg(&format!("{base}plugin_opt_listen_backlog 0\n")).unwrap();
+        assert_eq!(c.listen_backlog, 4096, "0 leaves the broker's own");
+        let e = cfg(&format!("{base}plugin_opt_listen_backlog 70000\n")).unwrap_err();
+        assert!(e.to_string().contains("plugin_opt_listen_backlog"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,9 @@
 //!   same reason: with no ACL callback at all the broker allows everything, with an all-deferring one it
 //!   denies everything.
 //! * RELOAD always (to re-read the files and reopen the audit log).
+//! * TICK on 2.1 with a password file (delayed logins are answered there), and whenever
+//!   `plugin_opt_listen_backlog` is not 0: the broker opens its listeners only after loading its
+//!   plugins, so the first tick is the first moment their backlog can be raised.
 
 #![forbid(unsafe_code)]
 
@@ -55,7 +58,7 @@ pub enum Event {
     /// `MOSQ_EVT_DISCONNECT`: a client went away.
     Disconnect,
     /// `MOSQ_EVT_TICK`: called often on the broker's thread; delayed logins are answered here
-    /// (Mosquitto 2.1 only).
+    /// (Mosquitto 2.1), and the first one raises the listeners' backlog (`plugin_opt_listen_backlog`).
     Tick,
 }
 
@@ -277,7 +280,7 @@ impl Plugin {
             events.push(Event::AclCheck);
             events.push(Event::Disconnect);
         }
-        if self.delayed.is_some() {
+        if self.delayed.is_some() || self.options.listen_backlog > 0 {
             events.push(Event::Tick);
         }
         events

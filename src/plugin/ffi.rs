@@ -42,6 +42,8 @@ use super::outcome::{return_code, Outcome};
 use super::sys;
 use crate::policy::Semantics;
 
+mod backlog;
+
 /// The plugin API version we implement.
 const PLUGIN_VERSION: c_int = sys::MOSQ_PLUGIN_VERSION;
 
@@ -752,9 +754,9 @@ fn reload_answer() -> Outcome {
     }
 }
 
-/// `MOSQ_EVT_TICK` (registered on Mosquitto 2.1 only): gives the broker the verdicts of delayed
-/// logins, on its own thread as `mosquitto_complete_basic_auth` requires. The broker ignores the
-/// answer.
+/// `MOSQ_EVT_TICK`: the first one raises the listeners' backlog (`plugin_opt_listen_backlog`, see
+/// [`backlog`]); on Mosquitto 2.1 every one gives the broker the verdicts of delayed logins, on its own
+/// thread as `mosquitto_complete_basic_auth` requires. The broker ignores the answer.
 unsafe extern "C" fn on_tick(
     event: c_int,
     event_data: *mut c_void,
@@ -762,8 +764,13 @@ unsafe extern "C" fn on_tick(
 ) -> c_int {
     let fail = Outcome::Allow;
     let body = |plugin: &Plugin, host: &BrokerLog, api: &'static BrokerApi| {
-        let Some(complete) = api.v21.complete_basic_auth else {
-            return fail;
+        report_backlog(
+            backlog::raise_once(plugin.options().listen_backlog),
+            plugin.options().listen_backlog,
+            host,
+        );
+        let (Some(complete), true) = (api.v21.complete_basic_auth, plugin.delays_logins()) else {
+            return Outcome::Allow;
         };
         let (completions, waiting) = plugin.tick(host);
         // SAFETY: for MOSQ_EVT_TICK the broker passes a `mosquitto_evt_tick` valid for the call.
@@ -786,6 +793,26 @@ unsafe extern "C" fn on_tick(
     };
     // SAFETY: the broker passes the userdata registered with this callback.
     unsafe { dispatch("tick", Event::Tick, fail, event, userdata, body) }
+}
+
+/// Logs what raising the listen backlog did, once.
+fn report_backlog(raised: backlog::Raised, backlog: u32, host: &BrokerLog) {
+    let message = match raised {
+        backlog::Raised::Already => return,
+        backlog::Raised::Sockets { raised, failed: 0 } => (
+            LogLevel::Info,
+            format!("mqtt-policy: listen backlog of {raised} listening socket(s) raised to {backlog} (plugin_opt_listen_backlog; Mosquitto's own is 100; 0 leaves it)"),
+        ),
+        backlog::Raised::Sockets { raised, failed } => (
+            LogLevel::Warning,
+            format!("mqtt-policy: listen backlog raised to {backlog} on {raised} listening socket(s), refused on {failed} (left at Mosquitto's 100)"),
+        ),
+        backlog::Raised::Unreadable(e) => (
+            LogLevel::Warning,
+            format!("mqtt-policy: cannot read /proc/self/fd ({e}): the listen backlog stays at Mosquitto's 100 (plugin_opt_listen_backlog)"),
+        ),
+    };
+    host.log(message.0, &message.1);
 }
 
 /// `MOSQ_EVT_DISCONNECT`. The broker ignores the answer.

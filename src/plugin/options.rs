@@ -10,7 +10,7 @@
 use std::fmt;
 
 /// The option keys we accept, as they appear after `plugin_opt_`.
-pub const KNOWN_OPTIONS: [&str; 9] = [
+pub const KNOWN_OPTIONS: [&str; 10] = [
     "password_file",
     "acl_file",
     "audit_log",
@@ -20,7 +20,12 @@ pub const KNOWN_OPTIONS: [&str; 9] = [
     "metrics_textfile",
     "shadow_acl_file",
     "shadow_password_file",
+    "listen_backlog",
 ];
+
+/// The listen backlog the plugin gives Mosquitto's listeners unless `plugin_opt_listen_backlog` says
+/// otherwise: Linux's default `net.core.somaxconn`, which caps it anyway.
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
 
 /// The plugin's configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +59,12 @@ pub struct PluginOptions {
     pub shadow_acl_file: Option<String>,
     /// `plugin_opt_shadow_password_file`: a candidate password file, compared likewise on logins.
     pub shadow_password_file: Option<String>,
+    /// `plugin_opt_listen_backlog N` (default [`DEFAULT_LISTEN_BACKLOG`]; `0` leaves the broker's own):
+    /// Mosquitto listens with a fixed backlog of 100, so in a reconnect storm the kernel's accept queue
+    /// overflows and the overflowed clients wait for TCP's 1 s retransmission. Once the broker's
+    /// listeners are open (its first tick), the plugin raises their backlog to N (capped by
+    /// `net.core.somaxconn`). Nothing else about the sockets changes.
+    pub listen_backlog: u32,
 }
 
 impl Default for PluginOptions {
@@ -68,6 +79,7 @@ impl Default for PluginOptions {
             metrics_textfile: None,
             shadow_acl_file: None,
             shadow_password_file: None,
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
         }
     }
 }
@@ -176,11 +188,24 @@ impl PluginOptions {
                 "metrics_textfile" => parsed.metrics_textfile = Some(value.to_owned()),
                 "shadow_acl_file" => parsed.shadow_acl_file = Some(value.to_owned()),
                 "shadow_password_file" => parsed.shadow_password_file = Some(value.to_owned()),
+                "listen_backlog" => parsed.listen_backlog = parse_backlog(key, value)?,
                 _ => parsed.refuse_subscriptions = parse_bool(key, value)?,
             }
         }
         Ok(parsed)
     }
+}
+
+/// A listen backlog: a whole number from 0 (leave the broker's own) to 65535.
+pub fn parse_backlog(key: &str, value: &str) -> Result<u32, OptionError> {
+    value
+        .parse::<u16>()
+        .map(u32::from)
+        .map_err(|_| OptionError::Invalid {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            expected: "a whole number from 0 (leave the broker's own backlog) to 65535",
+        })
 }
 
 /// A boolean as mosquitto.conf spells them (`true`/`false`, and Mosquitto's `1`/`0`).
@@ -251,6 +276,22 @@ mod tests {
             PluginOptions::parse([Some(("acl_file", "/a")), None]),
             Err(OptionError::Unreadable { index: 1 })
         );
+    }
+
+    #[test]
+    fn listen_backlog_defaults_to_4096_and_takes_0_to_65535() {
+        assert_eq!(parse(&[]).unwrap().listen_backlog, 4096);
+        assert_eq!(parse(&[("listen_backlog", "0")]).unwrap().listen_backlog, 0);
+        assert_eq!(
+            parse(&[("listen_backlog", "65535")])
+                .unwrap()
+                .listen_backlog,
+            65535
+        );
+        for bad in ["65536", "-1", "many", "1e3"] {
+            let e = parse(&[("listen_backlog", bad)]).unwrap_err();
+            assert!(e.to_string().contains("0 (leave"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -208,7 +208,8 @@ pub async fn serve(config: BrokerConfig, options: Options) -> Result<(), String>
             listener.bind.as_deref().unwrap_or("0.0.0.0"),
             listener.port
         );
-        let socket = bind(&addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let socket = bind(&addr, config.listen_backlog)
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         log(&format!(
             "listening on {addr}{}{}",
             if listener.websockets {
@@ -297,15 +298,14 @@ pub async fn serve(config: BrokerConfig, options: Options) -> Result<(), String>
     }
 }
 
-/// How many connections the kernel may hold for us before the accepting thread takes them (capped by
-/// `net.core.somaxconn`, 4096 on current Linux). A reconnect storm sends a thousand SYNs at once; with
-/// std's and mio's default of 128 (Mosquitto listens with 100) the rest overflow, and each overflowed
-/// client waits for TCP's one-second retransmission before it can even send its CONNECT.
-const LISTEN_BACKLOG: i32 = 4096;
-
 /// Binds a listening socket on `addr` (the first of its addresses that works), non-blocking, with
-/// `SO_REUSEADDR` as Mosquitto sets it and a backlog of [`LISTEN_BACKLOG`].
-fn bind(addr: &str) -> io::Result<mio::net::TcpListener> {
+/// `SO_REUSEADDR` as Mosquitto sets it and a backlog of `backlog` (`plugin_opt_listen_backlog`,
+/// default 4096; capped by `net.core.somaxconn`). The backlog is how many connections the kernel may
+/// hold for us before the accepting thread takes them. A reconnect storm sends a thousand SYNs at
+/// once; with std's and mio's default of 128 (Mosquitto listens with 100) the rest overflow, and each
+/// overflowed client waits for TCP's one-second retransmission before it can even send its CONNECT.
+fn bind(addr: &str, backlog: u32) -> io::Result<mio::net::TcpListener> {
+    let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
     let mut last = None;
     for a in addr.to_socket_addrs()? {
         let attempt = (|| {
@@ -317,7 +317,7 @@ fn bind(addr: &str) -> io::Result<mio::net::TcpListener> {
             socket.set_reuse_address(true)?;
             socket.set_nonblocking(true)?;
             socket.bind(&a.into())?;
-            socket.listen(LISTEN_BACKLOG)?;
+            socket.listen(backlog)?;
             Ok(mio::net::TcpListener::from_std(socket.into()))
         })();
         match attempt {

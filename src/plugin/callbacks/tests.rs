@@ -291,12 +291,23 @@ fn events_follow_the_options() {
     let plugin = start(&acl, &log);
     assert_eq!(
         plugin.events(),
-        [Event::Reload, Event::AclCheck, Event::Disconnect]
+        [
+            Event::Reload,
+            Event::AclCheck,
+            Event::Disconnect,
+            Event::Tick
+        ]
     );
-    let none = Plugin::start([], &log).unwrap();
+    let none = Plugin::start([Some(("listen_backlog", "0"))], &log).unwrap();
     assert_eq!(none.events(), [Event::Reload]);
+    let backlog_only = Plugin::start([], &log).unwrap();
+    assert_eq!(backlog_only.events(), [Event::Reload, Event::Tick]);
     let s = sys::MOSQ_ACL_SUBSCRIBE;
     assert_eq!(none.acl_check(&log, &USER1, t("a"), s), Outcome::Defer);
+    assert_eq!(
+        backlog_only.acl_check(&log, &USER1, t("a"), s),
+        Outcome::Defer
+    );
 }
 
 #[test]
@@ -420,7 +431,10 @@ fn logins_are_checked_against_the_password_file_and_denials_recorded_without_pas
             .any(|(l, m)| *l == LogLevel::Warning && m.contains("users.txt:2")),
         "the plaintext line is reported: {messages:?}"
     );
-    assert_eq!(plugin.events(), [Event::Reload, Event::BasicAuth]);
+    assert_eq!(
+        plugin.events(),
+        [Event::Reload, Event::BasicAuth, Event::Tick]
+    );
     let c = USER1;
     let name = t("user1");
     assert_eq!(
@@ -528,7 +542,14 @@ fn completions(plugin: &Plugin, log: &Log, n: usize) -> Vec<Completion> {
 
 fn delayed_plugin(dir: &tempfile::TempDir, log: &Log) -> (Plugin, String) {
     let users = write(dir, "users.txt", USERS);
-    let mut plugin = Plugin::start([Some(("password_file", users.as_str()))], log).unwrap();
+    let mut plugin = Plugin::start(
+        [
+            Some(("password_file", users.as_str())),
+            Some(("listen_backlog", "0")),
+        ],
+        log,
+    )
+    .unwrap();
     assert!(!plugin.events().contains(&Event::Tick));
     plugin.enable_delayed_auth(log);
     assert!(plugin.delays_logins());
