@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: format and lint checks, the engine's unit and property tests, and the tests
 # against the real Debian mosquitto 2.0.11 and the vendored 2.0.22 and 2.1.2 (with and without our plugin),
+# Mosquitto's own acl and password tests with the plugin in place of its files (scripts/upstream-tests.sh),
 # then the fuzz targets (corpora replayed, 30 s each: scripts/fuzz.sh) and the Debian package, installed and
 # purged (scripts/test-package.sh, root). Installs what is missing first.
 set -euo pipefail
@@ -25,6 +26,19 @@ echo "== cargo build --release (plugin .so and the mqtt-policy program)"
 cargo build --release
 echo "== cargo test --release"
 cargo test --release
+# Mosquitto's own acl and password tests (upstream's test/broker/, from Debian's source of 2.0.11), on the
+# built-in files and with our plugin in their place: Debian's 2.0.11 and the vendored 2.0.22 side by side.
+echo "== scripts/upstream-tests.sh: Mosquitto's own acl and password tests, built-in files vs the plugin"
+bash scripts/fetch-upstream-tests.sh >/dev/null
+upstream_log=$(mktemp -d)
+bash scripts/upstream-tests.sh /usr/sbin/mosquitto > "$upstream_log/2.0.11" 2>&1 & upstream_2011=$!
+bash scripts/upstream-tests.sh "$(bash scripts/build-mosquitto.sh 2.0.22)/mosquitto" > "$upstream_log/2.0.22" 2>&1 & upstream_2022=$!
+upstream_ok=0
+wait "$upstream_2011" || upstream_ok=1
+wait "$upstream_2022" || upstream_ok=1
+cat "$upstream_log/2.0.11" "$upstream_log/2.0.22"
+rm -rf "$upstream_log"
+[ "$upstream_ok" = 0 ] || { echo "upstream tests: the plugin did not give the built-in files' results" >&2; exit 1; }
 # Coverage-guided fuzzing (README.md, "Fuzzing"): every file of every corpus replayed, then each target
 # fuzzed for 30 s, two at a time; any crash fails the suite.
 echo "== scripts/fuzz.sh all 30 (replay the corpora, fuzz each target 30 s)"
