@@ -6,6 +6,8 @@
 # open file descriptors every 10 s. Brokers, one after the other (the machine has 2 cores):
 #   mqtt-policy-broker        `mqtt-policy broker`
 #   mosquitto-2.0.11+plugin   Debian's /usr/sbin/mosquitto with libmqtt_policy.so
+#   mosquitto-2.0.11-builtin  a control, not in the default list: the same mosquitto on its built-in
+#                             password_file and acl_file, no plugin
 # It fails (exit 1) on a message lost that the QoS promised, a denied publish delivered, a client error,
 # the broker dying, or memory that does not level off (RSS at the end more than 10% + 8 MiB above RSS at
 # half time). Not part of the test suite.
@@ -54,6 +56,11 @@ start_broker() { # name port -> sets pid
         mosquitto-2.0.11+plugin)
             printf 'user root\nlistener %s 127.0.0.1\nmax_connections -1\nallow_anonymous false\npersistence true\npersistence_location %s/\nplugin %s\nplugin_opt_password_file %s\nplugin_opt_acl_file %s\nplugin_opt_audit_log %s\nlog_dest none\n' \
                 "$port" "$store" "$plugin" "$work/users.txt" "$work/acl.txt" "$work/$name-audit.log" > "$conf"
+            /usr/sbin/mosquitto -c "$conf" > "$work/$name.log" 2>&1 &
+            pid=$! ;;
+        mosquitto-2.0.11-builtin)
+            printf 'user root\nlistener %s 127.0.0.1\nmax_connections -1\nallow_anonymous false\npersistence true\npersistence_location %s/\npassword_file %s\nacl_file %s\nlog_dest none\n' \
+                "$port" "$store" "$work/users.txt" "$work/acl.txt" > "$conf"
             /usr/sbin/mosquitto -c "$conf" > "$work/$name.log" 2>&1 &
             pid=$! ;;
         mqtt-policy-broker)

@@ -81,16 +81,25 @@ struct Totals {
     denied: AtomicU64,
     leaked: AtomicU64,
     errors: AtomicU64,
-    /// Acknowledged to the publisher, for a persistent receiver, not yet received: when the
-    /// acknowledgement came (since the start), so that a loss can be looked up in the broker's log.
-    outstanding: Mutex<HashMap<u64, Duration>>,
+    /// Which acknowledged messages have not arrived, and which arrived before their acknowledgement,
+    /// under one lock: with a lock each, a delivery and its acknowledgement handled at the same moment
+    /// on two threads could each miss the other and leave the message counted as lost.
+    ledger: Mutex<Ledger>,
     /// When the run started.
     started: Option<Instant>,
-    /// Received before its publisher saw the acknowledgement (or never will: it disconnected).
-    early: Mutex<HashSet<u64>>,
     /// Per client: its persistent session exists at the broker (its first SUBACK came). Messages to a
     /// session that does not exist yet are not the broker's to keep.
     has_session: Vec<std::sync::atomic::AtomicBool>,
+}
+
+/// Messages for persistent receivers, by id.
+#[derive(Default)]
+struct Ledger {
+    /// Acknowledged to the publisher, not yet received: when the acknowledgement came (since the
+    /// start), so that a loss can be looked up in the broker's log.
+    outstanding: HashMap<u64, Duration>,
+    /// Received before its publisher saw the acknowledgement (or never will: it disconnected).
+    early: HashSet<u64>,
 }
 
 impl Totals {
@@ -122,15 +131,17 @@ impl Totals {
 
     fn acked_for_persistent(&self, id: u64) {
         self.acked.fetch_add(1, Ordering::Relaxed);
-        if !self.early.lock().unwrap().remove(&id) {
+        let mut ledger = self.ledger.lock().unwrap();
+        if !ledger.early.remove(&id) {
             let at = self.started.map(|s| s.elapsed()).unwrap_or_default();
-            self.outstanding.lock().unwrap().insert(id, at);
+            ledger.outstanding.insert(id, at);
         }
     }
 
     fn received_persistent(&self, id: u64) {
-        if self.outstanding.lock().unwrap().remove(&id).is_none() {
-            self.early.lock().unwrap().insert(id);
+        let mut ledger = self.ledger.lock().unwrap();
+        if ledger.outstanding.remove(&id).is_none() {
+            ledger.early.insert(id);
         }
     }
 }
@@ -383,7 +394,7 @@ async fn main() {
             t.published.load(Ordering::Relaxed),
             t.acked.load(Ordering::Relaxed),
             t.received.load(Ordering::Relaxed),
-            t.outstanding.lock().unwrap().len(),
+            t.ledger.lock().unwrap().outstanding.len(),
             t.denied.load(Ordering::Relaxed),
             t.leaked.load(Ordering::Relaxed),
             t.errors.load(Ordering::Relaxed),
@@ -395,7 +406,8 @@ async fn main() {
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
     let lost = {
-        let outstanding = totals.outstanding.lock().unwrap();
+        let ledger = totals.ledger.lock().unwrap();
+        let outstanding = &ledger.outstanding;
         let mut by_time: Vec<_> = outstanding.iter().collect();
         by_time.sort_by_key(|(_, at)| **at);
         // Enough to look each one up in the broker's log (soak.sh keeps it; SOAK_VERBOSE=1 for detail).
