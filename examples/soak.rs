@@ -15,9 +15,10 @@
 //! never reach anyone). A session lasts 5–30 s, then the client disconnects cleanly and comes back after
 //! up to 2 s. A probe client publishes to itself every 100 ms and measures the round trip.
 //!
-//! What the QoS promises is checked: a QoS 1 or 2 message the broker acknowledged to its publisher, for a
-//! receiver with a persistent session, must reach that receiver (at least once) by the end, after a drain
-//! in which everyone is connected. Every 10 s one line: `t= connected= published= acked= received=
+//! What the QoS promises is checked: a QoS 1 or 2 message the broker acknowledged to its publisher (QoS 1:
+//! PUBACK; QoS 2: PUBCOMP on the connection that had the PUBREC, see [`InFlight`]), for a receiver with a
+//! persistent session, must reach that receiver (at least once) by the end, after a drain in which
+//! everyone is connected. Every 10 s one line: `t= connected= published= acked= received=
 //! outstanding= denied= leaked= errors= p50_ms= p99_ms=` (the probe's round trips in that interval);
 //! at the end one `lost:` line per lost message (up to 50: payload, QoS, publisher, receiver, when its
 //! publisher saw the acknowledgement), then `lost= leaked= errors=` and exit status 1 if any is above 0.
@@ -146,6 +147,56 @@ impl Totals {
     }
 }
 
+/// A publisher's QoS 1 and 2 messages out and not yet acknowledged, by packet id: the message id when it
+/// is counted, and whether a QoS 2 one has had its PUBREC.
+#[derive(Default)]
+struct InFlight(HashMap<u16, (Option<u64>, bool)>);
+
+impl InFlight {
+    fn contains(&self, pkid: u16) -> bool {
+        self.0.contains_key(&pkid)
+    }
+
+    fn sent(&mut self, pkid: u16, counted: Option<u64>) {
+        self.0.insert(pkid, (counted, false));
+    }
+
+    /// Books an acknowledgement. QoS 1: PUBACK, the broker owns the message. QoS 2: only PUBCOMP on
+    /// the connection that had the PUBREC. A broker may keep a QoS 2 message back until PUBREL
+    /// (MQTT 3.1.1 §4.3.3, "method B", as Mosquitto does), and a clean session that ends before then
+    /// takes the message with it; see [`InFlight::connection_lost`].
+    fn acknowledged(&mut self, packet: &Packet, totals: &Totals) {
+        let counted = match packet {
+            Packet::PubAck(ack) => self.0.remove(&ack.pkid).and_then(|(mid, _)| mid),
+            Packet::PubRec(rec) => {
+                if let Some(entry) = self.0.get_mut(&rec.pkid) {
+                    entry.1 = true;
+                }
+                None
+            }
+            Packet::PubComp(comp) => match self.0.remove(&comp.pkid) {
+                Some((mid, true)) => mid,
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(mid) = counted {
+            totals.acked_for_persistent(mid);
+        }
+    }
+
+    /// The connection ended. A clean session ends with it: a QoS 2 message between its PUBREC and its
+    /// PUBCOMP is the broker's to discard, so it is no longer counted (the PUBREL rumqttc sends on the
+    /// next connection gets a PUBCOMP from a new session).
+    fn connection_lost(&mut self, clean: bool) {
+        if clean {
+            for entry in self.0.values_mut().filter(|e| e.1) {
+                entry.0 = None;
+            }
+        }
+    }
+}
+
 /// A message id: the publisher's number and its sequence number, in the payload as `from:seq`.
 fn message_id(from: u64, seq: u64) -> u64 {
     (from << 32) | (seq & 0xffff_ffff)
@@ -194,9 +245,9 @@ async fn client(i: u64, a: Arc<Args>, totals: Arc<Totals>, stop: Instant, end: I
         QoS::AtMostOnce
     };
     // Publishes handed to rumqttc and not yet out, in order: (message id, QoS, counted); and QoS 1/2 ones
-    // out and not yet acknowledged, by packet id (with the message id when it is counted).
+    // out and not yet acknowledged.
     let mut queued: std::collections::VecDeque<(u64, u8, bool)> = Default::default();
-    let mut in_flight: std::collections::HashMap<u16, Option<u64>> = Default::default();
+    let mut in_flight = InFlight::default();
     while Instant::now() < end {
         if client
             .try_subscribe(format!("soak/{i}/in/+"), sub_qos)
@@ -228,28 +279,19 @@ async fn client(i: u64, a: Arc<Args>, totals: Arc<Totals>, stop: Instant, end: I
                         totals.has_session[i as usize].store(true, Ordering::Relaxed);
                     }
                     Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                        if pkid != 0 && in_flight.contains_key(&pkid) {
+                        if pkid != 0 && in_flight.contains(pkid) {
                             // Sent again on a new connection.
                         } else if let Some((mid, qos, counted)) = queued.pop_front() {
                             if qos > 0 {
-                                in_flight.insert(pkid, counted.then_some(mid));
+                                in_flight.sent(pkid, counted.then_some(mid));
                             }
                         }
                     }
-                    Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                        if let Some(Some(mid)) = in_flight.remove(&ack.pkid) {
-                            totals.acked_for_persistent(mid);
-                        }
-                    }
-                    Ok(Event::Incoming(Packet::PubRec(rec))) => {
-                        // Acknowledged (PUBREC): the broker has taken it.
-                        if let Some(Some(mid)) = in_flight.remove(&rec.pkid) {
-                            totals.acked_for_persistent(mid);
-                        }
-                    }
+                    Ok(Event::Incoming(packet)) => in_flight.acknowledged(&packet, &totals),
                     Ok(_) => {}
                     Err(e) => {
                         // rumqttc keeps the session's state and connects again at the next poll.
+                        in_flight.connection_lost(!keep);
                         if connected {
                             connected = false;
                             totals.connected.fetch_sub(1, Ordering::Relaxed);
@@ -299,18 +341,14 @@ async fn client(i: u64, a: Arc<Args>, totals: Arc<Totals>, stop: Instant, end: I
                         Event::Outgoing(Outgoing::Disconnect) => break,
                         // Acknowledged to the broker as it arrived: it counts as received.
                         Event::Incoming(Packet::Publish(p)) => totals.delivered(keep, &p),
-                        Event::Incoming(Packet::PubAck(rumqttc::PubAck { pkid, .. }))
-                        | Event::Incoming(Packet::PubRec(rumqttc::PubRec { pkid, .. })) => {
-                            if let Some(Some(mid)) = in_flight.remove(&pkid) {
-                                totals.acked_for_persistent(mid);
-                            }
-                        }
+                        Event::Incoming(packet) => in_flight.acknowledged(&packet, &totals),
                         _ => {}
                     }
                 }
             })
             .await;
             // Drop the connection, keep the session's state: the next poll connects again.
+            in_flight.connection_lost(!keep);
             events.clean();
         }
         if Instant::now() >= end {
