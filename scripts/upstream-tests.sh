@@ -51,6 +51,12 @@ work=$(mktemp -d /tmp/mqtt-policy-upstream.XXXXXX)
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT
 cp -r "$checkout/test" "$work/test"
 mkdir -p "$work/src"
+# Mosquitto started as root drops to the mosquitto user before it loads plugins, so the plugin must be
+# where that user can read it: a copy in the work folder, which is opened to everyone (mktemp makes it
+# 0700; the repository may sit under root's 0700 home, as on a fresh machine).
+chmod 0755 "$work"
+install -m 0644 "$plugin" "$work/libmqtt_policy.so"
+plugin="$work/libmqtt_policy.so"
 
 # The broker the tests start is ../../src/mosquitto (relative to test/broker): a wrapper that runs the
 # real broker with a rewritten copy of the `-c FILE` config:
