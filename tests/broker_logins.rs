@@ -97,7 +97,7 @@ fn another_clients_round_trip_completes_while_a_slow_login_is_pending() {
         topic: Some("t/x".try_into().unwrap()),
         pkid: 0,
         payload: Arc::from(&b"ping"[..]),
-        properties: Properties::default(),
+        properties: Properties::default().into(),
     }));
     let (first, body) = sub.read().expect("the message");
     assert_eq!(first, 0x30);

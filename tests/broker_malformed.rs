@@ -223,7 +223,8 @@ fn mqtt_3_3_2_9_a_topic_alias_above_the_maximum_gets_disconnect_0x94() {
             properties: Properties {
                 topic_alias: Some(11),
                 ..Properties::default()
-            },
+            }
+            .into(),
         }),
         Version::V5,
     );
@@ -245,7 +246,8 @@ fn cve_2021_41039_a_flood_of_user_properties_gets_disconnect_0x81() {
             properties: Properties {
                 user: vec![("k".into(), "v".into()); 10_000],
                 ..Properties::default()
-            },
+            }
+            .into(),
         }),
         Version::V5,
     );

@@ -159,7 +159,7 @@ impl Publisher {
             topic: Some(TOPIC.try_into().unwrap()),
             pkid,
             payload: format!("{n}").into_bytes().into(),
-            properties: Properties::default(),
+            properties: Properties::default().into(),
         })
     }
 

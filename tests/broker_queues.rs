@@ -25,7 +25,7 @@ fn publish_many(p: &mut Client, n: u32, size: usize) {
             topic: Some("t/x".try_into().unwrap()),
             pkid: 0,
             payload: Arc::from(payload),
-            properties: Properties::default(),
+            properties: Properties::default().into(),
         });
         encode(&packet, Version::V311, &mut out);
         if out.len() > 1 << 20 {

@@ -108,7 +108,7 @@ fn publish(topic: &str, payload: &[u8]) -> Packet {
         topic: Some(topic.try_into().unwrap()),
         pkid: 0,
         payload: payload.into(),
-        properties: Properties::default(),
+        properties: Properties::default().into(),
     })
 }
 

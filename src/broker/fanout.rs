@@ -116,7 +116,7 @@ impl OutPublish {
             topic: Some(m.topic.clone()),
             pkid: self.pkid,
             payload: Arc::clone(&m.payload),
-            properties: m.properties.clone(),
+            properties: m.properties.clone().into(),
         }
     }
 }

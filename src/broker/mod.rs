@@ -16,7 +16,7 @@
 //!   `use_subject_as_username`).
 //! * [`outbox`]: each connection's outgoing queue and its bounds (`max_queued_messages`/`_bytes`);
 //!   [`fanout`]: the PUBLISH that all deliveries of a message share in it.
-//! * [`net`]: listeners, connection threads, signals, and the core task — the only I/O.
+//! * [`net`]: listeners, connection threads, signals, and the core (behind a lock) — the only I/O.
 
 #![forbid(unsafe_code)]
 

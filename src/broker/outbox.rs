@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::codec::{self, Ack, Packet, Properties, Publish, QoS, Version};
+use super::codec::{self, Ack, Packet, Props, Publish, QoS, Version};
 use super::config::BrokerConfig;
 use super::fanout::OutPublish;
 use super::pacing::IN_TRANSIT;
@@ -41,7 +41,7 @@ const DEFAULT_MARK_BYTES: usize = 4 << 20;
 pub struct QueuedPublish {
     topic: Option<TopicName>,
     payload: Arc<[u8]>,
-    properties: Option<Box<Properties>>,
+    properties: Props,
     pkid: u16,
     qos: QoS,
     dup: bool,
@@ -121,7 +121,7 @@ impl Outgoing {
             }) => Outgoing::Publish(QueuedPublish {
                 topic,
                 payload,
-                properties: (!properties.is_empty()).then(|| Box::new(properties)),
+                properties,
                 pkid,
                 qos,
                 dup,
@@ -147,13 +147,13 @@ impl Outgoing {
                 topic: p.topic,
                 pkid: p.pkid,
                 payload: p.payload,
-                properties: p.properties.map(|b| *b).unwrap_or_default(),
+                properties: p.properties,
             }),
             Outgoing::Ack { kind, pkid, reason } => {
                 let a = Ack {
                     pkid,
                     reason,
-                    properties: Properties::default(),
+                    properties: Props::default(),
                 };
                 match kind {
                     AckKind::PubAck => Packet::PubAck(a),
@@ -314,7 +314,8 @@ struct State {
 /// Whoever writes a connection's outbox to its socket: told when the outbox needs attention.
 pub trait Doorbell: Send + Sync {
     /// Something was queued into an empty outbox, or the connection must be aborted; `token` is
-    /// the one given to [`Outbox::new`].
+    /// the one given to [`Outbox::new`]. The writer may be told later, once whoever pushes has
+    /// finished its batch (the broker's core wakes a connection thread once per batch).
     fn ring(&self, token: usize);
 }
 
@@ -483,6 +484,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::broker::codec::Properties;
 
     fn publish(qos: QoS, payload: usize) -> Packet {
         Packet::Publish(Publish {
@@ -492,7 +494,7 @@ mod tests {
             topic: Some("a/b".try_into().unwrap()),
             pkid: u16::from(qos != QoS::AtMostOnce),
             payload: Arc::from(vec![7u8; payload]),
-            properties: Properties::default(),
+            properties: Properties::default().into(),
         })
     }
 
@@ -529,7 +531,7 @@ mod tests {
         let mut props = Properties::default();
         props.user.push(("k".into(), "v".into()));
         let with_props = Packet::Publish(Publish {
-            properties: props,
+            properties: props.into(),
             ..match publish(QoS::AtLeastOnce, 5) {
                 Packet::Publish(p) => p,
                 _ => unreachable!(),
@@ -541,7 +543,8 @@ mod tests {
             properties: Properties {
                 reason_string: Some("no".into()),
                 ..Properties::default()
-            },
+            }
+            .into(),
         });
         for p in [
             publish(QoS::AtMostOnce, 3),

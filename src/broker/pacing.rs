@@ -23,16 +23,20 @@ use crate::broker::session::ConnId;
 /// How long a subscriber may hold its publishers back before it counts as slow.
 pub const SLOW_AFTER: Duration = Duration::from_secs(2);
 
-/// Events (packets read from clients) that may wait for the core: the bound of its channel.
+/// Messages for the core that come from neither a connection thread nor the core's own task
+/// (password verdicts, reloads) and may wait: the bound of their channel. It also sizes
+/// [`IN_TRANSIT`].
 pub const CORE_CAPACITY: usize = 4096;
 
 /// What may still arrive for a subscriber after its queue passed its high mark, before the pauses
-/// take hold: a publisher is paused when the core reaches one of its messages, so the channel's
-/// content at that moment arrives, publishers not yet reached refill the channel while the core
-/// works through it, and what they put there arrives after their pause: about three channels'
-/// worth. Under heavy CPU contention a fan-in of 50 publishers was seen to pass four (16,384), so
-/// eight. A queue is dropped from only beyond its mark (or limit) plus this (about 2 MiB of queue
-/// entries, plus payloads), and a drop pauses its sender too.
+/// take hold: a publisher is paused when the core reaches one of its messages, and what the other
+/// publishers send before the core reaches one of theirs still arrives. Connection threads hand
+/// the core their packets directly and stop at a paused publisher's next PUBLISH, so this is at
+/// most one read per publisher. The bound dates from when packets crossed a channel of
+/// [`CORE_CAPACITY`] to a core thread and a fan-in of 50 publishers under heavy CPU contention was
+/// seen to pass four channels' worth (16,384): eight. A queue is dropped from only beyond its mark
+/// (or limit) plus this (about 2 MiB of queue entries, plus payloads), and a drop pauses its
+/// sender too.
 pub const IN_TRANSIT: usize = 8 * CORE_CAPACITY;
 
 /// A subscriber whose queue passed its high mark.

@@ -100,7 +100,7 @@ impl Delivery {
             topic: Some(m.topic.clone()),
             pkid,
             payload: Arc::clone(&m.payload),
-            properties,
+            properties: properties.into(),
         }
     }
 }

@@ -17,6 +17,7 @@
 pub mod connect;
 pub mod control;
 pub mod properties;
+pub mod props;
 pub mod publish;
 pub mod subscribe;
 
@@ -27,6 +28,7 @@ use crate::policy::topic::{validate_topic, FilterError, TopicError, TopicFilter,
 pub use connect::{ConnAck, Connect, ConnectReason, Will};
 pub use control::{Auth, Disconnect};
 pub use properties::{Properties, PropertyContext};
+pub use props::Props;
 pub use publish::{Ack, Publish};
 pub use subscribe::{
     encode_subscribe_unchecked, SubAck, SubOptions, Subscribe, SubscribeFilter, UnsubAck,

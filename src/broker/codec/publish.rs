@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use super::{
-    frame, put_str, topic_name, DecodeError, Properties, PropertyContext, QoS, Reader, Version,
+    frame, put_str, topic_name, DecodeError, Properties, PropertyContext, Props, QoS, Reader,
+    Version,
 };
 use crate::policy::topic::TopicName;
 
@@ -24,7 +25,7 @@ pub struct Publish {
     /// The application message.
     pub payload: Arc<[u8]>,
     /// MQTT 5 properties.
-    pub properties: Properties,
+    pub properties: Props,
 }
 
 /// PUBACK, PUBREC, PUBREL or PUBCOMP.
@@ -35,7 +36,7 @@ pub struct Ack {
     /// MQTT 5 reason code (0 = success; not sent to 3.1.1 peers).
     pub reason: u8,
     /// MQTT 5 properties (reason string, user properties).
-    pub properties: Properties,
+    pub properties: Props,
 }
 
 impl Ack {
@@ -44,7 +45,7 @@ impl Ack {
         Ack {
             pkid,
             reason: 0,
-            properties: Properties::default(),
+            properties: Props::default(),
         }
     }
 }
@@ -102,7 +103,7 @@ pub(crate) fn decode_publish(
         topic,
         pkid,
         payload,
-        properties,
+        properties: properties.into(),
     })
 }
 
@@ -137,7 +138,7 @@ pub(crate) fn decode_ack(body: &[u8], version: Version) -> Result<Ack, DecodeErr
     Ok(Ack {
         pkid,
         reason,
-        properties,
+        properties: properties.into(),
     })
 }
 

@@ -84,7 +84,8 @@ fn publish_and_acks_round_trip() {
             content_type: Some("text/plain".into()),
             user: vec![("a".into(), "b".into())],
             ..Properties::default()
-        },
+        }
+        .into(),
     });
     assert_eq!(
         decode_one(&bytes(&p, Version::V5), Some(Version::V5)).unwrap(),
@@ -96,7 +97,8 @@ fn publish_and_acks_round_trip() {
         properties: Properties {
             reason_string: Some("no".into()),
             ..Properties::default()
-        },
+        }
+        .into(),
     };
     for p in [
         Packet::PubAck(ack.clone()),
@@ -114,7 +116,7 @@ fn publish_and_acks_round_trip() {
             &Packet::PubAck(Ack {
                 pkid: 3,
                 reason: 0x87,
-                properties: Properties::default()
+                properties: Properties::default().into()
             }),
             Version::V311
         ),
@@ -287,7 +289,8 @@ fn cve_2021_41039_a_flood_of_user_properties_is_refused() {
         properties: Properties {
             user: vec![("k".into(), "v".into()); MAX_USER_PROPERTIES + 1],
             ..Properties::default()
-        },
+        }
+        .into(),
     });
     assert!(matches!(
         decode_client_packet(&bytes(&p, Version::V5), Some(Version::V5), MAX),

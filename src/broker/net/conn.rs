@@ -12,8 +12,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
+use super::core_lock::{CoreLock, Held};
 use super::transport::Transport;
 use super::{CoreMsg, CLOSE_FLUSH_TIMEOUT, CONNECT_TIMEOUT};
 use crate::broker::codec::{self, Packet, Version};
@@ -42,15 +41,15 @@ pub(super) enum Turn {
     Wait,
     /// More to do right away (the turn's share was used up).
     Again,
-    /// The core's channel is full, or the client is paused: the packets read wait in the
-    /// connection, which reads no more until they are taken.
+    /// The core cannot take packets yet (the store is behind), or the client is paused: the
+    /// packets read wait in the connection, which reads no more until they are taken.
     Stalled,
 }
 
 /// What the shard lends a connection for one turn.
 pub(super) struct Ctx<'a> {
-    /// The core's channel.
-    pub(super) core: &'a mpsc::Sender<CoreMsg>,
+    /// The core.
+    pub(super) core: &'a CoreLock,
     /// Largest packet accepted from clients.
     pub(super) max_packet_size: usize,
     /// The outboxes' bounds and marks.
@@ -158,7 +157,7 @@ impl Conn {
             conn: self.id,
             outbox: Arc::clone(&self.outbox),
         };
-        ctx.core.blocking_send(msg).map_err(|_| Gone)?;
+        ctx.core.submit(msg)?;
         // With TLS, the CONNECT's time starts after the handshake.
         self.deadline = ctx.now + ms(CONNECT_TIMEOUT);
         Ok(())
@@ -211,6 +210,11 @@ impl Conn {
             if self.stalled {
                 return Ok(Turn::Stalled);
             }
+            if n < scratch.len() && self.io.is_plain() {
+                // The socket is empty: no read just to hear `WouldBlock` (the poll is
+                // edge-triggered, and bytes that arrive from now on are a new edge).
+                return Ok(Turn::Wait);
+            }
         }
         Ok(Turn::Again)
     }
@@ -229,18 +233,24 @@ impl Conn {
         self.input = input;
     }
 
-    /// Sends `event` to the core; `false` (and the connection stalls) when the core's channel is
-    /// full.
-    fn send(&mut self, event: Event, ctx: &Ctx<'_>) -> Result<bool, Gone> {
-        match ctx.core.try_send(CoreMsg::Event(event)) {
-            Ok(()) => Ok(true),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                // The packet is decoded again from the same bytes when the core has room.
-                self.stalled = true;
-                Ok(false)
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(Gone),
+    /// Hands `event` to the core; `false` (and the connection stalls) when the core cannot take
+    /// it yet (the store is behind).
+    fn send<'c>(
+        &mut self,
+        event: Event,
+        ctx: &Ctx<'c>,
+        held: &mut Option<Held<'c>>,
+    ) -> Result<bool, Gone> {
+        let core = match held {
+            Some(core) => core,
+            None => held.insert(ctx.core.hold()?),
+        };
+        let taken = core.offer(CoreMsg::Event(event));
+        if !taken {
+            // The packet is decoded again from the same bytes when the core has room.
+            self.stalled = true;
         }
+        Ok(taken)
     }
 
     /// Decodes the whole packets at the start of `buf` and sends them to the core, until it is
@@ -248,6 +258,8 @@ impl Conn {
     fn packets(&mut self, buf: &mut [u8], ctx: &Ctx<'_>) -> Result<usize, Gone> {
         self.stalled = false;
         let mut start = 0;
+        // The core, taken at the first packet and held for the rest of `buf`.
+        let mut held = None;
         // Bounded: each iteration consumes a whole packet from the buffer.
         loop {
             if let Ok(header) = codec::read_fixed_header(&buf[start..], ctx.max_packet_size) {
@@ -283,7 +295,7 @@ impl Conn {
                             (event, None)
                         }
                     };
-                    if !self.send(event, ctx)? {
+                    if !self.send(event, ctx, &mut held)? {
                         return Ok(start);
                     }
                     if let Some(v) = version {
@@ -302,7 +314,7 @@ impl Conn {
                         conn: self.id,
                         error,
                     };
-                    if !self.send(event, ctx)? {
+                    if !self.send(event, ctx, &mut held)? {
                         return Ok(start);
                     }
                     self.reading_done = true;
@@ -382,8 +394,7 @@ impl Conn {
                     .written(std::mem::take(&mut w.weight), ctx.limits)
                 {
                     // The core waits to hear that this client caught up.
-                    let msg = CoreMsg::Drained { conn: self.id };
-                    ctx.core.blocking_send(msg).map_err(|_| Gone)?;
+                    ctx.core.submit(CoreMsg::Drained { conn: self.id })?;
                 }
                 w.out.clear();
                 w.pos = 0;

@@ -1,8 +1,8 @@
-//! The core task: owns the [`Router`], feeds it the connections' events, executes its actions, and
+//! The core: owns the [`Router`], feeds it the connections' events, executes its actions, and
 //! with `persistence true` has the changes of each turn written to the store before it sends that
 //! turn's packets. Group commit: the store's thread writes one batch at a time; the turns handled
 //! meanwhile form the next batch, and their actions wait for it (past [`MAX_HELD`] held actions the
-//! core stops reading events until the commit is done).
+//! connection threads stop handing it packets until the commit is done).
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -10,6 +10,7 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::mpsc;
 
 use super::drops::Drops;
+use super::shard::ShardHandle;
 use super::{flow, log, notify, reload, CoreMsg, Options, Stderr};
 use crate::broker::codec::{Packet, QoS};
 use crate::broker::config::BrokerConfig;
@@ -27,6 +28,26 @@ const RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 /// The most actions held for one commit: past it the store is written even if more events wait,
 /// so that a busy broker still answers within one commit's time.
 pub(super) const MAX_HELD: usize = 4096;
+
+/// The time of a message for the core: read once for the packets of one read, which arrive
+/// within microseconds.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Clock {
+    /// For deadlines and durations.
+    pub(super) now: Instant,
+    /// For audit records and the store.
+    pub(super) wall: SystemTime,
+}
+
+impl Clock {
+    /// Now.
+    pub(super) fn read() -> Clock {
+        Clock {
+            now: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+}
 
 /// The store's side of the core: what is gathered for the next commit and what waits for the
 /// current one.
@@ -55,7 +76,7 @@ impl Persist {
     }
 }
 
-/// The core task's state.
+/// The core's state.
 pub(super) struct Core {
     pub(super) router: Router,
     pub(super) config: BrokerConfig,
@@ -75,6 +96,8 @@ pub(super) struct Core {
     /// Connections with an action waiting (in `held` or in the commit running).
     held_conns: rustc_hash::FxHashSet<ConnId>,
     actions: Vec<Action>,
+    /// The connection threads, woken by [`Core::end_batch`] for what the core queued.
+    shards: Vec<Arc<ShardHandle>>,
 }
 
 impl Core {
@@ -105,6 +128,25 @@ impl Core {
             held: Vec::new(),
             held_conns: Default::default(),
             actions: Vec::new(),
+            shards: Vec::new(),
+        }
+    }
+
+    /// The connection threads, once they exist (they need the core first).
+    pub(super) fn set_shards(&mut self, shards: Vec<Arc<ShardHandle>>) {
+        self.shards = shards;
+    }
+
+    /// The end of a batch of messages: the store's next commit may start (see [`Core::flush`]),
+    /// and the connection threads whose outboxes were rung are woken, except `own` (the calling
+    /// connection thread, which serves its rung outboxes itself). A thread is woken once for a
+    /// batch of packets rather than for the first of them.
+    pub(super) fn end_batch(&mut self, own: Option<usize>) {
+        self.flush(false);
+        for (i, s) in self.shards.iter().enumerate() {
+            if Some(i) != own {
+                s.wake_if_rung();
+            }
         }
     }
 
@@ -129,7 +171,7 @@ impl Core {
 
     /// Handles one message; `more_waiting`: others are already queued behind it (the store's
     /// commit may wait for them).
-    pub(super) fn handle(&mut self, msg: CoreMsg, more_waiting: bool) {
+    pub(super) fn handle(&mut self, msg: CoreMsg, more_waiting: bool, clock: Clock) {
         // Whoever sent the PUBLISH being handled: paused if it fills a subscriber's queue.
         let mut source = None;
         match msg {
@@ -146,7 +188,7 @@ impl Core {
                     Event::Tick => {
                         self.drops.report(self.options.verbose);
                         self.flow
-                            .tick(&self.conns, &self.limits, &self.router, Instant::now());
+                            .tick(&self.conns, &self.limits, &self.router, clock.now);
                         None
                     }
                     Event::Packet {
@@ -158,7 +200,7 @@ impl Core {
                     }
                     _ => None,
                 };
-                self.router.handle(event, Instant::now(), SystemTime::now());
+                self.router.handle(event, clock.now, clock.wall);
                 if let Some(conn) = closed {
                     self.flow.closed(&self.conns, conn);
                     if self.conns.remove(&conn).is_some() {

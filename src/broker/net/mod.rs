@@ -1,6 +1,8 @@
 //! The network layer: listeners (TCP, TLS through rustls), connection threads that turn bytes into
-//! packets and packets into bytes, and the core task that owns the [`Router`] and executes its
-//! actions. The only place with sockets, threads and signals.
+//! packets and packets into bytes, and the core that owns the [`Router`] and executes its actions
+//! (behind a lock, run by the connection thread that read a packet, or by the runtime's task for
+//! ticks, signals, password verdicts and commits: `core_lock`). The only place with sockets,
+//! threads and signals.
 //!
 //! * `accept`: one thread takes every listener's sockets and deals them out to the shards.
 //! * `shard`: one thread per core (a mio poll each) serves its connections in turn, with their
@@ -22,6 +24,7 @@
 mod accept;
 mod conn;
 mod core;
+mod core_lock;
 mod drops;
 mod flow;
 mod notify;
@@ -48,6 +51,7 @@ use crate::enforce::audit_sink::{AuditLog, AuditSink};
 use crate::enforce::logins::VerifyPool;
 use crate::enforce::metrics::Metrics;
 use crate::exposition::Exposition;
+use core_lock::CoreLock;
 
 /// Time allowed between accepting a socket (and, after it, its TLS handshake) and its CONNECT.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,7 +69,7 @@ pub struct Options {
     pub verbose: bool,
 }
 
-/// What the core task receives.
+/// What the core handles.
 // Events carrying packets dominate this channel; boxing them would cost an allocation per packet.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
@@ -184,7 +188,7 @@ pub async fn serve(config: BrokerConfig, options: Options) -> Result<(), String>
         }
         None => None,
     };
-    // Password checks run here, off the routing task (one thread per core).
+    // Password checks run here, off the threads that route (one thread per core).
     let verifier = VerifyPool::per_core("mqtt-verify")
         .map_err(|e| format!("cannot start a password-check thread: {e}"))?;
     let limits = outbox::Limits::new(&config);
@@ -231,34 +235,6 @@ pub async fn serve(config: BrokerConfig, options: Options) -> Result<(), String>
             }),
         });
     }
-    let shards = std::thread::available_parallelism().map_or(2, usize::from);
-    let mut handles = Vec::with_capacity(shards);
-    for i in 0..shards {
-        let (shard, handle) = shard::Shard::new(core_tx.clone(), config.max_packet_size, limits)
-            .map_err(|e| format!("cannot start a connection thread: {e}"))?;
-        std::thread::Builder::new()
-            .name(format!("mqtt-conn-{i}"))
-            .spawn(move || shard.run())
-            .map_err(|e| format!("cannot start a connection thread: {e}"))?;
-        handles.push(handle);
-    }
-    accept::spawn(bound, handles).map_err(|e| format!("cannot start accepting: {e}"))?;
-
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
-    // A stream, not `ctrl_c()` in the loop: a SIGINT that arrives while the core is busy is kept.
-    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .map_err(|e| format!("cannot handle SIGINT: {e}"))?;
-    let reload_tx = core_tx.clone();
-    tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            if reload_tx.send(CoreMsg::Reload).await.is_err() {
-                break;
-            }
-        }
-    });
     // The store's thread reports each commit here.
     let (commit_tx, mut commit_rx) = mpsc::unbounded_channel();
     let persist = match store {
@@ -271,31 +247,84 @@ pub async fn serve(config: BrokerConfig, options: Options) -> Result<(), String>
         }
         None => None,
     };
+    let max_packet_size = config.max_packet_size;
+    let core = Arc::new(CoreLock::new(core::Core::new(
+        router,
+        config,
+        options,
+        audit,
+        limits,
+        verifier,
+        // For the verdicts of password checks and reloads.
+        core_tx.clone(),
+        persist,
+    )));
+    let shards = std::thread::available_parallelism().map_or(2, usize::from);
+    let mut handles = Vec::with_capacity(shards);
+    let mut threads = Vec::with_capacity(shards);
+    for i in 0..shards {
+        let (shard, handle) = shard::Shard::new(i, Arc::clone(&core), max_packet_size, limits)
+            .map_err(|e| format!("cannot start a connection thread: {e}"))?;
+        threads.push(shard);
+        handles.push(handle);
+    }
+    core.lock().set_shards(handles.clone());
+    for (i, shard) in threads.into_iter().enumerate() {
+        std::thread::Builder::new()
+            .name(format!("mqtt-conn-{i}"))
+            .spawn(move || shard.run())
+            .map_err(|e| format!("cannot start a connection thread: {e}"))?;
+    }
+    accept::spawn(bound, handles).map_err(|e| format!("cannot start accepting: {e}"))?;
+
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    // A stream, not `ctrl_c()` in the loop: a SIGINT that arrives while the core is busy is kept.
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    let reload_tx = core_tx;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            if reload_tx.send(CoreMsg::Reload).await.is_err() {
+                break;
+            }
+        }
+    });
     notify::ready(&status);
-    let mut core = core::Core::new(
-        router, config, options, audit, limits, verifier,
-        // Kept for the verdicts of password checks; the loop ends on SIGINT/SIGTERM.
-        core_tx, persist,
-    );
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // This task brings the core what does not come from a connection thread.
     loop {
         let msg = tokio::select! {
             biased;
             Some(result) = commit_rx.recv() => {
-                core.committed(result);
+                let mut c = core.lock();
+                c.committed(result);
+                c.end_batch(None);
                 continue;
             }
-            m = core_rx.recv(), if !core.saturated() => match m {
-                Some(m) => m,
-                None => { notify::stopping(); return Ok(()); }
-            },
+            Some(m) = core_rx.recv() => m,
             _ = tick.tick() => CoreMsg::Event(Event::Tick),
-            _ = term.recv() => { core.stopping("SIGTERM"); return Ok(()); }
-            _ = int.recv() => { core.stopping("SIGINT"); return Ok(()); }
+            _ = term.recv() => return stop(&core, "SIGTERM"),
+            _ = int.recv() => return stop(&core, "SIGINT"),
         };
-        core.handle(msg, !core_rx.is_empty());
+        let more_waiting = !core_rx.is_empty();
+        let mut c = core.lock();
+        c.handle(msg, more_waiting, core::Clock::read());
+        if !more_waiting {
+            c.end_batch(None);
+        }
     }
+}
+
+/// Stops the core (connection threads end at their next message for it) and logs why; the
+/// broker's end.
+fn stop(core: &CoreLock, why: &str) -> Result<(), String> {
+    core.stop();
+    core.lock().stopping(why);
+    Ok(())
 }
 
 /// Binds a listening socket on `addr` (the first of its addresses that works), non-blocking, with

@@ -9,18 +9,17 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::broker::identity::CertUsername;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
-use tokio::sync::mpsc;
-
-use crate::broker::identity::CertUsername;
 use tokio_rustls::rustls;
 
 use super::conn::{Conn, Ctx, Gone, Turn};
+use super::core_lock::CoreLock;
 use super::transport::Transport;
 use super::ws::{Ws, WsListener};
 use super::{log, CoreMsg, READ_MAX};
@@ -30,7 +29,7 @@ use crate::broker::session::ConnId;
 
 /// The poll token of the shard's waker (connections use their slab index).
 const WAKER: Token = Token(usize::MAX);
-/// How often connections waiting for room in the core's channel try again.
+/// How often connections waiting for the core to take packets (the store behind) try again.
 const STALL_RETRY: Duration = Duration::from_millis(1);
 
 /// A socket accepted for a shard.
@@ -62,30 +61,50 @@ struct Inbox {
 pub(super) struct ShardHandle {
     waker: Waker,
     inbox: Mutex<Inbox>,
+    /// Outboxes rang since the shard was last woken: [`ShardHandle::wake_if_rung`] wakes it.
+    rung: AtomicBool,
 }
 
 impl ShardHandle {
-    fn add(&self, f: impl FnOnce(&mut Inbox)) {
+    /// Adds to the inbox; `true` if it was empty (the shard has not been told about anything since
+    /// it last took its inbox).
+    fn add(&self, f: impl FnOnce(&mut Inbox)) -> bool {
         let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
         let was_empty = inbox.accepted.is_empty() && inbox.rung.is_empty();
         f(&mut inbox);
-        drop(inbox);
-        if was_empty {
-            if let Err(e) = self.waker.wake() {
-                log(&format!("cannot wake a connection thread: {e}"));
-            }
+        was_empty
+    }
+
+    fn wake(&self) {
+        if let Err(e) = self.waker.wake() {
+            log(&format!("cannot wake a connection thread: {e}"));
         }
     }
 
-    /// Gives the shard a new connection.
+    /// Gives the shard a new connection (woken at once).
     pub(super) fn hand_over(&self, a: Accepted) {
-        self.add(|inbox| inbox.accepted.push(a));
+        if self.add(|inbox| inbox.accepted.push(a)) {
+            self.wake();
+        }
+    }
+
+    /// Wakes the shard if an outbox of its connections rang since the last call. The core calls
+    /// it once it has handled what waits for it (or a batch of it), so that a shard wakes once for
+    /// all the packets of a batch rather than for the first of them: fewer wake-ups, and writes
+    /// that carry more packets each.
+    pub(super) fn wake_if_rung(&self) {
+        if self.rung.swap(false, Ordering::AcqRel) {
+            self.wake();
+        }
     }
 }
 
 impl Doorbell for ShardHandle {
+    /// Queues the ring; the wake-up waits for [`ShardHandle::wake_if_rung`].
     fn ring(&self, token: usize) {
-        self.add(|inbox| inbox.rung.push(token));
+        if self.add(|inbox| inbox.rung.push(token)) {
+            self.rung.store(true, Ordering::Release);
+        }
     }
 }
 
@@ -107,10 +126,12 @@ pub(super) struct Shard {
     timers: BinaryHeap<Reverse<(u64, usize)>>,
     /// Connections whose turn ended with more to do.
     again: Vec<(usize, Want)>,
-    /// Connections waiting for room in the core's channel.
+    /// Connections waiting for the core to take their packets.
     stalled: Vec<usize>,
     epoch: Instant,
-    core: mpsc::Sender<CoreMsg>,
+    /// Its place among the shards (the core wakes the others, not the one calling it).
+    index: usize,
+    core: Arc<CoreLock>,
     max_packet_size: usize,
     limits: Limits,
     scratch: Box<[u8]>,
@@ -119,7 +140,8 @@ pub(super) struct Shard {
 impl Shard {
     /// A shard and the handle other threads use to reach it.
     pub(super) fn new(
-        core: mpsc::Sender<CoreMsg>,
+        index: usize,
+        core: Arc<CoreLock>,
         max_packet_size: usize,
         limits: Limits,
     ) -> io::Result<(Shard, Arc<ShardHandle>)> {
@@ -128,6 +150,7 @@ impl Shard {
         let handle = Arc::new(ShardHandle {
             waker,
             inbox: Mutex::default(),
+            rung: AtomicBool::new(false),
         });
         let shard = Shard {
             poll,
@@ -138,6 +161,7 @@ impl Shard {
             again: Vec::new(),
             stalled: Vec::new(),
             epoch: Instant::now(),
+            index,
             core,
             max_packet_size,
             limits,
@@ -156,7 +180,8 @@ impl Shard {
         let mut again = Vec::new();
         let mut stalled = Vec::new();
         loop {
-            let timeout = if self.again.is_empty() {
+            // An outbox of ours rung by the core in this thread: served without a wake-up.
+            let timeout = if self.again.is_empty() && !self.handle.rung.load(Ordering::Acquire) {
                 let timer = self
                     .timers
                     .peek()
@@ -189,7 +214,9 @@ impl Shard {
                     return;
                 }
             }
-            if woken {
+            // Our own rings (the core ran in this thread) are not followed by a wake-up.
+            let rung_here = self.handle.rung.swap(false, Ordering::AcqRel);
+            if woken || rung_here {
                 let inbox = std::mem::take(
                     &mut *self
                         .handle
@@ -231,6 +258,9 @@ impl Shard {
             if self.expire().is_err() {
                 return;
             }
+            // What this turn handed the core is routed: the threads it queued packets for are
+            // woken (this one serves its own on its next turn).
+            self.core.end_batch(Some(self.index));
         }
     }
 
@@ -409,7 +439,7 @@ impl Shard {
             self.free = Vec::new();
         }
         self.core
-            .blocking_send(CoreMsg::Event(Event::Closed { conn: id }))
+            .submit(CoreMsg::Event(Event::Closed { conn: id }))
             .map_err(|_| CoreGone)
     }
 }

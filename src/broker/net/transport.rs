@@ -49,6 +49,12 @@ impl Transport {
         certs.first().map(|c| c.as_ref())
     }
 
+    /// `true` for plain TCP (no TLS, no WebSocket): a read that returns less than it asked for
+    /// took everything the socket had, with nothing kept above it.
+    pub(super) fn is_plain(&self) -> bool {
+        self.raw.tls.is_none() && self.ws.is_none()
+    }
+
     /// `true` while a TLS handshake or a WebSocket upgrade is still going on.
     pub(super) fn handshaking(&self) -> bool {
         self.raw.tls.as_ref().is_some_and(|t| t.is_handshaking())

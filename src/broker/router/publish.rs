@@ -48,7 +48,7 @@ impl Router {
             let ack = Ack {
                 pkid: p.pkid,
                 reason: reason::PAYLOAD_FORMAT_INVALID,
-                properties: reason_string("the payload is not UTF-8"),
+                properties: reason_string("the payload is not UTF-8").into(),
             };
             match p.qos {
                 QoS::AtMostOnce => {}
@@ -64,7 +64,7 @@ impl Router {
             let ack = Ack {
                 pkid: p.pkid,
                 reason: reason::NOT_AUTHORIZED,
-                properties: reason_string("not authorised to publish to this topic"),
+                properties: reason_string("not authorised to publish to this topic").into(),
             };
             match p.qos {
                 QoS::AtMostOnce => {}
@@ -85,7 +85,14 @@ impl Router {
             client_id: client_id.to_owned(),
         };
         let (qos, pkid) = (p.qos, p.pkid);
-        let msg = self.message(topic, p.payload, qos, p.retain, p.properties, origin);
+        let msg = self.message(
+            topic,
+            p.payload,
+            qos,
+            p.retain,
+            p.properties.into_inner(),
+            origin,
+        );
         let matched = self.publish(msg);
         let code = if matched == 0 {
             reason::NO_MATCHING_SUBSCRIBERS
@@ -95,7 +102,7 @@ impl Router {
         let ack = Ack {
             pkid,
             reason: code,
-            properties: Properties::default(),
+            properties: crate::broker::codec::Props::default(),
         };
         match qos {
             QoS::AtMostOnce => {}

@@ -108,7 +108,7 @@ fn publish(topic: &str, qos: QoS, pkid: u16) -> Publish {
         topic: Some(topic.try_into().unwrap()),
         pkid,
         payload: Arc::from(&b"x"[..]),
-        properties: Properties::default(),
+        properties: Properties::default().into(),
     }
 }
 
