@@ -415,9 +415,12 @@ impl Outbox {
     }
 
     /// Pauses this connection's client (its connection reads no more PUBLISH packets), or resumes
-    /// it.
+    /// it: then the outbox rings, so that its connection takes up the packets it holds now rather
+    /// than at its next retry.
     pub fn set_paused(&self, paused: bool) {
-        self.paused.store(paused, Ordering::Relaxed);
+        if self.paused.swap(paused, Ordering::Relaxed) && !paused {
+            self.ring();
+        }
     }
 
     /// `true` while this connection's client is paused.

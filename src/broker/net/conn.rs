@@ -328,6 +328,11 @@ impl Conn {
         }
     }
 
+    /// `true` while it holds packets the core has not taken yet (see [`Turn::Stalled`]).
+    pub(super) fn is_stalled(&self) -> bool {
+        self.stalled
+    }
+
     /// `true` when the core has asked for the connection to be dropped at once.
     pub(super) fn aborted(&self) -> bool {
         self.outbox.is_aborted()

@@ -136,7 +136,7 @@ impl Flow {
 
 fn resume(conns: &Conns, publisher: ConnId) {
     if let Some(p) = conns.get(&publisher) {
-        // Its connection thread retries stalled connections every millisecond.
+        // Rings its outbox: its connection thread serves it at once.
         p.set_paused(false);
     }
 }

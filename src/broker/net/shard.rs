@@ -230,8 +230,14 @@ impl Shard {
                     }
                 }
                 for slot in inbox.rung {
+                    // A stalled connection is rung when its client is resumed: it reads too.
+                    let stalled = self
+                        .conns
+                        .get(slot)
+                        .and_then(Option::as_ref)
+                        .is_some_and(Conn::is_stalled);
                     let want = Want {
-                        read: false,
+                        read: stalled,
                         write: true,
                     };
                     if self.serve(slot, want, true).is_err() {
