@@ -2,6 +2,8 @@
 //! Pure state; [`super::router::Router`] drives it.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -201,6 +203,29 @@ impl Expiry {
     }
 }
 
+/// An IP address as text, on the stack: what an audit record names, without an allocation.
+pub struct AddressText {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl AddressText {
+    /// `ip` written out as `Display` writes it (IPv6 at most 45 bytes).
+    pub fn new(ip: IpAddr) -> AddressText {
+        let mut buf = [0; 48];
+        let mut rest = &mut buf[..];
+        // Cannot fail: 48 bytes hold any address.
+        let _ = write!(rest, "{ip}");
+        let len = 48 - rest.len();
+        AddressText { buf, len }
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
 /// One client's session.
 #[derive(Debug)]
 pub struct Session {
@@ -214,8 +239,9 @@ pub struct Session {
     /// The username came from the client certificate (`use_identity_as_username`,
     /// `use_subject_as_username`): a reload does not check it against the password file.
     pub cert_login: bool,
-    /// Address of that connection.
-    pub address: String,
+    /// IP address of that connection (kept as the address, not its text: no allocation per
+    /// session; [`AddressText`] writes it out for an audit record).
+    pub address: IpAddr,
     /// Protocol version of that connection.
     pub version: Version,
     /// The connection, while connected.
@@ -252,7 +278,7 @@ impl Session {
             username: None,
             password: None,
             cert_login: false,
-            address: String::new(),
+            address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             version,
             conn: None,
             expiry: Expiry::OnClose,
@@ -360,6 +386,25 @@ impl Session {
                 o.no_local &= entry.options.no_local;
                 ids.extend(entry.id);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod address_tests {
+    use super::AddressText;
+    use std::net::IpAddr;
+
+    #[test]
+    fn an_address_is_written_as_display_writes_it_even_the_longest_ipv6() {
+        for text in [
+            "127.0.0.1",
+            "::1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255",
+            "::ffff:10.0.0.1",
+        ] {
+            let ip: IpAddr = text.parse().unwrap();
+            assert_eq!(AddressText::new(ip).as_str(), ip.to_string());
         }
     }
 }

@@ -4,13 +4,14 @@
 //! the policy in force, writes the audit record of a denial (a withheld delivery once per client and
 //! topic, as the plugin does), counts it (with metrics on), and compares it with the shadow policy.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::{who, Action};
 use crate::audit::{AuditRecord, LoginDenial, Peer, Withheld, WithheldDeliveries};
 use crate::broker::security::Security;
-use crate::broker::session::Session;
+use crate::broker::session::{AddressText, Session};
 use crate::enforce::metrics::Metrics;
 use crate::policy::passwd::AuthResult;
 use crate::policy::topic::TopicFilter;
@@ -64,7 +65,7 @@ impl Authorizer {
         client: ClientRef<'_>,
         topic: &str,
         access: Access,
-        address: Option<&str>,
+        address: Option<IpAddr>,
         wall: SystemTime,
         out: &mut Vec<Action>,
     ) -> Decision {
@@ -76,6 +77,7 @@ impl Authorizer {
             None => security.decide(client, topic, access),
         };
         if let Some(shadow) = security.shadow() {
+            let address = address.map(AddressText::new);
             let record = shadow
                 .compare_acl(
                     client,
@@ -83,7 +85,7 @@ impl Authorizer {
                     access,
                     decision,
                     || security.explain(client, topic, access, decision),
-                    address,
+                    address.as_ref().map(AddressText::as_str),
                     wall,
                     self.metrics.as_deref(),
                 )
@@ -210,7 +212,7 @@ impl Authorizer {
         out: &mut Vec<Action>,
     ) -> Decision {
         let client = who(s);
-        let decision = self.decide(client, topic, access, Some(&s.address), wall, out);
+        let decision = self.decide(client, topic, access, Some(s.address), wall, out);
         if decision.is_allowed() {
             return decision;
         }
@@ -219,8 +221,12 @@ impl Authorizer {
         if first {
             let explanation = self.security.explain(client, topic, access, decision);
             out.push(Action::Audit(Box::new(
-                AuditRecord::acl(wall, Some(&s.address), explanation)
-                    .with_semantics(self.security.semantics()),
+                AuditRecord::acl(
+                    wall,
+                    Some(AddressText::new(s.address).as_str()),
+                    explanation,
+                )
+                .with_semantics(self.security.semantics()),
             )));
         }
         decision

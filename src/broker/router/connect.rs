@@ -2,6 +2,7 @@
 //! (MQTT-3.1.4-2), CONNACK, and what a resumed persistent session had in flight or queued.
 
 use super::*;
+use std::net::{IpAddr, Ipv4Addr};
 
 impl Router {
     pub(super) fn refuse(&mut self, conn: ConnId, version: Version, reason: ConnectReason) {
@@ -181,7 +182,8 @@ impl Router {
         s.username = c.username.take();
         s.password = password;
         s.cert_login = cert_login;
-        s.address = address;
+        // The text came from the connection's `IpAddr`.
+        s.address = address.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         s.conn = Some(conn);
         s.expiry = expiry;
         s.disconnected_at = None;

@@ -23,7 +23,7 @@ use crate::policy::passwd::{AuthResult, PasswordFile};
 
 use super::super::codec::{reason, Connect, Packet};
 use super::super::security::{LoginRefusal, LoginStep, Security};
-use super::super::session::{ConnId, Secret};
+use super::super::session::{AddressText, ConnId, Secret};
 use super::{Action, Router};
 
 /// How many packets a client may send after its CONNECT while its password is checked.
@@ -227,10 +227,11 @@ impl Router {
                     .entry(key)
                     .or_insert_with(|| login_now(&security, cache, key.0, key.1));
                 if let Err(refusal) = verdict {
+                    let text = AddressText::new(s.address);
                     let peer = Peer {
                         username: s.username.as_deref(),
                         client_id: Some(&s.client_id),
-                        address: Some(&s.address),
+                        address: Some(text.as_str()),
                     };
                     let mut record = AuditRecord::login(self.wall, peer, refusal.denial.clone())
                         .with_semantics(self.authz.security.semantics());
