@@ -57,6 +57,9 @@ use core_lock::CoreLock;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest read (each shard has one buffer of this size).
 pub const READ_MAX: usize = 16 * 1024;
+/// The most messages (password verdicts, reloads) the runtime's task hands the core before the
+/// connection threads are woken for what it queued, while more keep coming.
+const WAKE_BATCH: usize = 64;
 /// Time allowed to write what precedes a close (a DISCONNECT, a refused CONNACK).
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -296,6 +299,7 @@ pub async fn serve(config: BrokerConfig, options: Options) -> Result<(), String>
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // This task brings the core what does not come from a connection thread.
+    let mut unwoken = 0;
     loop {
         let msg = tokio::select! {
             biased;
@@ -313,8 +317,12 @@ pub async fn serve(config: BrokerConfig, options: Options) -> Result<(), String>
         let more_waiting = !core_rx.is_empty();
         let mut c = core.lock();
         c.handle(msg, more_waiting, core::Clock::read());
-        if !more_waiting {
+        unwoken += 1;
+        // A storm of password verdicts: the connection threads hear of the CONNACKs every
+        // `WAKE_BATCH`, not only once the storm is over.
+        if !more_waiting || unwoken >= WAKE_BATCH {
             c.end_batch(None);
+            unwoken = 0;
         }
     }
 }
