@@ -33,7 +33,8 @@ pub fn run(args: &BrokerArgs) -> u8 {
         "mqtt-policy broker: deciding as {}'s acl_file (plugin_opt_mosquitto_version 2.0|2.1 to choose)",
         config.semantics
     );
-    // The runtime runs the core task and the signals only: connections have their own threads.
+    // The runtime runs one task: signals, ticks, password verdicts and commits for the core, which
+    // otherwise runs in the connection threads.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
