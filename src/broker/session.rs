@@ -256,8 +256,9 @@ pub struct Session {
     pub traffic: Option<Box<Traffic>>,
     /// Next packet identifier to try.
     pub next_pkid: u16,
-    /// The client's Receive Maximum.
-    pub receive_maximum: u16,
+    /// The client's Receive Maximum, when it sent one (MQTT 5): it replaces `max_inflight_messages`
+    /// for this client, above or below it, as in Mosquitto.
+    pub receive_maximum: Option<u16>,
     /// The client's Maximum Packet Size.
     pub max_packet_size: Option<u32>,
     /// The Will of the current connection (boxed: most clients have none).
@@ -286,7 +287,7 @@ impl Session {
             subscriptions: FxHashMap::default(),
             traffic: None,
             next_pkid: 1,
-            receive_maximum: u16::MAX,
+            receive_maximum: None,
             max_packet_size: None,
             will: None,
             will_due: None,
@@ -366,14 +367,14 @@ impl Session {
         None
     }
 
-    /// How many QoS 1/2 messages may be in flight to this client.
+    /// How many QoS 1/2 messages may be in flight to this client: its Receive Maximum if it sent
+    /// one, else `max_inflight_messages` (0: no limit).
     pub fn inflight_limit(&self, max_inflight: u16) -> usize {
-        let server = if max_inflight == 0 {
-            u16::MAX
-        } else {
-            max_inflight
-        };
-        usize::from(server.min(self.receive_maximum))
+        match (self.receive_maximum, max_inflight) {
+            (Some(client), _) => usize::from(client),
+            (None, 0) => usize::from(u16::MAX),
+            (None, server) => usize::from(server),
+        }
     }
 
     /// The granted options of all subscriptions merged, for the deliveries of one message.

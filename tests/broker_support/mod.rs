@@ -335,6 +335,16 @@ impl RawClient {
         Ok((c, body))
     }
 
+    /// A client on a connected socket that has sent nothing yet (for a CONNECT of the test's own).
+    pub fn from_stream(s: TcpStream, version: Version) -> RawClient {
+        RawClient {
+            s,
+            version,
+            buf: Vec::new(),
+            at: 0,
+        }
+    }
+
     /// An anonymous MQTT 3.1.1 client, accepted.
     pub fn anonymous(b: &Broker, id: &str) -> RawClient {
         let (c, connack) = RawClient::login(b, Version::V311, id, None);

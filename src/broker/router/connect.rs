@@ -187,7 +187,7 @@ impl Router {
         s.conn = Some(conn);
         s.expiry = expiry;
         s.disconnected_at = None;
-        s.receive_maximum = c.properties.receive_maximum.unwrap_or(u16::MAX);
+        s.receive_maximum = c.properties.receive_maximum;
         s.max_packet_size = c.properties.maximum_packet_size;
         s.clear_aliases();
         s.will = c.will.take().map(Box::new);
