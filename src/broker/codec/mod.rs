@@ -262,7 +262,7 @@ pub mod reason {
 }
 
 /// A cursor over a packet's bytes: every read checks the bounds.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,

@@ -6,7 +6,7 @@
 
 use std::ops::{Deref, DerefMut};
 
-use super::Properties;
+use super::{DecodeError, Properties, PropertyContext, Reader};
 
 /// No property: what an empty [`Props`] reads as.
 static NONE: Properties = Properties {
@@ -47,6 +47,17 @@ impl Props {
     /// `true` when no property is set.
     pub fn is_empty(&self) -> bool {
         self.0.as_deref().is_none_or(Properties::is_empty)
+    }
+
+    /// Reads a packet's properties. The common empty set (length 0) is read without building a
+    /// [`Properties`] and comparing it with the empty one.
+    pub(crate) fn read(r: &mut Reader<'_>, ctx: PropertyContext) -> Result<Props, DecodeError> {
+        let mut ahead = r.clone();
+        if ahead.varint()? == 0 {
+            *r = ahead;
+            return Ok(Props::default());
+        }
+        Properties::read(r, ctx).map(Props::from)
     }
 
     /// The properties, by value.

@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use super::{
-    frame, put_str, topic_name, DecodeError, Properties, PropertyContext, Props, QoS, Reader,
-    Version,
+    frame, put_str, topic_name, DecodeError, PropertyContext, Props, QoS, Reader, Version,
 };
 use crate::policy::topic::TopicName;
 
@@ -85,7 +84,7 @@ pub(crate) fn decode_publish(
         id
     };
     let properties = if version.is_v5() {
-        let p = Properties::read(&mut r, PropertyContext::Publish)?;
+        let p = Props::read(&mut r, PropertyContext::Publish)?;
         if !p.subscription_ids.is_empty() {
             return Err(DecodeError::Protocol(
                 "a client PUBLISH carries a subscription identifier (MQTT-3.3.4-6)",
@@ -93,7 +92,8 @@ pub(crate) fn decode_publish(
         }
         p
     } else {
-        Properties::default()
+        // MQTT 3.1.1 has no properties: no `Properties` to build and compare with the empty one.
+        Props::default()
     };
     let payload: Arc<[u8]> = Arc::from(r.rest());
     Ok(Publish {
@@ -103,7 +103,7 @@ pub(crate) fn decode_publish(
         topic,
         pkid,
         payload,
-        properties: properties.into(),
+        properties,
     })
 }
 
@@ -126,9 +126,9 @@ pub(crate) fn decode_ack(body: &[u8], version: Version) -> Result<Ack, DecodeErr
     }
     let reason = if r.is_empty() { 0 } else { r.u8()? };
     let properties = if r.is_empty() {
-        Properties::default()
+        Props::default()
     } else {
-        Properties::read(&mut r, PropertyContext::Ack)?
+        Props::read(&mut r, PropertyContext::Ack)?
     };
     if !r.is_empty() {
         return Err(DecodeError::Malformed(
@@ -138,7 +138,7 @@ pub(crate) fn decode_ack(body: &[u8], version: Version) -> Result<Ack, DecodeErr
     Ok(Ack {
         pkid,
         reason,
-        properties: properties.into(),
+        properties,
     })
 }
 

@@ -5,6 +5,7 @@
 //! only an incomplete packet is copied out (and kept until it is whole), and the output state exists
 //! only while something is being written.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io;
 use std::net::IpAddr;
@@ -50,12 +51,29 @@ pub(super) enum Turn {
 pub(super) struct Ctx<'a> {
     /// The core.
     pub(super) core: &'a CoreLock,
+    /// Set once the core has been handed something in this turn of the shard (which then ends
+    /// the core's batch; a turn that did not touch the core does not take its lock).
+    pub(super) touched: &'a Cell<bool>,
     /// Largest packet accepted from clients.
     pub(super) max_packet_size: usize,
     /// The outboxes' bounds and marks.
     pub(super) limits: &'a Limits,
     /// Milliseconds since the shard's epoch (never 0).
     pub(super) now: u64,
+}
+
+impl<'a> Ctx<'a> {
+    /// [`CoreLock::hold`], noted in `touched`.
+    fn hold(&self) -> Result<Held<'a>, Gone> {
+        self.touched.set(true);
+        self.core.hold()
+    }
+
+    /// [`CoreLock::submit`], noted in `touched`.
+    fn submit(&self, msg: CoreMsg) -> Result<(), Gone> {
+        self.touched.set(true);
+        self.core.submit(msg)
+    }
 }
 
 /// What is being written: allocated while there is output, dropped when it is all written.
@@ -157,7 +175,7 @@ impl Conn {
             conn: self.id,
             outbox: Arc::clone(&self.outbox),
         };
-        ctx.core.submit(msg)?;
+        ctx.submit(msg)?;
         // With TLS, the CONNECT's time starts after the handshake.
         self.deadline = ctx.now + ms(CONNECT_TIMEOUT);
         Ok(())
@@ -243,7 +261,7 @@ impl Conn {
     ) -> Result<bool, Gone> {
         let core = match held {
             Some(core) => core,
-            None => held.insert(ctx.core.hold()?),
+            None => held.insert(ctx.hold()?),
         };
         let taken = core.offer(CoreMsg::Event(event));
         if !taken {
@@ -399,7 +417,7 @@ impl Conn {
                     .written(std::mem::take(&mut w.weight), ctx.limits)
                 {
                     // The core waits to hear that this client caught up.
-                    ctx.core.submit(CoreMsg::Drained { conn: self.id })?;
+                    ctx.submit(CoreMsg::Drained { conn: self.id })?;
                 }
                 w.out.clear();
                 w.pos = 0;

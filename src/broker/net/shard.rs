@@ -5,6 +5,7 @@
 //! New connections and outbox wake-ups arrive through the shard's [`Inbox`], with one poll wake-up
 //! per batch.
 
+use std::cell::Cell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io;
@@ -132,6 +133,8 @@ pub(super) struct Shard {
     /// Its place among the shards (the core wakes the others, not the one calling it).
     index: usize,
     core: Arc<CoreLock>,
+    /// This turn handed the core something: its batch ends with the turn.
+    touched: Cell<bool>,
     max_packet_size: usize,
     limits: Limits,
     scratch: Box<[u8]>,
@@ -163,6 +166,7 @@ impl Shard {
             epoch: Instant::now(),
             index,
             core,
+            touched: Cell::new(false),
             max_packet_size,
             limits,
             scratch: vec![0; READ_MAX].into_boxed_slice(),
@@ -266,7 +270,9 @@ impl Shard {
             }
             // What this turn handed the core is routed: the threads it queued packets for are
             // woken (this one serves its own on its next turn).
-            self.core.end_batch(Some(self.index));
+            if self.touched.take() {
+                self.core.end_batch(Some(self.index));
+            }
         }
     }
 
@@ -305,6 +311,7 @@ impl Shard {
         );
         let ctx = Ctx {
             core: &self.core,
+            touched: &self.touched,
             max_packet_size: self.max_packet_size,
             limits: &self.limits,
             now: self.now(),
@@ -333,6 +340,7 @@ impl Shard {
         };
         let ctx = Ctx {
             core: &self.core,
+            touched: &self.touched,
             max_packet_size: self.max_packet_size,
             limits: &self.limits,
             now,
@@ -444,6 +452,7 @@ impl Shard {
             self.conns = Vec::new();
             self.free = Vec::new();
         }
+        self.touched.set(true);
         self.core
             .submit(CoreMsg::Event(Event::Closed { conn: id }))
             .map_err(|_| CoreGone)
