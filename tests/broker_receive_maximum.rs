@@ -29,8 +29,10 @@ fn in_flight(server: &Server, version: Version, receive_maximum: Option<u16>) ->
     let s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut sub = RawClient::from_stream(s, version);
-    let mut properties = Properties::default();
-    properties.receive_maximum = receive_maximum;
+    let properties = Properties {
+        receive_maximum,
+        ..Properties::default()
+    };
     sub.send(&Packet::Connect(Box::new(Connect {
         version,
         client_id: "window".into(),
