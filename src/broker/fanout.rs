@@ -116,7 +116,7 @@ impl OutPublish {
             topic: Some(m.topic.clone()),
             pkid: self.pkid,
             payload: Arc::clone(&m.payload),
-            properties: m.properties.clone().into(),
+            properties: m.properties.clone(),
         }
     }
 }
@@ -128,7 +128,7 @@ mod tests {
 
     fn message(properties: Properties, payload: usize) -> Arc<Message> {
         let mut m = Message::for_tests("a/b/ü", &vec![9u8; payload]);
-        m.properties = properties;
+        m.properties = properties.into();
         Arc::new(m)
     }
 

@@ -5,6 +5,8 @@
 //! (read), Wills and retained messages. The network layer ([`super::net`]) only moves bytes.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -221,8 +223,9 @@ pub struct Router {
     authz: Authorizer,
     /// Boxed: the map's spare capacity then costs a pointer per slot, not a whole session.
     sessions: HashMap<Arc<str>, Box<Session>>,
-    /// Client ids by connection, shared with the sessions' keys.
-    conns: HashMap<ConnId, Arc<str>>,
+    /// Client ids by connection, shared with the sessions' keys. Hashed with FxHash: the keys
+    /// are the broker's own counter, not chosen by clients.
+    conns: FxHashMap<ConnId, Arc<str>>,
     subs: SubTree,
     shared: SharedSubs,
     retained: Retained,
@@ -232,6 +235,9 @@ pub struct Router {
     /// QoS 1/2 (and queued QoS 0) deliveries dropped because a queue was full, since the start.
     queue_drops: u64,
     out: Vec<Action>,
+    /// The subscriptions a message matches, kept between messages (empty between them) so that
+    /// routing one does not allocate the list.
+    targets: Vec<(Arc<str>, SubEntry)>,
     now: Instant,
     wall: SystemTime,
 }
@@ -280,7 +286,7 @@ impl Router {
             },
             authz: Authorizer::new(security),
             sessions: HashMap::new(),
-            conns: HashMap::new(),
+            conns: FxHashMap::default(),
             subs: SubTree::default(),
             shared: SharedSubs::default(),
             retained: Retained::default(),
@@ -288,6 +294,7 @@ impl Router {
             next_auto_id: 0,
             queue_drops: 0,
             out: Vec::new(),
+            targets: Vec::new(),
             now: Instant::now(),
             wall: SystemTime::now(),
         }

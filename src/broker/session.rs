@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::codec::{Properties, Publish, QoS, SubOptions, Version, Will};
+use super::codec::{Props, Publish, QoS, SubOptions, Version, Will};
 use crate::policy::topic::{TopicFilter, TopicName};
 
 /// Identifies a network connection.
@@ -18,10 +18,10 @@ pub type ConnId = u64;
 /// Who published a message (for `check_retain_source`, `no_local`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Origin {
-    /// The publisher's username.
-    pub username: Option<String>,
-    /// The publisher's client id.
-    pub client_id: String,
+    /// The publisher's username (shared with its session: no copy per message).
+    pub username: Option<Arc<str>>,
+    /// The publisher's client id (shared with its session).
+    pub client_id: Arc<str>,
 }
 
 /// An application message as the broker stores and forwards it.
@@ -36,8 +36,8 @@ pub struct Message {
     /// The RETAIN flag it was published with.
     pub retain: bool,
     /// Properties passed through to subscribers (payload format, content type, response topic,
-    /// correlation data, user properties).
-    pub properties: Properties,
+    /// correlation data, user properties); boxed, and nothing when there are none.
+    pub properties: Props,
     /// When it expires (Message Expiry Interval).
     pub expires_at: Option<Instant>,
     /// Who published it.
@@ -60,11 +60,11 @@ impl Message {
             payload: payload.into(),
             qos: QoS::AtMostOnce,
             retain: true,
-            properties: Properties::default(),
+            properties: Props::default(),
             expires_at: None,
             origin: Origin {
                 username: None,
-                client_id: "test".to_owned(),
+                client_id: "test".into(),
             },
             encoded: Default::default(),
         }
@@ -90,11 +90,18 @@ impl Delivery {
     /// The PUBLISH packet for this delivery.
     pub fn to_publish(&self, pkid: u16, dup: bool, now: Instant) -> Publish {
         let m = &self.msg;
+        // Written only when set: a write allocates the properties' box (the message's own
+        // properties carry neither of these two).
         let mut properties = m.properties.clone();
-        properties.subscription_ids.clone_from(&self.sub_ids);
-        properties.message_expiry = m.expires_at.map(|t| {
-            u32::try_from(t.saturating_duration_since(now).as_secs().max(1)).unwrap_or(u32::MAX)
-        });
+        if !self.sub_ids.is_empty() {
+            properties.subscription_ids.clone_from(&self.sub_ids);
+        }
+        if let Some(t) = m.expires_at {
+            properties.message_expiry = Some(
+                u32::try_from(t.saturating_duration_since(now).as_secs().max(1))
+                    .unwrap_or(u32::MAX),
+            );
+        }
         Publish {
             dup,
             qos: self.qos,
@@ -102,7 +109,7 @@ impl Delivery {
             topic: Some(m.topic.clone()),
             pkid,
             payload: Arc::clone(&m.payload),
-            properties: properties.into(),
+            properties,
         }
     }
 }
@@ -232,7 +239,7 @@ pub struct Session {
     /// Client identifier (shared with the router's maps).
     pub client_id: Arc<str>,
     /// Username of the connection that owns (or last owned) it.
-    pub username: Option<String>,
+    pub username: Option<Arc<str>>,
     /// The password its connection logged in with, kept only while connected (for the re-check of
     /// credentials on SIGHUP).
     pub password: Option<Secret>,

@@ -179,7 +179,7 @@ impl Router {
         };
         let client_id = Arc::clone(&s.client_id);
         s.version = version;
-        s.username = c.username.take();
+        s.username = c.username.take().map(Arc::from);
         s.password = password;
         s.cert_login = cert_login;
         // The text came from the connection's `IpAddr`.

@@ -102,7 +102,7 @@ impl Router {
             let img = r.image;
             let id = Arc::clone(&img.client_id);
             let mut s = Box::new(Session::new(Arc::clone(&id), img.version));
-            s.username = img.username;
+            s.username = img.username.map(Arc::from);
             s.expiry = img.expiry;
             s.durable = true;
             s.disconnected_at = Some(
@@ -157,7 +157,7 @@ fn image(s: &Session, clock: &Clock) -> SessionImage {
     subscriptions.sort_by(|a, b| a.0.cmp(&b.0));
     SessionImage {
         client_id: Arc::clone(&s.client_id),
-        username: s.username.clone(),
+        username: s.username.as_deref().map(str::to_owned),
         version: s.version,
         expiry: s.expiry,
         disconnected_at: s.disconnected_at.map(|t| clock.to_wall(t)),

@@ -90,9 +90,16 @@ impl Router {
         }
         let origin = Origin {
             username: s.username.clone(),
-            client_id: client_id.to_owned(),
+            client_id: Arc::clone(&s.client_id),
         };
-        let msg = self.message(w.topic, w.payload, w.qos, w.retain, w.properties, origin);
+        let msg = self.message(
+            w.topic,
+            w.payload,
+            w.qos,
+            w.retain,
+            w.properties.into(),
+            origin,
+        );
         self.publish(msg);
     }
 

@@ -3,14 +3,22 @@
 
 use super::durable;
 use super::*;
+use crate::broker::codec::Props;
 
+/// The most matches whose room [`Router::publish`] keeps between messages.
+const TARGETS_KEPT: usize = 1024;
 impl Router {
     pub(super) fn on_publish(&mut self, conn: ConnId, client_id: &str, mut p: Publish) {
         let Some(s) = self.sessions.get_mut(client_id) else {
             return;
         };
         let version = s.version;
-        if let Some(alias) = p.properties.topic_alias.take() {
+        // Looked at before taken: taking through `DerefMut` would allocate the properties' box.
+        let alias = match p.properties.topic_alias {
+            Some(_) => p.properties.topic_alias.take(),
+            None => None,
+        };
+        if let Some(alias) = alias {
             if alias == 0 || alias > self.limits.max_topic_alias {
                 return self.kick(
                     conn,
@@ -82,17 +90,10 @@ impl Router {
         }
         let origin = Origin {
             username: s.username.clone(),
-            client_id: client_id.to_owned(),
+            client_id: Arc::clone(&s.client_id),
         };
         let (qos, pkid) = (p.qos, p.pkid);
-        let msg = self.message(
-            topic,
-            p.payload,
-            qos,
-            p.retain,
-            p.properties.into_inner(),
-            origin,
-        );
+        let msg = self.message(topic, p.payload, qos, p.retain, p.properties, origin);
         let matched = self.publish(msg);
         let code = if matched == 0 {
             reason::NO_MATCHING_SUBSCRIBERS
@@ -123,7 +124,7 @@ impl Router {
         payload: Arc<[u8]>,
         qos: QoS,
         retain: bool,
-        p: Properties,
+        p: Props,
         origin: Origin,
     ) -> Arc<Message> {
         let expires_at = p
@@ -134,14 +135,7 @@ impl Router {
             payload,
             qos,
             retain,
-            properties: Properties {
-                payload_format: p.payload_format,
-                content_type: p.content_type,
-                response_topic: p.response_topic,
-                correlation_data: p.correlation_data,
-                user: p.user,
-                ..Properties::default()
-            },
+            properties: passed_on(p),
             expires_at,
             origin,
             encoded: Default::default(),
@@ -160,7 +154,7 @@ impl Router {
         // one delivery: when some client has several subscriptions, the matches are sorted by
         // client (by the address of its id, which all its subscriptions share), so that its
         // entries are next to each other. No allocation per client, no hashing of client ids.
-        let mut targets: Vec<(Arc<str>, SubEntry)> = Vec::new();
+        let mut targets = std::mem::take(&mut self.targets);
         self.subs.for_each_client(&msg.topic, |client, entry| {
             targets.push((Arc::clone(client), entry));
         });
@@ -199,6 +193,12 @@ impl Router {
             let ids = entry.id.into_iter().collect();
             self.deliver(&client, &msg, entry.options.qos, retain, ids);
         }
+        targets.clear();
+        if targets.capacity() > TARGETS_KEPT {
+            // A large fan-out's list is not kept for the small ones after it.
+            targets.shrink_to(TARGETS_KEPT);
+        }
+        self.targets = targets;
         self.authz.message_done();
         matched
     }
@@ -232,4 +232,21 @@ impl Router {
             self.queue_drops += 1;
         }
     }
+}
+
+/// The properties of a PUBLISH that its deliveries carry on: none (no allocation) when it had none.
+fn passed_on(p: Props) -> Props {
+    if p.is_empty() {
+        return Props::default();
+    }
+    let p = p.into_inner();
+    Properties {
+        payload_format: p.payload_format,
+        content_type: p.content_type,
+        response_topic: p.response_topic,
+        correlation_data: p.correlation_data,
+        user: p.user,
+        ..Properties::default()
+    }
+    .into()
 }

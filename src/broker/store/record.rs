@@ -275,11 +275,11 @@ pub fn decode_message(b: &[u8], clock: &Clock) -> Result<(Message, Option<System
         payload,
         qos,
         retain,
-        properties,
+        properties: properties.into(),
         expires_at: expires.map(|t| clock.to_instant(t)),
         origin: Origin {
-            username,
-            client_id,
+            username: username.map(Arc::from),
+            client_id: client_id.into(),
         },
         encoded: Default::default(),
     };

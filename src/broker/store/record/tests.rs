@@ -19,11 +19,12 @@ fn message(c: &Clock) -> Message {
             correlation_data: Some(vec![1, 2, 3]),
             user: vec![("k".to_owned(), "v".to_owned())],
             ..Properties::default()
-        },
+        }
+        .into(),
         expires_at: Some(c.now + Duration::from_secs(90)),
         origin: Origin {
-            username: Some("user1".to_owned()),
-            client_id: "pub-1".to_owned(),
+            username: Some("user1".into()),
+            client_id: "pub-1".into(),
         },
         encoded: Default::default(),
     }
