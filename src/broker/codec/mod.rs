@@ -29,7 +29,7 @@ pub use connect::{ConnAck, Connect, ConnectReason, Will};
 pub use control::{Auth, Disconnect};
 pub use properties::{Properties, PropertyContext};
 pub use props::Props;
-pub use publish::{Ack, Publish};
+pub use publish::{Ack, Publish, TopicCache};
 pub use subscribe::{
     encode_subscribe_unchecked, SubAck, SubOptions, Subscribe, SubscribeFilter, UnsubAck,
     Unsubscribe,
@@ -520,6 +520,16 @@ pub fn decode_client_packet(
     version: Option<Version>,
     max_packet_size: usize,
 ) -> Result<Option<(Packet, usize)>, DecodeError> {
+    decode_client_packet_cached(buf, version, max_packet_size, &mut TopicCache::default())
+}
+
+/// [`decode_client_packet`] for a connection that keeps its last topic name in `topics`.
+pub fn decode_client_packet_cached(
+    buf: &[u8],
+    version: Option<Version>,
+    max_packet_size: usize,
+    topics: &mut TopicCache,
+) -> Result<Option<(Packet, usize)>, DecodeError> {
     let Some((first, len, header)) = read_fixed_header(buf, max_packet_size)? else {
         return Ok(None);
     };
@@ -546,7 +556,7 @@ pub fn decode_client_packet(
                 "a second CONNECT on one connection (MQTT-3.1.0-2)",
             ))
         }
-        3 => Packet::Publish(publish::decode_publish(flags, body, version)?),
+        3 => Packet::Publish(publish::decode_publish(flags, body, version, topics)?),
         4 => {
             check_flags(flags, 0)?;
             Packet::PubAck(publish::decode_ack(body, version)?)

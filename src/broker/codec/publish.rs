@@ -49,11 +49,32 @@ impl Ack {
     }
 }
 
+/// The topic name of a connection's last PUBLISH: a client that publishes to the same topic again
+/// (a sensor's readings) gets the same [`TopicName`], without checking the grammar and allocating
+/// it again.
+#[derive(Debug, Default)]
+pub struct TopicCache(Option<TopicName>);
+
+impl TopicCache {
+    /// `text` as a topic name: the last one if it is the same, else checked by the grammar.
+    fn get(&mut self, text: &str) -> Result<TopicName, DecodeError> {
+        if let Some(last) = &self.0 {
+            if last.as_str() == text {
+                return Ok(last.clone());
+            }
+        }
+        let topic = topic_name(text)?;
+        self.0 = Some(topic.clone());
+        Ok(topic)
+    }
+}
+
 /// Decodes a PUBLISH body with the fixed header's `flags`.
 pub(crate) fn decode_publish(
     flags: u8,
     body: &[u8],
     version: Version,
+    cache: &mut TopicCache,
 ) -> Result<Publish, DecodeError> {
     let dup = flags & 0x08 != 0;
     let retain = flags & 0x01 != 0;
@@ -70,7 +91,7 @@ pub(crate) fn decode_publish(
         // The empty topic of a PUBLISH naming its topic by alias (the router resolves it).
         None
     } else {
-        Some(topic_name(text)?)
+        Some(cache.get(text)?)
     };
     let pkid = if qos == QoS::AtMostOnce {
         0

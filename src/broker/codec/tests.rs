@@ -540,3 +540,31 @@ fn an_unchecked_subscribe_is_the_bytes_of_a_checked_one() {
         assert_eq!(bytes(&checked, v), unchecked);
     }
 }
+
+fn cached_topic(buf: &[u8], cache: &mut TopicCache) -> Result<TopicName, DecodeError> {
+    match decode_client_packet_cached(buf, Some(Version::V311), MAX, cache)? {
+        Some((Packet::Publish(p), _)) => Ok(p.topic.expect("a topic")),
+        other => panic!("not a PUBLISH: {other:?}"),
+    }
+}
+
+#[test]
+fn a_connections_repeated_topic_is_decoded_once_and_a_new_or_invalid_one_is_still_checked() {
+    let mut cache = TopicCache::default();
+    let first = cached_topic(&raw_publish(b"a/b", Version::V311), &mut cache).unwrap();
+    let again = cached_topic(&raw_publish(b"a/b", Version::V311), &mut cache).unwrap();
+    assert!(
+        std::ptr::eq(first.as_str(), again.as_str()),
+        "the same topic shares the first one's text"
+    );
+    let other = cached_topic(&raw_publish(b"a/c", Version::V311), &mut cache).unwrap();
+    assert_eq!(other.as_str(), "a/c");
+    // MQTT-3.3.2-2: no wildcard in a topic name, whatever was cached before.
+    assert!(cached_topic(&raw_publish(b"a/+", Version::V311), &mut cache).is_err());
+    assert_eq!(
+        cached_topic(&raw_publish(b"a/c", Version::V311), &mut cache)
+            .unwrap()
+            .as_str(),
+        "a/c"
+    );
+}

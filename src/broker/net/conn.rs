@@ -16,7 +16,7 @@ use std::time::Duration;
 use super::core_lock::{CoreLock, Held};
 use super::transport::Transport;
 use super::{CoreMsg, CLOSE_FLUSH_TIMEOUT, CONNECT_TIMEOUT};
-use crate::broker::codec::{self, Packet, Version};
+use crate::broker::codec::{self, Packet, TopicCache, Version};
 use crate::broker::identity::{self, CertUsername, Login};
 use crate::broker::outbox::{Limits, Outbox, Outgoing, Weight};
 use crate::broker::router::Event;
@@ -110,6 +110,8 @@ pub(super) struct Conn {
     /// 1.5 × the keep alive in force, in milliseconds (0: none, or not yet accepted).
     keep_alive: u32,
     version: Option<Version>,
+    /// The topic of its last PUBLISH, reused while it publishes there.
+    topics: TopicCache,
     /// The core knows it (for TLS: once the handshake is done).
     registered: bool,
     /// Reads are over (after an invalid packet).
@@ -148,6 +150,7 @@ impl Conn {
             peer,
             keep_alive: 0,
             version: None,
+            topics: TopicCache::default(),
             registered: false,
             reading_done: false,
             stalled: false,
@@ -286,7 +289,12 @@ impl Conn {
                     _ => return Ok(start),
                 }
             }
-            match codec::decode_client_packet(&buf[start..], self.version, ctx.max_packet_size) {
+            match codec::decode_client_packet_cached(
+                &buf[start..],
+                self.version,
+                ctx.max_packet_size,
+                &mut self.topics,
+            ) {
                 Ok(Some((packet, used))) => {
                     let (event, version) = match packet {
                         Packet::Connect(c) => {
