@@ -51,20 +51,23 @@ impl Ack {
 
 /// The topic name of a connection's last PUBLISH: a client that publishes to the same topic again
 /// (a sensor's readings) gets the same [`TopicName`], without checking the grammar and allocating
-/// it again.
+/// it again. Boxed on the first PUBLISH: a connection that never publishes pays one pointer.
 #[derive(Debug, Default)]
-pub struct TopicCache(Option<TopicName>);
+pub struct TopicCache(Option<Box<TopicName>>);
 
 impl TopicCache {
     /// `text` as a topic name: the last one if it is the same, else checked by the grammar.
     fn get(&mut self, text: &str) -> Result<TopicName, DecodeError> {
         if let Some(last) = &self.0 {
             if last.as_str() == text {
-                return Ok(last.clone());
+                return Ok(TopicName::clone(last));
             }
         }
         let topic = topic_name(text)?;
-        self.0 = Some(topic.clone());
+        match &mut self.0 {
+            Some(last) => **last = topic.clone(),
+            None => self.0 = Some(Box::new(topic.clone())),
+        }
         Ok(topic)
     }
 }
