@@ -226,7 +226,7 @@ fn stuck_subscriber(qos: u8) {
                 QoS::AtLeastOnce
             }),
         }],
-        properties: Properties::default(),
+        properties: Properties::default().into(),
     }));
     assert_eq!(stuck.read().expect("SUBACK").0, 0x90);
     // From here on `stuck` reads nothing.

@@ -271,7 +271,7 @@ impl Subscriber {
                     filter: "+/+/+/user1".try_into().unwrap(),
                     options: SubOptions::qos(QoS::ExactlyOnce),
                 }],
-                properties: Properties::default(),
+                properties: Properties::default().into(),
             });
             if c.try_send(&sub).is_err() {
                 return;

@@ -51,7 +51,7 @@ fn in_flight(server: &Server, version: Version, receive_maximum: Option<u16>) ->
             filter: "t".try_into().unwrap(),
             options: SubOptions::qos(QoS::AtLeastOnce),
         }],
-        properties: Properties::default(),
+        properties: Properties::default().into(),
     }));
     let (first, _) = sub.read().expect("SUBACK");
     assert_eq!(first, 0x90, "{}: SUBACK", server.name());

@@ -201,7 +201,7 @@ fn split_and_packed(server: &Server) -> Client {
                 filter: topic.try_into().unwrap(),
                 options: SubOptions::qos(QoS::AtMostOnce),
             }],
-            properties: Properties::default(),
+            properties: Properties::default().into(),
         }),
         publish(topic, b"packed"),
         Packet::PingReq,
@@ -409,7 +409,7 @@ fn late_reader(server: &Server, scheme: Scheme) {
                 filter: topic.try_into().unwrap(),
                 options: SubOptions::qos(QoS::AtMostOnce),
             }],
-            properties: Properties::default(),
+            properties: Properties::default().into(),
         }),
     ]));
     assert_eq!(sub.packet(), (0x20, vec![0, 0]), "{what}: CONNACK");

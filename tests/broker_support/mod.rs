@@ -416,7 +416,7 @@ impl RawClient {
                 filter: filter.try_into().unwrap(),
                 options: SubOptions::qos(QoS::AtMostOnce),
             }],
-            properties: Properties::default(),
+            properties: Properties::default().into(),
         }));
         let (first, body) = self.read().expect("SUBACK");
         assert_eq!(first, 0x90, "SUBACK");

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use crate::policy::topic::TopicName;
 
 use super::{
-    frame, put_binary, put_str, DecodeError, Properties, PropertyContext, QoS, Reader, Version,
+    frame, put_binary, put_str, DecodeError, Properties, PropertyContext, Props, QoS, Reader,
+    Version,
 };
 
 /// A CONNECT packet. Its `Debug` never shows the password.
@@ -129,7 +130,7 @@ pub struct ConnAck {
     /// The outcome.
     pub reason: ConnectReason,
     /// MQTT 5 properties.
-    pub properties: Properties,
+    pub properties: Props,
 }
 
 /// Decodes a CONNECT body.

@@ -1,6 +1,6 @@
 //! DISCONNECT and AUTH (PINGREQ/PINGRESP have no body and live in the parent module).
 
-use super::{frame, DecodeError, Properties, PropertyContext, Reader, Version};
+use super::{frame, DecodeError, Properties, PropertyContext, Props, Reader, Version};
 
 /// A DISCONNECT packet.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -8,7 +8,7 @@ pub struct Disconnect {
     /// MQTT 5 reason code (0 normal; 0x04 with Will).
     pub reason: u8,
     /// MQTT 5 properties (session expiry, reason string, ...).
-    pub properties: Properties,
+    pub properties: Props,
 }
 
 impl Disconnect {
@@ -19,7 +19,8 @@ impl Disconnect {
             properties: Properties {
                 reason_string: Some(why.to_owned()),
                 ..Properties::default()
-            },
+            }
+            .into(),
         }
     }
 }
@@ -30,7 +31,7 @@ pub struct Auth {
     /// Reason code.
     pub reason: u8,
     /// Properties.
-    pub properties: Properties,
+    pub properties: Props,
 }
 
 /// Decodes a DISCONNECT body.
@@ -53,7 +54,10 @@ pub(crate) fn decode_disconnect(body: &[u8], version: Version) -> Result<Disconn
             "bytes after DISCONNECT's properties",
         ));
     }
-    Ok(Disconnect { reason, properties })
+    Ok(Disconnect {
+        reason,
+        properties: properties.into(),
+    })
 }
 
 /// Decodes an AUTH body.
@@ -68,7 +72,10 @@ pub(crate) fn decode_auth(body: &[u8]) -> Result<Auth, DecodeError> {
     if !r.is_empty() {
         return Err(DecodeError::Malformed("bytes after AUTH's properties"));
     }
-    Ok(Auth { reason, properties })
+    Ok(Auth {
+        reason,
+        properties: properties.into(),
+    })
 }
 
 /// Encodes a DISCONNECT (3.1.1: two bytes; servers never send it to 3.1.1 peers).

@@ -1,6 +1,8 @@
 //! SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK.
 
-use super::{frame, put_str, DecodeError, Properties, PropertyContext, QoS, Reader, Version};
+use super::{
+    frame, put_str, DecodeError, Properties, PropertyContext, Props, QoS, Reader, Version,
+};
 use crate::policy::topic::TopicFilter;
 
 /// Subscription options (MQTT 5 §3.8.3.1; 3.1.1 has only the QoS).
@@ -45,7 +47,7 @@ pub struct Subscribe {
     /// The filters, at least one.
     pub filters: Vec<SubscribeFilter>,
     /// MQTT 5 properties (subscription identifier, user properties).
-    pub properties: Properties,
+    pub properties: Props,
 }
 
 /// A SUBACK packet.
@@ -56,7 +58,7 @@ pub struct SubAck {
     /// One MQTT 5 reason code per filter (granted QoS, or ≥ 0x80 for a failure; 3.1.1 gets 0x80).
     pub codes: Vec<u8>,
     /// MQTT 5 properties.
-    pub properties: Properties,
+    pub properties: Props,
 }
 
 /// An UNSUBSCRIBE packet.
@@ -67,7 +69,7 @@ pub struct Unsubscribe {
     /// The filters (checked by the grammar), at least one.
     pub filters: Vec<TopicFilter>,
     /// MQTT 5 properties.
-    pub properties: Properties,
+    pub properties: Props,
 }
 
 /// An UNSUBACK packet.
@@ -78,7 +80,7 @@ pub struct UnsubAck {
     /// One MQTT 5 reason code per filter (not sent to 3.1.1 peers).
     pub codes: Vec<u8>,
     /// MQTT 5 properties.
-    pub properties: Properties,
+    pub properties: Props,
 }
 
 fn read_pkid(r: &mut Reader<'_>) -> Result<u16, DecodeError> {
@@ -148,7 +150,7 @@ pub(crate) fn decode_subscribe(body: &[u8], version: Version) -> Result<Subscrib
     Ok(Subscribe {
         pkid,
         filters,
-        properties,
+        properties: properties.into(),
     })
 }
 
@@ -177,7 +179,7 @@ pub(crate) fn decode_unsubscribe(
     Ok(Unsubscribe {
         pkid,
         filters,
-        properties,
+        properties: properties.into(),
     })
 }
 

@@ -140,7 +140,8 @@ fn subscribe_round_trips_with_v5_options() {
         properties: Properties {
             subscription_ids: vec![5],
             ..Properties::default()
-        },
+        }
+        .into(),
     });
     assert_eq!(
         decode_one(&bytes(&s, Version::V5), Some(Version::V5)).unwrap(),
@@ -533,7 +534,7 @@ fn an_unchecked_subscribe_is_the_bytes_of_a_checked_one() {
                 filter: TopicFilter::new("a/+").unwrap(),
                 options,
             }],
-            properties: Properties::default(),
+            properties: Properties::default().into(),
         });
         let mut unchecked = Vec::new();
         encode_subscribe_unchecked(9, "a/+", options, v, &mut unchecked);

@@ -13,7 +13,7 @@ impl Router {
                 Packet::ConnAck(ConnAck {
                     session_present: false,
                     reason,
-                    properties: Properties::default(),
+                    properties: Properties::default().into(),
                 }),
             );
         }
@@ -217,7 +217,7 @@ impl Router {
             Packet::ConnAck(ConnAck {
                 session_present,
                 reason: ConnectReason::Success,
-                properties,
+                properties: properties.into(),
             }),
         );
         self.out.push(Action::Accepted { conn, keep_alive });

@@ -57,7 +57,7 @@ impl Router {
             Packet::SubAck(SubAck {
                 pkid: sub.pkid,
                 codes,
-                properties: Properties::default(),
+                properties: Properties::default().into(),
             }),
         );
         for (filter, qos, id) in send_retained {
@@ -110,7 +110,7 @@ impl Router {
             Packet::UnsubAck(UnsubAck {
                 pkid: u.pkid,
                 codes,
-                properties: Properties::default(),
+                properties: Properties::default().into(),
             }),
         );
     }

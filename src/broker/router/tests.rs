@@ -90,7 +90,7 @@ impl T {
                     filter: filter.try_into().unwrap(),
                     options: SubOptions::qos(qos),
                 }],
-                properties: Properties::default(),
+                properties: Properties::default().into(),
             }),
         )
     }
