@@ -1,6 +1,8 @@
 //! The MQTT codec, client to broker: a connection's bytes decoded as the network layer reads them
 //! (`src/broker/net/conn.rs`): a CONNECT first, then packets in the version it chose, until the first
 //! error. Every packet decoded is encoded again for the same version and must decode to the same packet.
+//! The connection keeps its last PUBLISH topic as the network layer does (`TopicCache`): every packet
+//! must decode as it does without one.
 //!
 //! Input: one byte that picks where the connection starts (before the CONNECT, or already speaking
 //! 3.1, 3.1.1 or 5, so that every packet type is reachable without a CONNECT in front) and the
@@ -9,7 +11,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mqtt_policy::broker::codec::{decode_client_packet, encode, Packet, Version};
+use mqtt_policy::broker::codec::{
+    decode_client_packet, decode_client_packet_cached, encode, Packet, TopicCache, Version,
+};
 
 /// The largest packet the codec can express.
 const MAX: usize = mqtt_policy::broker::codec::MAX_REMAINING_LENGTH + 5;
@@ -30,9 +34,13 @@ fuzz_target!(|data: &[u8]| {
     } else {
         16 + usize::from(mode >> 3) * 8
     };
+    let mut topics = TopicCache::default();
     // Bounded: every iteration consumes a whole packet (at least 2 bytes).
     loop {
-        match decode_client_packet(buf, version, max) {
+        let decoded = decode_client_packet_cached(buf, version, max, &mut topics);
+        let uncached = decode_client_packet(buf, version, max);
+        assert_eq!(decoded, uncached, "the topic cache changed a decoding");
+        match decoded {
             Ok(Some((packet, used))) => {
                 assert!(
                     used >= 2 && used <= buf.len(),
