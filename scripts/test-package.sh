@@ -324,9 +324,11 @@ spid=$!
 pids+=("$spid")
 bpid=$spid
 if [ ${#tracer[@]} -gt 0 ]; then
-    # The broker is strace's child (setpriv and env exec into it).
+    # The broker is strace's child (setpriv and env exec into it), found by its name: strace also
+    # forks short-lived children of its own at start (to probe ptrace's options), and the first child
+    # found may be one of them.
     bpid=""
-    for _ in $(seq 50); do bpid=$(pgrep -P "$spid" | head -n 1); [ -n "$bpid" ] && break; sleep 0.1; done
+    for _ in $(seq 50); do bpid=$(pgrep -P "$spid" -x mqtt-policy | head -n 1); [ -n "$bpid" ] && break; sleep 0.1; done
     bpid=${bpid:-$spid}
     # Killing strace would only detach it: the broker is stopped by its own pid.
     [ "$bpid" != "$spid" ] && pids+=("$bpid")
