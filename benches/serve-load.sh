@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Authorization answers of `mqtt-policy serve` per second, and their latency, on keep-alive connections
-# (benches/serve-load.rs): the tutorial's acl and password files, POST /emqx/authz publish checks of
-# user1 (half allowed, half denied and audited): 1 and 64 connections one request at a time, and 1 and
-# 4 connections with 32 and 8 requests pipelined (as EMQX's HTTP connector sends them), each first as
-# fast as answered and then paced at half that rate (or at SERVE_LOAD_PACE answers/s). Then, where
-# Debian's `wrk` is installed (apt-get install wrk), the same requests from wrk (benches/wrk/*.lua): 64
-# connections, one at a time and 10 pipelined.
+# (benches/serve-load.rs, one thread driving every connection on epoll, as wrk does): the tutorial's acl
+# file, POST /emqx/authz publish checks of user1 (alternately allowed and denied, so half are audited):
+# 1 and 64 connections one request at a time, and 1 and 4 connections with 32 and 8 requests pipelined
+# (as EMQX's HTTP connector sends them), each first as fast as answered and then paced at half that rate
+# (or at SERVE_LOAD_PACE answers/s). Then, where Debian's `wrk` is installed (apt-get install wrk), the
+# same requests from wrk (benches/wrk/*.lua): 64 connections, one at a time and 10 pipelined.
 #   bash benches/serve-load.sh            # SERVE_LOAD_SECONDS=5 SERVE_LOAD_CASES="1x1 64x1 1x32 4x8" SERVE_LOAD_PACE=N
 # A benchmark, not a test: nothing is asserted. The machine is shared; run it more than once.
 set -euo pipefail

@@ -264,9 +264,7 @@ fn parse_num<T: std::str::FromStr>(
     })
 }
 
-/// The listen backlog of every listener unless `plugin_opt_listen_backlog` sets another (the plugin's
-/// default for Mosquitto's listeners too).
-pub const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
+pub use crate::policy::conf::DEFAULT_LISTEN_BACKLOG;
 
 /// Settings collected for the listener being read.
 #[derive(Default)]

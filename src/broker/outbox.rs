@@ -497,7 +497,7 @@ mod tests {
             topic: Some("a/b".try_into().unwrap()),
             pkid: u16::from(qos != QoS::AtMostOnce),
             payload: Arc::from(vec![7u8; payload]),
-            properties: Properties::default().into(),
+            properties: Props::default(),
         })
     }
 

@@ -16,7 +16,7 @@ use crate::policy::{Access, ClientRef};
 
 use super::codec::{
     reason, Ack, ConnAck, Connect, ConnectReason, DecodeError, Disconnect, Packet, Properties,
-    Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe, Version, Will,
+    Props, Publish, QoS, SubAck, Subscribe, UnsubAck, Unsubscribe, Version, Will,
 };
 use super::config::BrokerConfig;
 use super::fanout::OutPublish;

@@ -23,9 +23,7 @@ pub const KNOWN_OPTIONS: [&str; 10] = [
     "listen_backlog",
 ];
 
-/// The listen backlog the plugin gives Mosquitto's listeners unless `plugin_opt_listen_backlog` says
-/// otherwise: Linux's default `net.core.somaxconn`, which caps it anyway.
-pub const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
+pub use crate::policy::conf::DEFAULT_LISTEN_BACKLOG;
 
 /// The plugin's configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -10,6 +10,11 @@ use thiserror::Error;
 
 use crate::policy::c_lines::is_c_space;
 
+/// The listen backlog given to every listener unless `plugin_opt_listen_backlog` says otherwise: by
+/// the broker to its own, by the plugin to Mosquitto's. Linux's default `net.core.somaxconn`, which
+/// caps it anyway.
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 4096;
+
 /// One `key value` line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfLine {

@@ -116,7 +116,7 @@ fn publish_and_acks_round_trip() {
             &Packet::PubAck(Ack {
                 pkid: 3,
                 reason: 0x87,
-                properties: Properties::default().into()
+                properties: Props::default()
             }),
             Version::V311
         ),
@@ -534,7 +534,7 @@ fn an_unchecked_subscribe_is_the_bytes_of_a_checked_one() {
                 filter: TopicFilter::new("a/+").unwrap(),
                 options,
             }],
-            properties: Properties::default().into(),
+            properties: Props::default(),
         });
         let mut unchecked = Vec::new();
         encode_subscribe_unchecked(9, "a/+", options, v, &mut unchecked);

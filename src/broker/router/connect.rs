@@ -13,7 +13,7 @@ impl Router {
                 Packet::ConnAck(ConnAck {
                     session_present: false,
                     reason,
-                    properties: Properties::default().into(),
+                    properties: Props::default(),
                 }),
             );
         }

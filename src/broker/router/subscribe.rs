@@ -57,7 +57,7 @@ impl Router {
             Packet::SubAck(SubAck {
                 pkid: sub.pkid,
                 codes,
-                properties: Properties::default().into(),
+                properties: Props::default(),
             }),
         );
         for (filter, qos, id) in send_retained {
@@ -110,7 +110,7 @@ impl Router {
             Packet::UnsubAck(UnsubAck {
                 pkid: u.pkid,
                 codes,
-                properties: Properties::default().into(),
+                properties: Props::default(),
             }),
         );
     }

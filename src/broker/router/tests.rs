@@ -90,7 +90,7 @@ impl T {
                     filter: filter.try_into().unwrap(),
                     options: SubOptions::qos(qos),
                 }],
-                properties: Properties::default().into(),
+                properties: Props::default(),
             }),
         )
     }
@@ -108,7 +108,7 @@ fn publish(topic: &str, qos: QoS, pkid: u16) -> Publish {
         topic: Some(topic.try_into().unwrap()),
         pkid,
         payload: Arc::from(&b"x"[..]),
-        properties: Properties::default().into(),
+        properties: Props::default(),
     }
 }
 

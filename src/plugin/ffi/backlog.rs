@@ -40,7 +40,8 @@ pub enum Raised {
 /// called with a non-zero `backlog`; later calls return [`Raised::Already`]. Runs on the broker's
 /// thread (from a tick), so no listener is opened or closed while it looks.
 pub fn raise_once(backlog: u32) -> Raised {
-    if backlog == 0 || DONE.swap(true, Ordering::AcqRel) {
+    // A load first: every tick calls this, and only the first needs the swap's write.
+    if backlog == 0 || DONE.load(Ordering::Acquire) || DONE.swap(true, Ordering::AcqRel) {
         return Raised::Already;
     }
     let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);

@@ -140,7 +140,7 @@ fn unsubscribe_removes_that_member_only() {
         Packet::Unsubscribe(Unsubscribe {
             pkid: 3,
             filters: vec![filter.try_into().unwrap()],
-            properties: Properties::default().into(),
+            properties: Props::default(),
         })
     };
     let codes = |actions: &[Action]| match sent(actions, 1)[0] {
