@@ -8,6 +8,8 @@
 #   mosquitto-2.0.11+plugin   Debian's /usr/sbin/mosquitto with libmqtt_policy.so
 #   mosquitto-2.0.11-builtin  a control, not in the default list: the same mosquitto on its built-in
 #                             password_file and acl_file, no plugin
+#   mosquitto-2.0.22-builtin, mosquitto-2.1.2-builtin
+#                             the same control on a vendored release (built by scripts/build-mosquitto.sh)
 # It fails (exit 1) on a message lost that the QoS promised, a denied publish delivered, a client error,
 # the broker dying, or memory that does not level off (RSS at the end more than 10% + 8 MiB above RSS at
 # half time). Not part of the test suite.
@@ -58,10 +60,14 @@ start_broker() { # name port -> sets pid
                 "$port" "$store" "$plugin" "$work/users.txt" "$work/acl.txt" "$work/$name-audit.log" > "$conf"
             /usr/sbin/mosquitto -c "$conf" > "$work/$name.log" 2>&1 &
             pid=$! ;;
-        mosquitto-2.0.11-builtin)
+        mosquitto-*-builtin)
+            # Debian's 2.0.11, or a vendored release built by scripts/build-mosquitto.sh.
+            local version=${name#mosquitto-} bin=/usr/sbin/mosquitto
+            version=${version%-builtin}
+            if [ "$version" != 2.0.11 ]; then bin="$(bash scripts/build-mosquitto.sh "$version")/mosquitto"; fi
             printf 'user root\nlistener %s 127.0.0.1\nmax_connections -1\nallow_anonymous false\npersistence true\npersistence_location %s/\npassword_file %s\nacl_file %s\nlog_dest none\n' \
                 "$port" "$store" "$work/users.txt" "$work/acl.txt" > "$conf"
-            /usr/sbin/mosquitto -c "$conf" > "$work/$name.log" 2>&1 &
+            "$bin" -c "$conf" > "$work/$name.log" 2>&1 &
             pid=$! ;;
         mqtt-policy-broker)
             # The same file as for mosquitto with the plugin (the broker reads the plugin's options).

@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::broker::identity::CertUsername;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use tokio_rustls::rustls;
@@ -24,6 +23,7 @@ use super::core_lock::CoreLock;
 use super::transport::Transport;
 use super::ws::{Ws, WsListener};
 use super::{log, CoreMsg, READ_MAX};
+use crate::broker::identity::CertUsername;
 use crate::broker::outbox::{Doorbell, Limits, Outbox};
 use crate::broker::router::Event;
 use crate::broker::session::ConnId;
@@ -452,10 +452,13 @@ impl Shard {
             self.conns = Vec::new();
             self.free = Vec::new();
         }
+        self.submit(CoreMsg::Event(Event::Closed { conn: id }))
+    }
+
+    /// Hands the core `msg`, noting that this turn touched the core (which ends its batch).
+    fn submit(&self, msg: CoreMsg) -> Result<(), CoreGone> {
         self.touched.set(true);
-        self.core
-            .submit(CoreMsg::Event(Event::Closed { conn: id }))
-            .map_err(|_| CoreGone)
+        self.core.submit(msg).map_err(|_| CoreGone)
     }
 }
 
