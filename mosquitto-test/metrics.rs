@@ -183,7 +183,10 @@ async fn a_scrape_during_the_tutorial_scenarios_counts_exactly_them(version: Ver
     let (_, log) = broker.stop();
     assert!(!log.contains("panicked"), "{log}");
     // The listener goes with the broker.
-    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    assert!(!crate::support::listening::accepts_connections(
+        port,
+        Duration::from_secs(1)
+    ));
 }
 
 #[tokio::test]

@@ -16,6 +16,9 @@ mod process;
 #[path = "../mosquitto-test/support/versions.rs"]
 mod versions;
 
+// `broker.rs` finds its `listening` sibling here too.
+use broker_support::listening;
+
 #[allow(dead_code)]
 #[path = "../mosquitto-test/support/broker.rs"]
 mod mosquitto_broker;
@@ -295,9 +298,21 @@ fn identity_scenario(which: Which, pki: &Pki) -> Running {
             .map(|s| (*s).to_owned()),
     );
     let refs: Vec<&str> = sub_args.iter().map(String::as_str).collect();
-    let sub = spawn_sub(&refs);
+    let mut sub = spawn_sub(&refs);
+    let admin = r.connected_as("sub-admin");
+    if admin.is_none() {
+        // Say what the subscriber saw too: its log line never came (a CI run once showed nothing
+        // after the broker's start-up lines).
+        let _ = sub.kill();
+        let out = sub.wait_with_output().expect("wait for mosquitto_sub");
+        panic!(
+            "{which:?}: the subscriber never logged in; mosquitto_sub: {}\nbroker log:\n{}",
+            shown(&out),
+            r.log()
+        );
+    }
     assert_eq!(
-        r.connected_as("sub-admin").as_deref(),
+        admin.as_deref(),
         Some("admin"),
         "{which:?}: the subscriber is admin by its certificate\n{}",
         r.log()

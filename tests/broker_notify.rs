@@ -3,12 +3,11 @@
 
 mod broker_support;
 
-use std::net::TcpStream;
 use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use broker_support::{free_port, tutorial_files};
+use broker_support::{accepts_connections, free_port, tutorial_files};
 
 /// The service manager's end of `NOTIFY_SOCKET`.
 struct Manager {
@@ -101,7 +100,7 @@ fn ready_after_binding_reloading_then_ready_on_sighup_and_stopping_on_sigterm() 
     );
     // READY=1 comes after the listener is bound: a client can connect at once.
     assert!(
-        TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        accepts_connections(port, Duration::from_secs(1)),
         "READY=1 was sent before 127.0.0.1:{port} accepted connections"
     );
 

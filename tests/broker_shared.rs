@@ -16,6 +16,9 @@ mod process;
 #[path = "../mosquitto-test/support/versions.rs"]
 mod versions;
 
+// `broker.rs` finds its `listening` sibling here too.
+use broker_support::listening;
+
 #[allow(dead_code)]
 #[path = "../mosquitto-test/support/broker.rs"]
 mod mosquitto_broker;

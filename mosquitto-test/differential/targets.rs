@@ -4,7 +4,6 @@
 //! and the broker decide exactly as mosquitto's built-in acl_file does.
 
 use std::fs;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -12,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::{check, compare, BrokerUnderTest, RunningBroker};
 use crate::plugin::plugin_path;
 use crate::support::broker::{free_port, MosquittoBroker};
+use crate::support::listening::accepts_connections;
 use crate::support::process::{ChildGuard, POLL};
 use crate::support::versions::Version;
 
@@ -112,13 +112,12 @@ impl BrokerUnderTest for OurBroker {
                     .stderr(log),
                 "mqtt-policy broker",
             );
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
                 if child.try_wait().is_some() {
                     break; // exited (port taken?): try another port
                 }
-                if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                if accepts_connections(port, Duration::from_millis(200)) {
                     return Box::new(RunningOurBroker {
                         _child: child,
                         port,

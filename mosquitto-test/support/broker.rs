@@ -11,12 +11,13 @@
 //! ```
 
 use std::fs;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use super::listening::accepts_connections;
 use super::process::{ChildGuard, POLL};
 use super::versions::Version;
 
@@ -293,13 +294,12 @@ fn spawn(version: Version, prepared: &Prepared) -> ChildGuard {
 
 /// Waits until `port` accepts connections (`Ok`) or the broker exits (`Err` with its status).
 fn wait_listening(child: &mut ChildGuard, port: u16) -> Result<(), ExitStatus> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let deadline = Instant::now() + START_LIMIT;
     loop {
         if let Some(status) = child.try_wait() {
             return Err(status);
         }
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+        if accepts_connections(port, Duration::from_millis(200)) {
             return Ok(());
         }
         if Instant::now() >= deadline {

@@ -5,6 +5,10 @@
 
 pub mod ws;
 
+#[path = "../../mosquitto-test/support/listening.rs"]
+pub mod listening;
+pub use listening::accepts_connections;
+
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -48,13 +52,8 @@ impl Drop for Broker {
 pub fn wait_listening(child: &mut Child, port: u16, within: Duration) -> Result<(), String> {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
-        // A connection to itself does not count: while nothing listens on `port`, Linux may pick
-        // `port` itself as the ephemeral port of this connect (TCP simultaneous open), and it
-        // succeeds. That once made a test go on before its broker had loaded its files.
-        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
-            if s.local_addr().ok() != s.peer_addr().ok() {
-                return Ok(());
-            }
+        if accepts_connections(port, Duration::from_millis(200)) {
+            return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
             return Err(format!("exited with {status}"));

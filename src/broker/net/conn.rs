@@ -71,8 +71,7 @@ impl<'a> Ctx<'a> {
 
     /// [`CoreLock::submit`], noted in `touched`.
     fn submit(&self, msg: CoreMsg) -> Result<(), Gone> {
-        self.touched.set(true);
-        self.core.submit(msg)
+        self.core.submit(self.touched, msg)
     }
 }
 

@@ -8,6 +8,7 @@
 //! that has something to write is woken, once per batch ([`CoreLock::end_batch`]), and the
 //! thread that routed a packet writes its own connections' packets without waking anyone.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -44,8 +45,10 @@ impl CoreLock {
     }
 
     /// Hands the core a message that must not be lost (a registration, a connection's end, an
-    /// outbox that drained). The caller's batch goes on: it calls [`CoreLock::end_batch`] after.
-    pub(super) fn submit(&self, msg: CoreMsg) -> Result<(), Gone> {
+    /// outbox that drained), setting `touched`: the caller's turn touched the core, so its batch
+    /// goes on and the caller calls [`CoreLock::end_batch`] after.
+    pub(super) fn submit(&self, touched: &Cell<bool>, msg: CoreMsg) -> Result<(), Gone> {
+        touched.set(true);
         if self.is_stopped() {
             return Err(Gone);
         }

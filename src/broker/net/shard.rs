@@ -452,13 +452,9 @@ impl Shard {
             self.conns = Vec::new();
             self.free = Vec::new();
         }
-        self.submit(CoreMsg::Event(Event::Closed { conn: id }))
-    }
-
-    /// Hands the core `msg`, noting that this turn touched the core (which ends its batch).
-    fn submit(&self, msg: CoreMsg) -> Result<(), CoreGone> {
-        self.touched.set(true);
-        self.core.submit(msg).map_err(|_| CoreGone)
+        self.core
+            .submit(&self.touched, CoreMsg::Event(Event::Closed { conn: id }))
+            .map_err(|_| CoreGone)
     }
 }
 
