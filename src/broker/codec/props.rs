@@ -60,6 +60,12 @@ impl Props {
         Properties::read(r, ctx).map(Props::from)
     }
 
+    /// The properties for a change, when some are set; `None`, allocating nothing, when none is
+    /// (writing through `DerefMut` allocates the box on the first write).
+    pub fn get_mut(&mut self) -> Option<&mut Properties> {
+        self.0.as_deref_mut()
+    }
+
     /// The properties, by value.
     pub fn into_inner(self) -> Properties {
         self.0.map(|b| *b).unwrap_or_default()
@@ -130,6 +136,10 @@ mod tests {
         assert_eq!(p.clone().into_inner().message_expiry, Some(5));
         p.message_expiry = None;
         assert!(p.is_empty());
+        assert!(
+            Props::default().get_mut().is_none(),
+            "nothing set: nothing to change"
+        );
         assert_eq!(p, Props::default());
     }
 }

@@ -13,11 +13,8 @@ impl Router {
             return;
         };
         let version = s.version;
-        // Looked at before taken: taking through `DerefMut` would allocate the properties' box.
-        let alias = match p.properties.topic_alias {
-            Some(_) => p.properties.topic_alias.take(),
-            None => None,
-        };
+        // Through `get_mut`: taking through `DerefMut` would allocate the properties' box.
+        let alias = p.properties.get_mut().and_then(|p| p.topic_alias.take());
         if let Some(alias) = alias {
             if alias == 0 || alias > self.limits.max_topic_alias {
                 return self.kick(

@@ -132,6 +132,16 @@ fn publishes(actions: &[Action], to: ConnId) -> Vec<Publish> {
         .collect()
 }
 
+/// Asserts that connection `conn` is served: subscribed to `a`, it gets its own QoS 0 message.
+fn assert_served(t: &mut T, conn: ConnId) {
+    t.subscribe(conn, "a", QoS::AtMostOnce);
+    assert_eq!(
+        publishes(&t.publish(conn, "a", QoS::AtMostOnce, 0), conn).len(),
+        1,
+        "connection {conn} is served"
+    );
+}
+
 #[test]
 fn mqtt_3_1_4_2_a_second_connection_with_the_same_client_id_takes_the_session_over() {
     let mut t = T::new("");
@@ -144,11 +154,7 @@ fn mqtt_3_1_4_2_a_second_connection_with_the_same_client_id_takes_the_session_ov
         .any(|a| matches!(a, Action::Close { conn: 1 })));
     // The old connection's later close does not disturb the new one.
     t.ev(Event::Closed { conn: 1 });
-    t.subscribe(2, "a", QoS::AtMostOnce);
-    assert_eq!(
-        publishes(&t.publish(2, "a", QoS::AtMostOnce, 0), 2).len(),
-        1
-    );
+    assert_served(&mut t, 2);
 }
 
 #[test]
@@ -171,11 +177,7 @@ fn a_connect_of_an_older_connection_handled_after_a_newer_ones_does_not_take_the
         .any(|a| matches!(a, Action::Close { conn: 2 })));
     // The stale connection's close leaves the live one in place.
     t.ev(Event::Closed { conn: 1 });
-    t.subscribe(2, "a", QoS::AtMostOnce);
-    assert_eq!(
-        publishes(&t.publish(2, "a", QoS::AtMostOnce, 0), 2).len(),
-        1
-    );
+    assert_served(&mut t, 2);
 }
 
 #[test]
