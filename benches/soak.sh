@@ -18,7 +18,8 @@
 # Environment: CLIENTS=10000 BROKERS="mqtt-policy-broker mosquitto-2.0.11+plugin" INTERVAL_MS=2000
 # Samples are kept in target/soak/<broker>.csv (seconds,rss_kib,fds), the load's report in
 # <broker>.load.log (and its client errors in .load.err), the broker's log in <broker>.log
-# (SOAK_VERBOSE=1: our broker with -v, which logs every connection's end and why).
+# (mosquitto: its errors and warnings; SOAK_VERBOSE=1: our broker with -v, which logs every
+# connection's end and why).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-30}
@@ -56,7 +57,7 @@ start_broker() { # name port -> sets pid
     mkdir -p "$store"
     case "$name" in
         mosquitto-2.0.11+plugin)
-            printf 'user root\nlistener %s 127.0.0.1\nmax_connections -1\nallow_anonymous false\npersistence true\npersistence_location %s/\nplugin %s\nplugin_opt_password_file %s\nplugin_opt_acl_file %s\nplugin_opt_audit_log %s\nlog_dest none\n' \
+            printf 'user root\nlistener %s 127.0.0.1\nmax_connections -1\nallow_anonymous false\npersistence true\npersistence_location %s/\nplugin %s\nplugin_opt_password_file %s\nplugin_opt_acl_file %s\nplugin_opt_audit_log %s\nlog_dest stderr\nlog_type error\nlog_type warning\n' \
                 "$port" "$store" "$plugin" "$work/users.txt" "$work/acl.txt" "$work/$name-audit.log" > "$conf"
             /usr/sbin/mosquitto -c "$conf" > "$work/$name.log" 2>&1 &
             pid=$! ;;
@@ -65,7 +66,7 @@ start_broker() { # name port -> sets pid
             local version=${name#mosquitto-} bin=/usr/sbin/mosquitto
             version=${version%-builtin}
             if [ "$version" != 2.0.11 ]; then bin="$(bash scripts/build-mosquitto.sh "$version")/mosquitto"; fi
-            printf 'user root\nlistener %s 127.0.0.1\nmax_connections -1\nallow_anonymous false\npersistence true\npersistence_location %s/\npassword_file %s\nacl_file %s\nlog_dest none\n' \
+            printf 'user root\nlistener %s 127.0.0.1\nmax_connections -1\nallow_anonymous false\npersistence true\npersistence_location %s/\npassword_file %s\nacl_file %s\nlog_dest stderr\nlog_type error\nlog_type warning\n' \
                 "$port" "$store" "$work/users.txt" "$work/acl.txt" > "$conf"
             "$bin" -c "$conf" > "$work/$name.log" 2>&1 &
             pid=$! ;;

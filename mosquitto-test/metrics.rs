@@ -183,7 +183,7 @@ async fn a_scrape_during_the_tutorial_scenarios_counts_exactly_them(version: Ver
     let (_, log) = broker.stop();
     assert!(!log.contains("panicked"), "{log}");
     // The listener goes with the broker.
-    assert!(!crate::support::listening::accepts_connections(
+    assert!(!crate::support::ports::accepts_connections(
         port,
         Duration::from_secs(1)
     ));

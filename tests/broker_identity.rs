@@ -16,8 +16,8 @@ mod process;
 #[path = "../mosquitto-test/support/versions.rs"]
 mod versions;
 
-// `broker.rs` finds its `listening` sibling here too.
-use broker_support::listening;
+// `broker.rs` finds its `ports` sibling here too.
+use broker_support::ports;
 
 #[allow(dead_code)]
 #[path = "../mosquitto-test/support/broker.rs"]

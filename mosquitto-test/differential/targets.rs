@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::{check, compare, BrokerUnderTest, RunningBroker};
 use crate::plugin::plugin_path;
 use crate::support::broker::{free_port, MosquittoBroker};
-use crate::support::listening::accepts_connections;
+use crate::support::ports::accepts_connections;
 use crate::support::process::{ChildGuard, POLL};
 use crate::support::versions::Version;
 

@@ -11,13 +11,12 @@
 //! ```
 
 use std::fs;
-use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::listening::accepts_connections;
+use super::ports::{accepts_connections, unused_port};
 use super::process::{ChildGuard, POLL};
 use super::versions::Version;
 
@@ -249,12 +248,10 @@ impl MosquittoBroker {
     }
 }
 
-/// A loopback port that was free a moment ago (bind port 0, read it, close).
+/// A loopback port that was free a moment ago and no other test of this process was given
+/// ([`unused_port`]).
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral loopback port")
-        .port()
+    unused_port()
 }
 
 fn prepare(port: u16, config_body: &str, files: &[(&str, &[u8])]) -> Prepared {

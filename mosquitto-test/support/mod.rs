@@ -20,7 +20,7 @@
 pub mod broker;
 pub mod certs;
 pub mod clients;
-pub mod listening;
+pub mod ports;
 pub mod process;
 pub mod rng;
 pub mod small_disk;

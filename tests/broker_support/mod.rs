@@ -5,12 +5,12 @@
 
 pub mod ws;
 
-#[path = "../../mosquitto-test/support/listening.rs"]
-pub mod listening;
-pub use listening::accepts_connections;
+#[path = "../../mosquitto-test/support/ports.rs"]
+pub mod ports;
+pub use ports::accepts_connections;
 
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -65,8 +65,7 @@ pub fn wait_listening(child: &mut Child, port: u16, within: Duration) -> Result<
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
+    ports::unused_port()
 }
 
 /// Writes the tutorial's hashed users file and ACL into `dir`.
