@@ -147,18 +147,28 @@ impl Totals {
     }
 }
 
-/// A publisher's QoS 1 and 2 messages out and not yet acknowledged, by packet id: the message id when it
-/// is counted, and whether a QoS 2 one has had its PUBREC.
+/// A publisher's QoS 1 and 2 messages out and not yet acknowledged, by packet id, with the message id
+/// when it is counted: those awaiting PUBACK or PUBREC apart from the QoS 2 ones awaiting PUBCOMP.
+/// rumqttc 0.25 frees a packet id at PUBREC, not at PUBCOMP as MQTT 3.1.1 §2.3.1 says, so a new
+/// PUBLISH may carry the id of a QoS 2 message still awaiting its PUBCOMP: one map for both would
+/// take it for a resend and book the next messages under the wrong ids.
 #[derive(Default)]
-struct InFlight(HashMap<u16, (Option<u64>, bool)>);
+struct InFlight {
+    /// PUBLISH sent, awaiting PUBACK (QoS 1) or PUBREC (QoS 2).
+    published: HashMap<u16, Option<u64>>,
+    /// PUBREC received and PUBREL sent on this connection, awaiting PUBCOMP.
+    released: HashMap<u16, Option<u64>>,
+}
 
 impl InFlight {
+    /// Whether a PUBLISH with `pkid` is one sent before and not yet acknowledged (rumqttc sends it
+    /// again on a new connection).
     fn contains(&self, pkid: u16) -> bool {
-        self.0.contains_key(&pkid)
+        self.published.contains_key(&pkid)
     }
 
     fn sent(&mut self, pkid: u16, counted: Option<u64>) {
-        self.0.insert(pkid, (counted, false));
+        self.published.insert(pkid, counted);
     }
 
     /// Books an acknowledgement. QoS 1: PUBACK, the broker owns the message. QoS 2: only PUBCOMP on
@@ -167,17 +177,14 @@ impl InFlight {
     /// takes the message with it; see [`InFlight::connection_lost`].
     fn acknowledged(&mut self, packet: &Packet, totals: &Totals) {
         let counted = match packet {
-            Packet::PubAck(ack) => self.0.remove(&ack.pkid).and_then(|(mid, _)| mid),
+            Packet::PubAck(ack) => self.published.remove(&ack.pkid).flatten(),
             Packet::PubRec(rec) => {
-                if let Some(entry) = self.0.get_mut(&rec.pkid) {
-                    entry.1 = true;
+                if let Some(mid) = self.published.remove(&rec.pkid) {
+                    self.released.insert(rec.pkid, mid);
                 }
                 None
             }
-            Packet::PubComp(comp) => match self.0.remove(&comp.pkid) {
-                Some((mid, true)) => mid,
-                _ => None,
-            },
+            Packet::PubComp(comp) => self.released.remove(&comp.pkid).flatten(),
             _ => None,
         };
         if let Some(mid) = counted {
@@ -190,8 +197,8 @@ impl InFlight {
     /// next connection gets a PUBCOMP from a new session).
     fn connection_lost(&mut self, clean: bool) {
         if clean {
-            for entry in self.0.values_mut().filter(|e| e.1) {
-                entry.0 = None;
+            for mid in self.released.values_mut() {
+                *mid = None;
             }
         }
     }
