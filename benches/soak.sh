@@ -19,7 +19,7 @@
 # Samples are kept in target/soak/<broker>.csv (seconds,rss_kib,fds), the load's report in
 # <broker>.load.log (and its client errors in .load.err), the broker's log in <broker>.log
 # (mosquitto: its errors and warnings; SOAK_VERBOSE=1: our broker with -v, which logs every
-# connection's end and why).
+# connection's end and why; SOAK_MOSQUITTO_LOG_ALL=1: mosquitto with `log_type all`, every packet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-30}
@@ -27,6 +27,11 @@ clients=${CLIENTS:-10000}
 brokers=${BROKERS:-"mqtt-policy-broker mosquitto-2.0.11+plugin"}
 interval_ms=${INTERVAL_MS:-2000}
 secs=$((minutes * 60))
+if [ -n "${SOAK_MOSQUITTO_LOG_ALL:-}" ]; then
+    mosquitto_log_types='log_type all\n'
+else
+    mosquitto_log_types='log_type error\nlog_type warning\n'
+fi
 
 cargo build --release --quiet
 cargo build --release --quiet --example soak
@@ -57,8 +62,8 @@ start_broker() { # name port -> sets pid
     mkdir -p "$store"
     case "$name" in
         mosquitto-2.0.11+plugin)
-            printf 'user root\nlistener %s 127.0.0.1\nmax_connections -1\nallow_anonymous false\npersistence true\npersistence_location %s/\nplugin %s\nplugin_opt_password_file %s\nplugin_opt_acl_file %s\nplugin_opt_audit_log %s\nlog_dest stderr\nlog_type error\nlog_type warning\n' \
-                "$port" "$store" "$plugin" "$work/users.txt" "$work/acl.txt" "$work/$name-audit.log" > "$conf"
+            printf 'user root\nlistener %s 127.0.0.1\nmax_connections -1\nallow_anonymous false\npersistence true\npersistence_location %s/\nplugin %s\nplugin_opt_password_file %s\nplugin_opt_acl_file %s\nplugin_opt_audit_log %s\nlog_dest stderr\n%b' \
+                "$port" "$store" "$plugin" "$work/users.txt" "$work/acl.txt" "$work/$name-audit.log" "$mosquitto_log_types" > "$conf"
             /usr/sbin/mosquitto -c "$conf" > "$work/$name.log" 2>&1 &
             pid=$! ;;
         mosquitto-*-builtin)
@@ -66,8 +71,8 @@ start_broker() { # name port -> sets pid
             local version=${name#mosquitto-} bin=/usr/sbin/mosquitto
             version=${version%-builtin}
             if [ "$version" != 2.0.11 ]; then bin="$(bash scripts/build-mosquitto.sh "$version")/mosquitto"; fi
-            printf 'user root\nlistener %s 127.0.0.1\nmax_connections -1\nallow_anonymous false\npersistence true\npersistence_location %s/\npassword_file %s\nacl_file %s\nlog_dest stderr\nlog_type error\nlog_type warning\n' \
-                "$port" "$store" "$work/users.txt" "$work/acl.txt" > "$conf"
+            printf 'user root\nlistener %s 127.0.0.1\nmax_connections -1\nallow_anonymous false\npersistence true\npersistence_location %s/\npassword_file %s\nacl_file %s\nlog_dest stderr\n%b' \
+                "$port" "$store" "$work/users.txt" "$work/acl.txt" "$mosquitto_log_types" > "$conf"
             "$bin" -c "$conf" > "$work/$name.log" 2>&1 &
             pid=$! ;;
         mqtt-policy-broker)

@@ -13,7 +13,7 @@
 //! `soak/(i+1)/in/user1` at QoS 0, 1 or 2 in turn, allowed by the tutorial's `pattern readwrite
 //! +/+/+/%u`; every 7th operation is a denied one instead (a publish to `soak/(i+1)/in/user2`, which must
 //! never reach anyone). A session lasts 5–30 s, then the client disconnects cleanly and comes back after
-//! up to 2 s. A probe client publishes to itself every 100 ms and measures the round trip.
+//! up to 2 s; a session that would last past the load's end goes on through the drain. A probe client publishes to itself every 100 ms and measures the round trip.
 //!
 //! What the QoS promises is checked: a QoS 1 or 2 message the broker acknowledged to its publisher (QoS 1:
 //! PUBACK; QoS 2: PUBCOMP on the connection that had the PUBREC, see [`InFlight`]), for a receiver with a
@@ -23,7 +23,7 @@
 //! at the end one `lost:` line per lost message (up to 50: payload, QoS, publisher, receiver, when its
 //! publisher saw the acknowledgement), then `lost= leaked= errors=` and exit status 1 if any is above 0.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -147,13 +147,24 @@ impl Totals {
     }
 }
 
-/// A publisher's QoS 1 and 2 messages out and not yet acknowledged, by packet id, with the message id
-/// when it is counted: those awaiting PUBACK or PUBREC apart from the QoS 2 ones awaiting PUBCOMP.
-/// rumqttc 0.25 frees a packet id at PUBREC, not at PUBCOMP as MQTT 3.1.1 §2.3.1 says, so a new
-/// PUBLISH may carry the id of a QoS 2 message still awaiting its PUBCOMP: one map for both would
-/// take it for a resend and book the next messages under the wrong ids.
+/// A publisher's books of its messages between `try_publish` and their acknowledgement: those handed
+/// to rumqttc and not yet out, and the QoS 1 and 2 ones out and not yet acknowledged, by packet id,
+/// with the message id when it is counted.
+///
+/// Three things of rumqttc 0.25 shape them:
+/// - It frees a packet id at PUBREC, not at PUBCOMP as MQTT 3.1.1 §2.3.1 says, so a new PUBLISH may
+///   carry the id of a QoS 2 message still awaiting its PUBCOMP: the messages awaiting PUBACK or
+///   PUBREC are kept apart from those awaiting PUBCOMP, or the new one would be taken for a resend.
+/// - At a reconnection it sends again what was unacknowledged, with the same packet ids, but only
+///   when the CONNACK says the session is still there; otherwise it drops all of it, and also
+///   every request still waiting in its channel ([`InFlight::session_started`]).
+/// - Its `Outgoing::Publish` events are the only place a message's packet id shows, so every loop
+///   that polls the event loop must book them ([`InFlight::went_out`]), the one that drains a session
+///   before its DISCONNECT too.
 #[derive(Default)]
 struct InFlight {
+    /// Handed to rumqttc and not yet out, in order: (message id, QoS, counted).
+    queued: VecDeque<(u64, u8, bool)>,
     /// PUBLISH sent, awaiting PUBACK (QoS 1) or PUBREC (QoS 2).
     published: HashMap<u16, Option<u64>>,
     /// PUBREC received and PUBREL sent on this connection, awaiting PUBCOMP.
@@ -161,14 +172,22 @@ struct InFlight {
 }
 
 impl InFlight {
-    /// Whether a PUBLISH with `pkid` is one sent before and not yet acknowledged (rumqttc sends it
-    /// again on a new connection).
-    fn contains(&self, pkid: u16) -> bool {
-        self.published.contains_key(&pkid)
+    /// A publish was handed to rumqttc (`try_publish` succeeded).
+    fn handed(&mut self, mid: u64, qos: u8, counted: bool) {
+        self.queued.push_back((mid, qos, counted));
     }
 
-    fn sent(&mut self, pkid: u16, counted: Option<u64>) {
-        self.published.insert(pkid, counted);
+    /// rumqttc wrote a PUBLISH with `pkid` (0 for QoS 0): one sent before and not yet acknowledged,
+    /// sent again on a new connection, or else the oldest one handed to it.
+    fn went_out(&mut self, pkid: u16) {
+        if pkid != 0 && self.published.contains_key(&pkid) {
+            return;
+        }
+        if let Some((mid, qos, counted)) = self.queued.pop_front() {
+            if qos > 0 {
+                self.published.insert(pkid, counted.then_some(mid));
+            }
+        }
     }
 
     /// Books an acknowledgement. QoS 1: PUBACK, the broker owns the message. QoS 2: only PUBCOMP on
@@ -200,6 +219,15 @@ impl InFlight {
             for mid in self.released.values_mut() {
                 *mid = None;
             }
+        }
+    }
+
+    /// A CONNACK came. Without a session present, rumqttc has dropped everything from before: what
+    /// was unacknowledged is never sent again (and never acknowledged), and what was handed to it
+    /// and not yet out is never sent at all.
+    fn session_started(&mut self, session_present: bool) {
+        if !session_present {
+            *self = InFlight::default();
         }
     }
 }
@@ -251,9 +279,6 @@ async fn client(i: u64, a: Arc<Args>, totals: Arc<Totals>, stop: Instant, end: I
     } else {
         QoS::AtMostOnce
     };
-    // Publishes handed to rumqttc and not yet out, in order: (message id, QoS, counted); and QoS 1/2 ones
-    // out and not yet acknowledged.
-    let mut queued: std::collections::VecDeque<(u64, u8, bool)> = Default::default();
     let mut in_flight = InFlight::default();
     while Instant::now() < end {
         if client
@@ -263,10 +288,14 @@ async fn client(i: u64, a: Arc<Args>, totals: Arc<Totals>, stop: Instant, end: I
             totals.errors.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let session_end = if Instant::now() >= stop {
+        // A session that would reach `stop` lasts through the drain instead: ending every session at
+        // `stop` would make all clients reconnect in the same instant, a login storm rather than
+        // churn (benches/login-storm.sh measures those).
+        let planned = Instant::now() + Duration::from_secs(5 + rng.next(26));
+        let session_end = if Instant::now() >= stop || planned >= stop {
             end
         } else {
-            (Instant::now() + Duration::from_secs(5 + rng.next(26))).min(stop)
+            planned
         };
         let mut connected = false;
         let mut next_op = Instant::now() + Duration::from_millis(rng.next(a.interval_ms) + 1);
@@ -277,7 +306,8 @@ async fn client(i: u64, a: Arc<Args>, totals: Arc<Totals>, stop: Instant, end: I
             let wake = next_op.min(session_end);
             tokio::select! {
                 event = events.poll() => match event {
-                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    Ok(Event::Incoming(Packet::ConnAck(connack))) => {
+                        in_flight.session_started(connack.session_present);
                         connected = true;
                         totals.connected.fetch_add(1, Ordering::Relaxed);
                     }
@@ -285,15 +315,7 @@ async fn client(i: u64, a: Arc<Args>, totals: Arc<Totals>, stop: Instant, end: I
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
                         totals.has_session[i as usize].store(true, Ordering::Relaxed);
                     }
-                    Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
-                        if pkid != 0 && in_flight.contains(pkid) {
-                            // Sent again on a new connection.
-                        } else if let Some((mid, qos, counted)) = queued.pop_front() {
-                            if qos > 0 {
-                                in_flight.sent(pkid, counted.then_some(mid));
-                            }
-                        }
-                    }
+                    Ok(Event::Outgoing(Outgoing::Publish(pkid))) => in_flight.went_out(pkid),
                     Ok(Event::Incoming(packet)) => in_flight.acknowledged(&packet, &totals),
                     Ok(_) => {}
                     Err(e) => {
@@ -308,8 +330,11 @@ async fn client(i: u64, a: Arc<Args>, totals: Arc<Totals>, stop: Instant, end: I
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 },
-                _ = tokio::time::sleep_until(wake.into()) => {
-                    if !connected || Instant::now() < next_op || Instant::now() >= stop {
+                // Not while connecting: a poll cancelled then drops the connection it is making
+                // after its CONNECT went out, and the next poll connects again, so the broker sees
+                // two connections of one client at once and may close the one that is kept.
+                _ = tokio::time::sleep_until(wake.into()), if connected => {
+                    if Instant::now() < next_op || Instant::now() >= stop {
                         next_op = Instant::now() + Duration::from_millis(a.interval_ms);
                         continue;
                     }
@@ -319,7 +344,7 @@ async fn client(i: u64, a: Arc<Args>, totals: Arc<Totals>, stop: Instant, end: I
                     if seq.is_multiple_of(7) {
                         let topic = format!("soak/{neighbour}/in/user2");
                         if client.try_publish(topic, QoS::AtLeastOnce, false, "denied").is_ok() {
-                            queued.push_back((0, 1, false));
+                            in_flight.handed(0, 1, false);
                             totals.denied.fetch_add(1, Ordering::Relaxed);
                         }
                         continue;
@@ -332,7 +357,7 @@ async fn client(i: u64, a: Arc<Args>, totals: Arc<Totals>, stop: Instant, end: I
                     let counted = persistent(neighbour)
                         && totals.has_session[neighbour as usize].load(Ordering::Relaxed);
                     if client.try_publish(topic, level, false, payload).is_ok() {
-                        queued.push_back((message_id(i, seq), qos, counted));
+                        in_flight.handed(message_id(i, seq), qos, counted);
                         totals.published.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -346,6 +371,7 @@ async fn client(i: u64, a: Arc<Args>, totals: Arc<Totals>, stop: Instant, end: I
                 while let Ok(event) = events.poll().await {
                     match event {
                         Event::Outgoing(Outgoing::Disconnect) => break,
+                        Event::Outgoing(Outgoing::Publish(pkid)) => in_flight.went_out(pkid),
                         // Acknowledged to the broker as it arrived: it counts as received.
                         Event::Incoming(Packet::Publish(p)) => totals.delivered(keep, &p),
                         Event::Incoming(packet) => in_flight.acknowledged(&packet, &totals),
@@ -376,9 +402,11 @@ async fn probe(port: u16, round_trips: Arc<Mutex<Vec<f64>>>, errors: Arc<Totals>
     }
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut connected = false;
     while Instant::now() < end {
         tokio::select! {
             event = events.poll() => match event {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => connected = true,
                 Ok(Event::Incoming(Packet::Publish(p))) => {
                     if let Some(sent) = std::str::from_utf8(&p.payload).ok().and_then(|t| t.parse::<u128>().ok()) {
                         let now = started.elapsed().as_micros();
@@ -387,11 +415,13 @@ async fn probe(port: u16, round_trips: Arc<Mutex<Vec<f64>>>, errors: Arc<Totals>
                 }
                 Ok(_) => {}
                 Err(_) => {
+                    connected = false;
                     errors.errors.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             },
-            _ = tick.tick() => {
+            // Not while connecting, as in `client`.
+            _ = tick.tick(), if connected => {
                 let _ = client.try_publish(topic, QoS::AtMostOnce, false, started.elapsed().as_micros().to_string());
             }
         }

@@ -10,8 +10,9 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::plugin::{audit_records, plugin_path};
-use crate::support::broker::{free_port, MosquittoBroker};
+use crate::support::broker::MosquittoBroker;
 use crate::support::clients::{v5, Endpoint, Login};
+use crate::support::ports::unused_port;
 use crate::support::tools::hashed_password_file;
 use crate::support::versions::Version;
 
@@ -67,7 +68,7 @@ fn broker_on(
 crate::per_version!(async a_scrape_during_the_tutorial_scenarios_counts_exactly_them);
 async fn a_scrape_during_the_tutorial_scenarios_counts_exactly_them(version: Version) {
     let users = hashed_password_file(&[("admin", "adminpw"), ("user1", "user1pw")]);
-    let port = free_port();
+    let port = unused_port();
     let broker = broker_on(
         version,
         port,
@@ -192,7 +193,7 @@ async fn a_scrape_during_the_tutorial_scenarios_counts_exactly_them(version: Ver
 #[tokio::test]
 async fn a_shadow_acl_that_disagrees_is_recorded_rate_limited_and_never_decides() {
     let users = hashed_password_file(&[("admin", "adminpw"), ("user1", "user1pw")]);
-    let port = free_port();
+    let port = unused_port();
     // The candidate makes the pattern read-only: user1's own writes would be denied.
     let shadow = "pattern read +/+/+/%u\nuser admin\ntopic readwrite #\n";
     let broker = broker(

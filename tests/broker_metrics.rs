@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use broker_support::{finish, free_port, mosquitto, spawn_sub, tutorial_files, Broker};
+use broker_support::{finish, mosquitto, spawn_sub, tutorial_files, unused_port, Broker};
 
 fn scrape(port: u16) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to /metrics");
@@ -65,7 +65,7 @@ fn wait_value(port: u16, series: &str, n: u64) -> String {
 
 #[test]
 fn a_scrape_during_the_tutorial_scenarios_counts_exactly_them() {
-    let mport = free_port();
+    let mport = unused_port();
     let b = Broker::start(&conf(mport, ""), tutorial_files);
     assert!(b.log().contains(&format!(
         "serving metrics at http://127.0.0.1:{mport}/metrics"
@@ -187,7 +187,7 @@ fn a_scrape_during_the_tutorial_scenarios_counts_exactly_them() {
 
 #[test]
 fn a_shadow_acl_that_disagrees_is_recorded_and_never_decides() {
-    let mport = free_port();
+    let mport = unused_port();
     let b = Broker::start(
         &conf(mport, "plugin_opt_shadow_acl_file {dir}/shadow.txt\n"),
         |dir| {
@@ -240,7 +240,7 @@ fn a_shadow_acl_that_disagrees_is_recorded_and_never_decides() {
 
 #[test]
 fn a_shadow_file_that_does_not_parse_at_start_is_logged_and_the_broker_runs() {
-    let mport = free_port();
+    let mport = unused_port();
     let b = Broker::start(
         &conf(mport, "plugin_opt_shadow_acl_file {dir}/shadow.txt\n"),
         |dir| {
@@ -264,7 +264,7 @@ fn a_metrics_address_that_cannot_be_bound_stops_the_broker_naming_it() {
     tutorial_files(dir.path());
     let text = conf(0, "")
         .replace("127.0.0.1:0", &addr)
-        .replace("{port}", &free_port().to_string())
+        .replace("{port}", &unused_port().to_string())
         .replace("{dir}", &dir.path().display().to_string());
     let conf_path = dir.path().join("mosquitto.conf");
     std::fs::write(&conf_path, text).unwrap();
@@ -286,7 +286,7 @@ fn a_metrics_address_that_cannot_be_bound_stops_the_broker_naming_it() {
 
 #[test]
 fn deliveries_the_fan_out_remembers_are_still_counted_with_their_rule() {
-    let mport = free_port();
+    let mport = unused_port();
     let b = Broker::start(&conf(mport, ""), tutorial_files);
     let port = b.port.to_string();
     let subs: Vec<_> = ["admin-1", "admin-2", "admin-3"]

@@ -7,7 +7,8 @@ use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use broker_support::{accepts_connections, free_port, tutorial_files};
+use broker_support::ports::accepts_connections;
+use broker_support::{tutorial_files, unused_port};
 
 /// The service manager's end of `NOTIFY_SOCKET`.
 struct Manager {
@@ -83,7 +84,7 @@ fn ready_after_binding_reloading_then_ready_on_sighup_and_stopping_on_sigterm() 
     let dir = tempfile::tempdir().expect("temp dir");
     tutorial_files(dir.path());
     let manager = Manager::new(dir.path());
-    let port = free_port();
+    let port = unused_port();
     let d = dir.path().display();
     let conf = format!(
         "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {d}/users.txt\nacl_file {d}/acl.txt\n"
@@ -136,7 +137,7 @@ fn ready_after_binding_reloading_then_ready_on_sighup_and_stopping_on_sigterm() 
 fn a_broker_that_cannot_start_never_says_ready() {
     let dir = tempfile::tempdir().expect("temp dir");
     let manager = Manager::new(dir.path());
-    let port = free_port();
+    let port = unused_port();
     let conf = format!(
         "listener {port} 127.0.0.1\nacl_file {}/missing-acl.txt\n",
         dir.path().display()

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use broker_support::{free_port, tutorial_files, wait_listening, RawClient};
+use broker_support::{tutorial_files, unused_port, wait_listening, RawClient};
 use mqtt_policy::broker::codec::{
     Ack, Packet, Properties, Publish, QoS, SubOptions, Subscribe, SubscribeFilter, Version,
 };
@@ -42,7 +42,7 @@ impl Site {
     fn new() -> Site {
         let dir = tempfile::tempdir().expect("temp dir");
         tutorial_files(dir.path());
-        let port = free_port();
+        let port = unused_port();
         let conf = format!(
             "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {d}/users.txt\nacl_file {d}/acl.txt\npersistence true\npersistence_location {d}/\n",
             d = dir.path().display()
@@ -543,7 +543,7 @@ fn retained_messages_sessions_and_their_queues_are_back_after_restarts() {
 /// Starts the broker on a config and waits (bounded) for it to exit; returns its stderr.
 fn refused(conf: &str) -> String {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
+    let port = unused_port();
     let conf = conf
         .replace("{dir}", &dir.path().display().to_string())
         .replace("{port}", &port.to_string());
@@ -590,7 +590,7 @@ fn a_store_it_cannot_use_stops_it_at_start_naming_the_file_and_what_to_do() {
         &conf,
         format!(
             "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}\npersistence_file mosquitto.db\n",
-            free_port(),
+            unused_port(),
             dir.path().display()
         ),
     )

@@ -17,7 +17,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use broker_support::{free_port, mosquitto, tutorial_files, wait_listening, Broker};
+use broker_support::{mosquitto, tutorial_files, unused_port, wait_listening, Broker};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serve_support::Serve;
 
@@ -100,7 +100,7 @@ async fn the_page_answers_a_question_and_lists_a_real_denial_in_chromium() {
     }
     let started = Instant::now();
     // The tutorial's broker, with an audit log and metrics, and a real client it denies.
-    let mport = free_port();
+    let mport = unused_port();
     let b = Broker::start(
         &format!(
             "listener {{port}} 127.0.0.1\nallow_anonymous false\nplugin /usr/lib/libmqtt_policy.so\n\
@@ -125,7 +125,7 @@ async fn the_page_answers_a_question_and_lists_a_real_denial_in_chromium() {
         &["-c", "{dir}/mosquitto.conf", "--listen", "127.0.0.1:0"],
     );
 
-    let dport = free_port();
+    let dport = unused_port();
     let log = std::fs::File::create(b.path("chromedriver.log")).unwrap();
     let mut child = Command::new(CHROMEDRIVER)
         .arg(format!("--port={dport}"))

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use super::{check, compare, BrokerUnderTest, RunningBroker};
 use crate::plugin::plugin_path;
-use crate::support::broker::{free_port, MosquittoBroker};
+use crate::support::broker::MosquittoBroker;
 use crate::support::ports::accepts_connections;
+use crate::support::ports::unused_port;
 use crate::support::process::{ChildGuard, POLL};
 use crate::support::versions::Version;
 
@@ -92,7 +93,7 @@ impl BrokerUnderTest for OurBroker {
         let acl_path = dir.path().join(compare::ACL_NAME);
         fs::write(&acl_path, acl).expect("write the acl file");
         for _ in 0..5 {
-            let port = free_port();
+            let port = unused_port();
             let conf = dir.path().join("mosquitto.conf");
             fs::write(
                 &conf,

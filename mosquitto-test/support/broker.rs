@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::ports::{accepts_connections, unused_port};
+use super::ports::{unused_port, wait_accepting, NotAccepting};
 use super::process::{ChildGuard, POLL};
 use super::versions::Version;
 
@@ -107,7 +107,7 @@ impl MosquittoBroker {
         config_body: &str,
         files: &[(&str, &[u8])],
     ) -> Exited {
-        let port = free_port();
+        let port = unused_port();
         let prepared = prepare(port, config_body, files);
         let mut child = spawn(version, &prepared);
         match wait_listening(&mut child, port) {
@@ -132,7 +132,7 @@ impl MosquittoBroker {
         files: &[(&str, &[u8])],
     ) -> Result<MosquittoBroker, Exited> {
         for _ in 0..PORT_ATTEMPTS {
-            let port = free_port();
+            let port = unused_port();
             let prepared = prepare(port, config_body, files);
             let mut child = spawn(version, &prepared);
             match wait_listening(&mut child, port) {
@@ -248,12 +248,6 @@ impl MosquittoBroker {
     }
 }
 
-/// A loopback port that was free a moment ago and no other test of this process was given
-/// ([`unused_port`]).
-pub fn free_port() -> u16 {
-    unused_port()
-}
-
 fn prepare(port: u16, config_body: &str, files: &[(&str, &[u8])]) -> Prepared {
     let dir = tempfile::Builder::new()
         .prefix("mosquitto-test.")
@@ -291,22 +285,16 @@ fn spawn(version: Version, prepared: &Prepared) -> ChildGuard {
 
 /// Waits until `port` accepts connections (`Ok`) or the broker exits (`Err` with its status).
 fn wait_listening(child: &mut ChildGuard, port: u16) -> Result<(), ExitStatus> {
-    let deadline = Instant::now() + START_LIMIT;
-    loop {
-        if let Some(status) = child.try_wait() {
-            return Err(status);
-        }
-        if accepts_connections(port, Duration::from_millis(200)) {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
+    match wait_accepting(port, START_LIMIT, || child.try_wait()) {
+        Ok(()) => Ok(()),
+        Err(NotAccepting::Exited(status)) => Err(status),
+        Err(NotAccepting::TimedOut) => {
             // Still running but not listening: report it as a failed start-up.
             child.signal(libc::SIGKILL);
-            return Err(child
+            Err(child
                 .wait_for(Duration::from_secs(5))
-                .expect("mosquitto ends after SIGKILL"));
+                .expect("mosquitto ends after SIGKILL"))
         }
-        std::thread::sleep(POLL);
     }
 }
 

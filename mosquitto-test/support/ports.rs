@@ -47,3 +47,35 @@ pub fn accepts_connections(port: u16, timeout: Duration) -> bool {
         Err(_) => false,
     }
 }
+
+/// Why [`wait_accepting`] gave up.
+#[derive(Debug)]
+pub enum NotAccepting<E> {
+    /// The process that was to listen ended first, as its `exited` check reported.
+    Exited(E),
+    /// Nothing accepted connections within the time allowed.
+    TimedOut,
+}
+
+/// Waits, bounded by `within`, until `127.0.0.1:port` [accepts connections](accepts_connections).
+/// Between tries it asks `exited` whether the process that was to listen has ended (`Some` with
+/// how), so that a failed start-up is reported at once rather than after the whole wait.
+pub fn wait_accepting<E>(
+    port: u16,
+    within: Duration,
+    mut exited: impl FnMut() -> Option<E>,
+) -> Result<(), NotAccepting<E>> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(how) = exited() {
+            return Err(NotAccepting::Exited(how));
+        }
+        if accepts_connections(port, Duration::from_millis(200)) {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(NotAccepting::TimedOut);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -7,7 +7,7 @@ pub mod ws;
 
 #[path = "../../mosquitto-test/support/ports.rs"]
 pub mod ports;
-pub use ports::accepts_connections;
+pub use ports::unused_port;
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -50,22 +50,10 @@ impl Drop for Broker {
 /// Waits (bounded by `within`) until something listens on `127.0.0.1:port`; `Err` says why not
 /// (the process exited, or the time ran out).
 pub fn wait_listening(child: &mut Child, port: u16, within: Duration) -> Result<(), String> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if accepts_connections(port, Duration::from_millis(200)) {
-            return Ok(());
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("exited with {status}"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Err(format!("did not listen on port {port} within {within:?}"))
-}
-
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    ports::unused_port()
+    ports::wait_accepting(port, within, || child.try_wait().ok().flatten()).map_err(|e| match e {
+        ports::NotAccepting::Exited(status) => format!("exited with {status}"),
+        ports::NotAccepting::TimedOut => format!("did not listen on port {port} within {within:?}"),
+    })
 }
 
 /// Writes the tutorial's hashed users file and ACL into `dir`.
@@ -150,7 +138,7 @@ impl Broker {
     pub fn start(conf: &str, prepare: impl FnOnce(&Path)) -> Broker {
         let dir = tempfile::tempdir().expect("temp dir");
         prepare(dir.path());
-        let port = free_port();
+        let port = unused_port();
         let text = conf
             .replace("{dir}", &dir.path().display().to_string())
             .replace("{port}", &port.to_string());

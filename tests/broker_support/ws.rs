@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use super::{free_port, make_certs, tutorial_files, Broker};
+use super::{make_certs, tutorial_files, unused_port, Broker};
 
 /// The tutorial's policy on one WebSocket listener; `{tls}` becomes the TLS keys or nothing.
 const CONF: &str = "user root\nlistener {port} 127.0.0.1\nprotocol websockets\n{tls}allow_anonymous false\npassword_file {dir}/users.txt\nacl_file {dir}/acl.txt\n";
@@ -85,7 +85,7 @@ impl Mosquitto {
         let binary = mosquitto_212();
         let dir = tempfile::tempdir().expect("temp dir");
         prepare(dir.path());
-        let port = free_port();
+        let port = unused_port();
         let text = conf
             .replace("{dir}", &dir.path().display().to_string())
             .replace("{port}", &port.to_string());
