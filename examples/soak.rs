@@ -13,7 +13,8 @@
 //! `soak/(i+1)/in/user1` at QoS 0, 1 or 2 in turn, allowed by the tutorial's `pattern readwrite
 //! +/+/+/%u`; every 7th operation is a denied one instead (a publish to `soak/(i+1)/in/user2`, which must
 //! never reach anyone). A session lasts 5–30 s, then the client disconnects cleanly and comes back after
-//! up to 2 s; a session that would last past the load's end goes on through the drain. A probe client publishes to itself every 100 ms and measures the round trip.
+//! up to 2 s; a session that would last past the load's end goes on through the drain. A probe client
+//! publishes to itself every 100 ms and measures the round trip.
 //!
 //! What the QoS promises is checked: a QoS 1 or 2 message the broker acknowledged to its publisher (QoS 1:
 //! PUBACK; QoS 2: PUBCOMP on the connection that had the PUBREC, see [`InFlight`]), for a receiver with a
