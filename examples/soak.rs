@@ -293,11 +293,7 @@ async fn client(i: u64, a: Arc<Args>, totals: Arc<Totals>, stop: Instant, end: I
         // `stop` would make all clients reconnect in the same instant, a login storm rather than
         // churn (benches/login-storm.sh measures those).
         let planned = Instant::now() + Duration::from_secs(5 + rng.next(26));
-        let session_end = if Instant::now() >= stop || planned >= stop {
-            end
-        } else {
-            planned
-        };
+        let session_end = if planned >= stop { end } else { planned };
         let mut connected = false;
         let mut next_op = Instant::now() + Duration::from_millis(rng.next(a.interval_ms) + 1);
         loop {

@@ -6,14 +6,13 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{check, compare, BrokerUnderTest, RunningBroker};
 use crate::plugin::plugin_path;
 use crate::support::broker::MosquittoBroker;
-use crate::support::ports::accepts_connections;
-use crate::support::ports::unused_port;
-use crate::support::process::{ChildGuard, POLL};
+use crate::support::ports::{unused_port, wait_accepting, NotAccepting};
+use crate::support::process::ChildGuard;
 use crate::support::versions::Version;
 
 /// Debian's mosquitto with our plugin enforcing the acl file (`plugin_opt_acl_file`), no password file
@@ -113,23 +112,19 @@ impl BrokerUnderTest for OurBroker {
                     .stderr(log),
                 "mqtt-policy broker",
             );
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if child.try_wait().is_some() {
-                    break; // exited (port taken?): try another port
-                }
-                if accepts_connections(port, Duration::from_millis(200)) {
+            match wait_accepting(port, Duration::from_secs(10), || child.try_wait()) {
+                Ok(()) => {
                     return Box::new(RunningOurBroker {
                         _child: child,
                         port,
                         dir,
-                    });
+                    })
                 }
-                assert!(
-                    Instant::now() < deadline,
-                    "mqtt-policy broker did not listen on {port} within 10 s"
-                );
-                std::thread::sleep(POLL);
+                // Exited (port taken?): try another port.
+                Err(NotAccepting::Exited(_)) => continue,
+                Err(NotAccepting::TimedOut) => {
+                    panic!("mqtt-policy broker did not listen on {port} within 10 s")
+                }
             }
         }
         let log = fs::read_to_string(dir.path().join("broker.log")).unwrap_or_default();
